@@ -1,5 +1,6 @@
 import { GgmlType } from "../gguf/ggml-types.js";
 import { QuantFormat } from "./format.js";
+import { dotBf16Order } from "./float-order.js";
 import { halfView } from "./views.js";
 import { bf16ToFloat, floatToBf16 } from "./half.js";
 
@@ -20,8 +21,6 @@ export const BF16: QuantFormat = {
   vecDot(n, w, wOffset, a, aOffset) {
     const x = halfView(w, wOffset, n);
     const y = halfView(a, aOffset, n);
-    let sum = 0;
-    for (let i = 0; i < n; i++) sum += bf16ToFloat(x[i]) * bf16ToFloat(y[i]);
-    return Math.fround(sum);
+    return dotBf16Order(n, (i) => bf16ToFloat(x[i]), (i) => bf16ToFloat(y[i]));
   },
 };

@@ -1,5 +1,6 @@
 import { GgmlType } from "../gguf/ggml-types.js";
 import { QuantFormat } from "./format.js";
+import { dotF32Order } from "./float-order.js";
 import { halfView } from "./views.js";
 import { floatToHalf, HALF_TO_FLOAT } from "./half.js";
 
@@ -20,8 +21,6 @@ export const F16: QuantFormat = {
   vecDot(n, w, wOffset, a, aOffset) {
     const x = halfView(w, wOffset, n);
     const y = halfView(a, aOffset, n);
-    let sum = 0;
-    for (let i = 0; i < n; i++) sum += HALF_TO_FLOAT[x[i]] * HALF_TO_FLOAT[y[i]];
-    return Math.fround(sum);
+    return dotF32Order(n, (i) => HALF_TO_FLOAT[x[i]], (i) => HALF_TO_FLOAT[y[i]]);
   },
 };

@@ -1,5 +1,6 @@
 import { GgmlType } from "../gguf/ggml-types.js";
 import { QuantFormat } from "./format.js";
+import { dotF32Order } from "./float-order.js";
 import { floatView } from "./views.js";
 
 export const F32: QuantFormat = {
@@ -17,8 +18,6 @@ export const F32: QuantFormat = {
   vecDot(n, w, wOffset, a, aOffset) {
     const x = floatView(w, wOffset, n);
     const y = floatView(a, aOffset, n);
-    let sum = 0;
-    for (let i = 0; i < n; i++) sum += x[i] * y[i];
-    return Math.fround(sum);
+    return dotF32Order(n, (i) => x[i], (i) => y[i]);
   },
 };

@@ -2,6 +2,7 @@ import { GgmlType } from "../gguf/ggml-types.js";
 import { QuantFormat } from "./format.js";
 import { readHalf, writeHalf } from "./half.js";
 import { f32, truncInt8 } from "./rounding.js";
+import { fmaBlockLanes, hsumFloat8 } from "./float-order.js";
 import { int8 } from "./views.js";
 
 /** block_q4_0: d (f16) | qs[16]: element j in the low nibble of qs[j], element j+16 in the high nibble. */
@@ -47,17 +48,18 @@ export const Q4_0: QuantFormat = {
     }
   },
   vecDot(n, w, wo, a, ao) {
-    let sum = 0;
+    const acc = new Float32Array(8);
+    const products = new Int32Array(QK);
     for (let b = 0; b < n / QK; b++) {
       const x = wo + b * SIZE;
       const y = ao + b * 34;
-      let sumi = 0;
       for (let j = 0; j < 16; j++) {
         const q = w[x + 2 + j];
-        sumi += ((q & 0xf) - 8) * int8(a[y + 2 + j]) + ((q >> 4) - 8) * int8(a[y + 18 + j]);
+        products[j] = ((q & 0xf) - 8) * int8(a[y + 2 + j]);
+        products[j + 16] = ((q >> 4) - 8) * int8(a[y + 18 + j]);
       }
-      sum += sumi * f32(readHalf(w, x) * readHalf(a, y));
+      fmaBlockLanes(acc, f32(readHalf(w, x) * readHalf(a, y)), products);
     }
-    return f32(sum);
+    return hsumFloat8(acc);
   },
 };

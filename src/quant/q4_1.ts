@@ -2,6 +2,7 @@ import { GgmlType } from "../gguf/ggml-types.js";
 import { QuantFormat } from "./format.js";
 import { readHalf, writeHalf } from "./half.js";
 import { f32, truncInt8 } from "./rounding.js";
+import { fmaBlockLanes, hsumFloat8 } from "./float-order.js";
 import { int8 } from "./views.js";
 
 /** block_q4_1: d (f16) | m (f16) | qs[16]; value = q·d + m. */
@@ -49,17 +50,20 @@ export const Q4_1: QuantFormat = {
     }
   },
   vecDot(n, w, wo, a, ao) {
-    let sum = 0;
+    const acc = new Float32Array(8);
+    const products = new Int32Array(QK);
+    let mins = 0;
     for (let b = 0; b < n / QK; b++) {
       const x = wo + b * SIZE;
       const y = ao + b * 36;
-      let sumi = 0;
+      mins = f32(mins + f32(readHalf(w, x + 2) * readHalf(a, y + 2)));
       for (let j = 0; j < 16; j++) {
         const q = w[x + 4 + j];
-        sumi += (q & 0xf) * int8(a[y + 4 + j]) + (q >> 4) * int8(a[y + 20 + j]);
+        products[j] = (q & 0xf) * int8(a[y + 4 + j]);
+        products[j + 16] = (q >> 4) * int8(a[y + 20 + j]);
       }
-      sum += f32(readHalf(w, x) * readHalf(a, y)) * sumi + f32(readHalf(w, x + 2) * readHalf(a, y + 2));
+      fmaBlockLanes(acc, f32(readHalf(w, x) * readHalf(a, y)), products);
     }
-    return f32(sum);
+    return f32(hsumFloat8(acc) + mins);
   },
 };

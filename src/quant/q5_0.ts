@@ -2,6 +2,7 @@ import { GgmlType } from "../gguf/ggml-types.js";
 import { QuantFormat } from "./format.js";
 import { readHalf, writeHalf } from "./half.js";
 import { f32, truncInt8 } from "./rounding.js";
+import { fmaBlockLanes, hsumFloat8 } from "./float-order.js";
 import { int8 } from "./views.js";
 
 /** block_q5_0: d (f16) | qh (u32, fifth bits) | qs[16] (low nibbles, as Q4_0). */
@@ -65,14 +66,14 @@ export const Q5_0: QuantFormat = {
     }
   },
   vecDot(n, w, wo, a, ao) {
-    let sum = 0;
+    const acc = new Float32Array(8);
+    const products = new Int32Array(QK);
     for (let b = 0; b < n / QK; b++) {
       const x = wo + b * SIZE;
       const y = ao + b * 34;
-      let sumi = 0;
-      for (let j = 0; j < QK; j++) sumi += (fiveBit(w, x + 2, x + 6, j) - 16) * int8(a[y + 2 + j]);
-      sum += sumi * f32(readHalf(w, x) * readHalf(a, y));
+      for (let j = 0; j < QK; j++) products[j] = (fiveBit(w, x + 2, x + 6, j) - 16) * int8(a[y + 2 + j]);
+      fmaBlockLanes(acc, f32(readHalf(w, x) * readHalf(a, y)), products);
     }
-    return f32(sum);
+    return hsumFloat8(acc);
   },
 };

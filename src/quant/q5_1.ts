@@ -3,6 +3,7 @@ import { QuantFormat } from "./format.js";
 import { readHalf, writeHalf } from "./half.js";
 import { fiveBit, packFiveBit } from "./q5_0.js";
 import { f32, truncInt8 } from "./rounding.js";
+import { fmaBlockLanes, hsumFloat8 } from "./float-order.js";
 import { int8 } from "./views.js";
 
 /** block_q5_1: d (f16) | m (f16) | qh (u32) | qs[16]; value = q·d + m. */
@@ -44,14 +45,16 @@ export const Q5_1: QuantFormat = {
     }
   },
   vecDot(n, w, wo, a, ao) {
-    let sum = 0;
+    const acc = new Float32Array(8);
+    const products = new Int32Array(QK);
+    let mins = 0;
     for (let b = 0; b < n / QK; b++) {
       const x = wo + b * SIZE;
       const y = ao + b * 36;
-      let sumi = 0;
-      for (let j = 0; j < QK; j++) sumi += fiveBit(w, x + 4, x + 8, j) * int8(a[y + 4 + j]);
-      sum += f32(readHalf(w, x) * readHalf(a, y)) * sumi + f32(readHalf(w, x + 2) * readHalf(a, y + 2));
+      mins = f32(mins + f32(readHalf(w, x + 2) * readHalf(a, y + 2)));
+      for (let j = 0; j < QK; j++) products[j] = fiveBit(w, x + 4, x + 8, j) * int8(a[y + 4 + j]);
+      fmaBlockLanes(acc, f32(readHalf(w, x) * readHalf(a, y)), products);
     }
-    return f32(sum);
+    return f32(hsumFloat8(acc) + mins);
   },
 };

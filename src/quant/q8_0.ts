@@ -2,6 +2,7 @@ import { GgmlType } from "../gguf/ggml-types.js";
 import { QuantFormat } from "./format.js";
 import { readHalf, writeHalf } from "./half.js";
 import { f32, roundAway } from "./rounding.js";
+import { fmaBlockLanes, hsumFloat8 } from "./float-order.js";
 import { int8 } from "./views.js";
 
 /** block_q8_0: d (f16) | qs[32] (int8). */
@@ -34,14 +35,14 @@ export const Q8_0: QuantFormat = {
     }
   },
   vecDot(n, w, wo, a, ao) {
-    let sum = 0;
+    const acc = new Float32Array(8);
+    const products = new Int32Array(QK);
     for (let b = 0; b < n / QK; b++) {
       const x = wo + b * SIZE;
       const y = ao + b * SIZE;
-      let sumi = 0;
-      for (let j = 0; j < QK; j++) sumi += int8(w[x + 2 + j]) * int8(a[y + 2 + j]);
-      sum += sumi * f32(readHalf(w, x) * readHalf(a, y));
+      for (let j = 0; j < QK; j++) products[j] = int8(w[x + 2 + j]) * int8(a[y + 2 + j]);
+      fmaBlockLanes(acc, f32(readHalf(w, x) * readHalf(a, y)), products);
     }
-    return f32(sum);
+    return hsumFloat8(acc);
   },
 };

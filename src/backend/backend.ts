@@ -1,0 +1,54 @@
+import { Weight } from "../tensor/weight.js";
+
+/** How RoPE rotates a head: adjacent pairs (llama) or halves (NeoX). */
+export type RopeOrdering = "normal" | "neox";
+
+export interface RopeParams {
+  ordering: RopeOrdering;
+  /** Rotated dimensions per head (rope.dimension_count), ≤ head size. */
+  dims: number;
+  freqBase: number;
+  freqScale: number;
+  /** Per-pair divisors of the frequency (rope_freqs.weight), e.g. Llama-3.1 scaling. */
+  freqFactors?: Float32Array;
+}
+
+export interface AttentionShape {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  scale: number;
+}
+
+/** KV storage of one layer, F16 like llama.cpp's default cache: [positions, kvHeads·headDim]. */
+export interface LayerKv {
+  keys: Uint16Array;
+  values: Uint16Array;
+}
+
+/**
+ * The operations a forward pass needs. Activations are row-major Float32Array [tokens, width].
+ * Implementations reproduce ggml's CPU arithmetic: activations are converted to the weight's partner
+ * type before each matrix product.
+ */
+export interface Backend {
+  readonly name: string;
+  /** [T, w.rows] = [T, w.cols] · wᵀ */
+  matmul(w: Weight, x: Float32Array, tokens: number): Float32Array;
+  /** Rows of an embedding matrix, dequantized: [ids.length, w.cols]. */
+  getRows(w: Weight, ids: ArrayLike<number>): Float32Array;
+  /** A whole weight as f32 (norm vectors, rope factors). */
+  toFloat(w: Weight): Float32Array;
+  /** Row-wise RMSNorm times `gain`. */
+  rmsNorm(x: Float32Array, gain: Float32Array, eps: number, width: number): Float32Array;
+  /** Rotates [T, heads·headDim] in place for the given positions. */
+  rope(x: Float32Array, heads: number, headDim: number, positions: ArrayLike<number>, params: RopeParams): void;
+  /** Writes rows of K and V for `positions` into the layer's F16 cache. */
+  storeKv(kv: LayerKv, k: Float32Array, v: Float32Array, positions: ArrayLike<number>, kvWidth: number): void;
+  /** Causal attention of q [T, heads·headDim] over cache positions 0..positions[t]. */
+  attention(q: Float32Array, kv: LayerKv, positions: ArrayLike<number>, shape: AttentionShape): Float32Array;
+  /** silu(gate) · up, element-wise. */
+  swiglu(gate: Float32Array, up: Float32Array): Float32Array;
+  /** a += b, element-wise. */
+  addInPlace(a: Float32Array, b: Float32Array): void;
+}

@@ -1,0 +1,162 @@
+
+import { floatToHalf, HALF_TO_FLOAT, quantFormat, rowBytes } from "../../quant/index.js";
+import { dotF32Order, ggmlExpf, ggmlSilu, hsumFloat8 } from "../../quant/float-order.js";
+import { Weight } from "../../tensor/weight.js";
+import { AttentionShape, Backend, LayerKv, RopeParams } from "../backend.js";
+
+const f32 = Math.fround;
+
+/**
+ * The reference backend: plain TypeScript loops that follow ggml's CPU arithmetic step by step.
+ * Every faster backend is tested against this one.
+ */
+export class ScalarBackend implements Backend {
+  readonly name = "scalar";
+
+  matmul(w: Weight, x: Float32Array, tokens: number): Float32Array {
+    const format = quantFormat(w.type);
+    const activation = quantFormat(format.dotType);
+    const cols = w.cols;
+    const rows = w.rows;
+    const wRow = rowBytes(format, cols);
+    const aRow = rowBytes(activation, cols);
+    const a = new Uint8Array(aRow * tokens);
+    for (let t = 0; t < tokens; t++) activation.quantizeRow(x, t * cols, a, t * aRow, cols);
+    const out = new Float32Array(tokens * rows);
+    for (let t = 0; t < tokens; t++) {
+      for (let r = 0; r < rows; r++) out[t * rows + r] = format.vecDot(cols, w.data, r * wRow, a, t * aRow);
+    }
+    return out;
+  }
+
+  getRows(w: Weight, ids: ArrayLike<number>): Float32Array {
+    const format = quantFormat(w.type);
+    const cols = w.cols;
+    const out = new Float32Array(ids.length * cols);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (!(id >= 0 && id < w.rows)) throw new RangeError(`token id ${id} is outside ${w.name} (${w.rows} rows)`);
+      format.dequantizeRow(w.data, id * rowBytes(format, cols), out, i * cols, cols);
+    }
+    return out;
+  }
+
+  toFloat(w: Weight): Float32Array {
+    const n = w.cols * w.rows;
+    const out = new Float32Array(n);
+    quantFormat(w.type).dequantizeRow(w.data, 0, out, 0, n);
+    return out;
+  }
+
+  rmsNorm(x: Float32Array, gain: Float32Array, eps: number, width: number): Float32Array {
+    const out = new Float32Array(x.length);
+    for (let row = 0; row < x.length / width; row++) {
+      const o = row * width;
+      let sum = 0;
+      for (let i = 0; i < width; i++) sum += f32(x[o + i] * x[o + i]);
+      const mean = f32(sum / width);
+      const scale = f32(1 / f32(Math.sqrt(f32(mean + eps))));
+      for (let i = 0; i < width; i++) out[o + i] = f32(f32(x[o + i] * scale) * gain[i]);
+    }
+    return out;
+  }
+
+  rope(x: Float32Array, heads: number, headDim: number, positions: ArrayLike<number>, params: RopeParams): void {
+    const { dims, ordering, freqFactors } = params;
+    const thetaScale = f32(Math.pow(params.freqBase, f32(-2 / dims)));
+    const cos = new Float32Array(dims / 2);
+    const sin = new Float32Array(dims / 2);
+    const half = dims / 2;
+    for (let t = 0; t < positions.length; t++) {
+      let theta = f32(positions[t]);
+      for (let i = 0; i < half; i++) {
+        const factor = freqFactors ? freqFactors[i] : 1;
+        const angle = f32(params.freqScale * f32(theta / factor));
+        cos[i] = f32(Math.cos(angle));
+        sin[i] = f32(Math.sin(angle));
+        theta = f32(theta * thetaScale);
+      }
+      for (let h = 0; h < heads; h++) {
+        const base = (t * heads + h) * headDim;
+        for (let i = 0; i < half; i++) {
+          const i0 = ordering === "normal" ? base + 2 * i : base + i;
+          const i1 = ordering === "normal" ? i0 + 1 : i0 + half;
+          const x0 = x[i0];
+          const x1 = x[i1];
+          x[i0] = f32(f32(x0 * cos[i]) - f32(x1 * sin[i]));
+          x[i1] = f32(f32(x0 * sin[i]) + f32(x1 * cos[i]));
+        }
+      }
+    }
+  }
+
+  storeKv(kv: LayerKv, k: Float32Array, v: Float32Array, positions: ArrayLike<number>, kvWidth: number): void {
+    for (let t = 0; t < positions.length; t++) {
+      const dst = positions[t] * kvWidth;
+      for (let i = 0; i < kvWidth; i++) {
+        kv.keys[dst + i] = floatToHalf(k[t * kvWidth + i]);
+        kv.values[dst + i] = floatToHalf(v[t * kvWidth + i]);
+      }
+    }
+  }
+
+  attention(q: Float32Array, kv: LayerKv, positions: ArrayLike<number>, shape: AttentionShape): Float32Array {
+    const { heads, kvHeads, headDim, scale } = shape;
+    const kvWidth = kvHeads * headDim;
+    const groupSize = heads / kvHeads;
+    const out = new Float32Array(positions.length * heads * headDim);
+    const q16 = new Float32Array(headDim);
+    // llama.cpp attends over the cache padded to 32 cells; masked cells add exact zeros, but the padding
+    // decides which products take the vector path, so we keep it.
+    const cells = Math.ceil((positions[positions.length - 1] + 1) / 32) * 32;
+    const probs = new Float32Array(cells);
+    const exps = new Float32Array(8);
+    for (let t = 0; t < positions.length; t++) {
+      const visible = positions[t] + 1;
+      for (let h = 0; h < heads; h++) {
+        const kvOffset = Math.floor(h / groupSize) * headDim;
+        const qOffset = (t * heads + h) * headDim;
+        // ggml converts q to the cache's F16 before K·q.
+        for (let d = 0; d < headDim; d++) q16[d] = HALF_TO_FLOAT[floatToHalf(q[qOffset + d])];
+        let max = -Infinity;
+        for (let j = 0; j < visible; j++) {
+          const k = j * kvWidth + kvOffset;
+          probs[j] = f32(dotF32Order(headDim, (d) => q16[d], (d) => HALF_TO_FLOAT[kv.keys[k + d]]) * scale);
+          if (probs[j] > max) max = probs[j];
+        }
+        // ggml_vec_soft_max_f32: vectorised exp in chunks of eight, each chunk summed in f32, then in f64.
+        let sum = 0;
+        for (let c = 0; c < cells; c += 8) {
+          for (let l = 0; l < 8; l++) exps[l] = c + l < visible ? ggmlExpf(f32(probs[c + l] - max)) : 0;
+          probs.set(exps, c);
+          sum += hsumFloat8(exps);
+        }
+        const inv = f32(1 / sum);
+        // The probabilities meet V (F16) in an F16 dot product, so they are rounded to F16 too.
+        for (let j = 0; j < visible; j++) probs[j] = HALF_TO_FLOAT[floatToHalf(f32(probs[j] * inv))];
+        for (let d = 0; d < headDim; d++) {
+          const v = kvOffset + d;
+          out[qOffset + d] = dotF32Order(
+            cells,
+            (j) => probs[j],
+            (j) => (j < visible ? HALF_TO_FLOAT[kv.values[j * kvWidth + v]] : 0),
+          );
+        }
+      }
+    }
+    return out;
+  }
+
+  swiglu(gate: Float32Array, up: Float32Array): Float32Array {
+    const out = new Float32Array(gate.length);
+    for (let i = 0; i < gate.length; i++) {
+      out[i] = f32(ggmlSilu(gate[i]) * up[i]);
+    }
+    return out;
+  }
+
+  addInPlace(a: Float32Array, b: Float32Array): void {
+    for (let i = 0; i < a.length; i++) a[i] = f32(a[i] + b[i]);
+  }
+}
+

@@ -1,0 +1,4 @@
+import "./llama.js";
+
+export * from "./model.js";
+export * from "./registry.js";

@@ -1,0 +1,87 @@
+import { KvCache } from "../kv/kv-cache.js";
+import { Linear, RmsNorm, SelfAttention, SwiGluFeedForward } from "../nn/blocks.js";
+import { Weight } from "../tensor/weight.js";
+import { ForwardOptions, LanguageModel } from "./model.js";
+import { ModelContext, registerArchitecture } from "./registry.js";
+import { readRope } from "./rope-config.js";
+
+const MAX_DIM = 1 << 20;
+
+interface Block {
+  attentionNorm: RmsNorm;
+  attention: SelfAttention;
+  ffnNorm: RmsNorm;
+  ffn: SwiGluFeedForward;
+}
+
+/** Llama (1, 2, 3.x), TinyLlama and the llama2.c family: RMSNorm, RoPE, GQA, SwiGLU. */
+export function createLlama({ backend, hparams, weights }: ModelContext): LanguageModel {
+  const nEmbd = hparams.count("embedding_length", MAX_DIM);
+  const nLayer = hparams.count("block_count", 4096);
+  const heads = hparams.count("attention.head_count", MAX_DIM);
+  const kvHeads = hparams.count("attention.head_count_kv", heads, heads);
+  const headDim = hparams.count("attention.key_length", MAX_DIM, nEmbd / heads);
+  const nFf = hparams.count("feed_forward_length", MAX_DIM);
+  const eps = hparams.require("attention.layer_norm_rms_epsilon");
+  const trainedContext = hparams.count("context_length", 1 << 24, 2048);
+  const kvWidth = kvHeads * headDim;
+  const rope = readRope(hparams, weights, backend, headDim, "normal");
+  const shape = { heads, kvHeads, headDim, scale: Math.fround(1 / Math.sqrt(headDim)) };
+
+  const embedding: Weight = weights.require("token_embd.weight");
+  const vocabSize = embedding.rows;
+  const outputNorm = new RmsNorm(backend, weights.require("output_norm.weight", [nEmbd]), eps);
+  const output = new Linear(backend, weights.optional("output.weight", [nEmbd, vocabSize]) ?? embedding);
+
+  const blocks: Block[] = [];
+  for (let i = 0; i < nLayer; i++) {
+    const w = (name: string, dims: number[]): Weight => weights.require(`blk.${i}.${name}.weight`, dims);
+    blocks.push({
+      attentionNorm: new RmsNorm(backend, w("attn_norm", [nEmbd]), eps),
+      attention: new SelfAttention(
+        backend,
+        {
+          q: w("attn_q", [nEmbd, heads * headDim]),
+          k: w("attn_k", [nEmbd, kvWidth]),
+          v: w("attn_v", [nEmbd, kvWidth]),
+          output: w("attn_output", [heads * headDim, nEmbd]),
+        },
+        shape,
+        rope,
+      ),
+      ffnNorm: new RmsNorm(backend, w("ffn_norm", [nEmbd]), eps),
+      ffn: new SwiGluFeedForward(backend, {
+        gate: w("ffn_gate", [nEmbd, nFf]),
+        up: w("ffn_up", [nEmbd, nFf]),
+        down: w("ffn_down", [nFf, nEmbd]),
+      }),
+    });
+  }
+
+  return {
+    architecture: hparams.arch,
+    vocabSize,
+    trainedContext,
+    createCache: (capacity) => new KvCache(nLayer, kvWidth, capacity),
+    forward(tokens: ArrayLike<number>, cache: KvCache, options: ForwardOptions = {}): Float32Array {
+      const T = tokens.length;
+      if (cache.length + T > cache.capacity) {
+        throw new RangeError(`context overflow: ${cache.length} + ${T} tokens exceed the context of ${cache.capacity}`);
+      }
+      const positions = Array.from({ length: T }, (_, t) => cache.length + t);
+      let x = backend.getRows(embedding, tokens); // [T, nEmbd]
+      blocks.forEach((block, layer) => {
+        const attended = block.attention.forward(block.attentionNorm.forward(x), T, positions, cache.layer(layer));
+        backend.addInPlace(attended, x); // residual: h = x + attn(norm(x))
+        const ffnOut = block.ffn.forward(block.ffnNorm.forward(attended), T);
+        backend.addInPlace(ffnOut, attended); // residual: x = h + ffn(norm(h))
+        x = ffnOut;
+      });
+      cache.length += T;
+      const last = options.allLogits ? x : x.subarray((T - 1) * nEmbd); // [T or 1, nEmbd]
+      return output.forward(outputNorm.forward(last), options.allLogits ? T : 1); // [T or 1, vocab]
+    },
+  };
+}
+
+registerArchitecture("llama", createLlama);

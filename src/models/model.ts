@@ -1,0 +1,23 @@
+import { KvCache } from "../kv/kv-cache.js";
+
+export interface ForwardOptions {
+  /** Return logits for every input token ([T, vocab]) instead of only the last ([vocab]). */
+  allLogits?: boolean;
+}
+
+export interface LanguageModel {
+  readonly architecture: string;
+  readonly vocabSize: number;
+  /** The context length the model was trained with. */
+  readonly trainedContext: number;
+  createCache(capacity: number): KvCache;
+  /** Evaluates `tokens` at the positions following what `cache` holds, and extends the cache. */
+  forward(tokens: ArrayLike<number>, cache: KvCache, options?: ForwardOptions): Float32Array;
+}
+
+export class ModelError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ModelError";
+  }
+}

@@ -1,0 +1,100 @@
+import { AttentionShape, Backend, LayerKv, RopeParams } from "../backend/backend.js";
+import { Weight } from "../tensor/weight.js";
+
+/** y = x·Wᵀ for [T, in] → [T, out]. */
+export class Linear {
+  constructor(
+    private readonly backend: Backend,
+    readonly weight: Weight,
+  ) {}
+
+  get outFeatures(): number {
+    return this.weight.rows;
+  }
+
+  forward(x: Float32Array, tokens: number): Float32Array {
+    return this.backend.matmul(this.weight, x, tokens);
+  }
+}
+
+export class RmsNorm {
+  private readonly gain: Float32Array;
+
+  constructor(
+    private readonly backend: Backend,
+    weight: Weight,
+    private readonly eps: number,
+  ) {
+    this.gain = backend.toFloat(weight);
+  }
+
+  forward(x: Float32Array): Float32Array {
+    return this.backend.rmsNorm(x, this.gain, this.eps, this.gain.length);
+  }
+}
+
+export interface AttentionWeights {
+  q: Weight;
+  k: Weight;
+  v: Weight;
+  output: Weight;
+}
+
+/** Multi-head self-attention with grouped KV heads, RoPE and an F16 KV cache. */
+export class SelfAttention {
+  private readonly q: Linear;
+  private readonly k: Linear;
+  private readonly v: Linear;
+  private readonly output: Linear;
+
+  constructor(
+    private readonly backend: Backend,
+    weights: AttentionWeights,
+    private readonly shape: AttentionShape,
+    private readonly rope: RopeParams,
+  ) {
+    this.q = new Linear(backend, weights.q);
+    this.k = new Linear(backend, weights.k);
+    this.v = new Linear(backend, weights.v);
+    this.output = new Linear(backend, weights.output);
+  }
+
+  forward(x: Float32Array, tokens: number, positions: ArrayLike<number>, kv: LayerKv): Float32Array {
+    const { heads, kvHeads, headDim } = this.shape;
+    const q = this.q.forward(x, tokens); // [T, heads·headDim]
+    const k = this.k.forward(x, tokens); // [T, kvHeads·headDim]
+    const v = this.v.forward(x, tokens); // [T, kvHeads·headDim]
+    this.backend.rope(q, heads, headDim, positions, this.rope);
+    this.backend.rope(k, kvHeads, headDim, positions, this.rope);
+    this.backend.storeKv(kv, k, v, positions, kvHeads * headDim);
+    const attended = this.backend.attention(q, kv, positions, this.shape); // [T, heads·headDim]
+    return this.output.forward(attended, tokens); // [T, nEmbd]
+  }
+}
+
+export interface FeedForwardWeights {
+  gate: Weight;
+  up: Weight;
+  down: Weight;
+}
+
+/** down(silu(gate(x)) · up(x)) */
+export class SwiGluFeedForward {
+  private readonly gate: Linear;
+  private readonly up: Linear;
+  private readonly down: Linear;
+
+  constructor(
+    private readonly backend: Backend,
+    weights: FeedForwardWeights,
+  ) {
+    this.gate = new Linear(backend, weights.gate);
+    this.up = new Linear(backend, weights.up);
+    this.down = new Linear(backend, weights.down);
+  }
+
+  forward(x: Float32Array, tokens: number): Float32Array {
+    const hidden = this.backend.swiglu(this.gate.forward(x, tokens), this.up.forward(x, tokens)); // [T, nFf]
+    return this.down.forward(hidden, tokens); // [T, nEmbd]
+  }
+}

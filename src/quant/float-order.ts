@@ -1,0 +1,128 @@
+/**
+ * ggml's x86 kernels accumulate in eight f32 lanes with fused multiply-adds and reduce the lanes in a
+ * fixed order. Reproducing that order (not just the math) is what makes our logits bit-identical to
+ * llama.cpp's, so that quantized activations round the same way downstream.
+ */
+const f32 = Math.fround;
+
+/** _mm256_fmadd_ps on one lane: a·b is exact in f64, so one rounding to f32 remains (double rounding is vanishingly rare). */
+export function fma32(a: number, b: number, c: number): number {
+  return f32(a * b + c);
+}
+
+/** hsum_float_8: (lo4 + hi4), then lanes 0+2 / 1+3, then 0+1. */
+export function hsumFloat8(acc: Float32Array): number {
+  const r0 = f32(acc[0] + acc[4]);
+  const r1 = f32(acc[1] + acc[5]);
+  const r2 = f32(acc[2] + acc[6]);
+  const r3 = f32(acc[3] + acc[7]);
+  return f32(f32(r0 + r2) + f32(r1 + r3));
+}
+
+const sums = new Float32Array(32);
+
+/**
+ * ggml_vec_dot_f32 / _f16 on AVX2: four 8-lane FMA accumulators over chunks of 32, reduced pairwise,
+ * then an hadd reduction; the tail (n mod 32) is added in f64 one product at a time.
+ */
+export function dotF32Order(n: number, x: (i: number) => number, y: (i: number) => number): number {
+  const np = n & ~31;
+  sums.fill(0);
+  for (let i = 0; i < np; i += 32) {
+    for (let k = 0; k < 32; k++) sums[k] = fma32(x(i + k), y(i + k), sums[k]);
+  }
+  let total = 0;
+  if (np > 0) {
+    for (let l = 0; l < 8; l++) {
+      sums[l] = f32(sums[l] + sums[16 + l]);
+      sums[8 + l] = f32(sums[8 + l] + sums[24 + l]);
+    }
+    for (let l = 0; l < 8; l++) sums[l] = f32(sums[l] + sums[8 + l]);
+    const t0 = [f32(sums[0] + sums[4]), f32(sums[1] + sums[5]), f32(sums[2] + sums[6]), f32(sums[3] + sums[7])];
+    const h0 = f32(t0[0] + t0[1]);
+    const h1 = f32(t0[2] + t0[3]);
+    total = f32(h0 + h1);
+  }
+  for (let i = np; i < n; i++) total += f32(x(i) * y(i));
+  return f32(total);
+}
+
+/**
+ * ggml_v_expf (AVX2 + FMA): the vectorised exp that ggml's softmax and SiLU use instead of libm's expf.
+ * Its results differ from a correctly rounded exp in the last bit or two.
+ */
+const scratch = new Float32Array(1);
+const scratchBits = new Int32Array(scratch.buffer);
+const asFloat = (bits: number): number => {
+  scratchBits[0] = bits | 0;
+  return scratch[0];
+};
+const asBits = (value: number): number => {
+  scratch[0] = value;
+  return scratchBits[0];
+};
+
+/** C99 hex-float literal 0x1.<fraction>p<exponent>, which JavaScript lacks. */
+function hexFloat(fraction: string, exponent: number): number {
+  return (1 + parseInt(fraction, 16) / 16 ** fraction.length) * 2 ** exponent;
+}
+
+const SHIFT = hexFloat("8", 23);
+const LOG2E = f32(hexFloat("715476", 0));
+const LN2_HI = f32(hexFloat("62e4", -1));
+const LN2_LO = f32(hexFloat("7f7d1c", -20));
+const P0 = f32(hexFloat("0e402", -7));
+const P1 = f32(hexFloat("573e2e", -5));
+const P2 = f32(hexFloat("555e66", -3));
+const P3 = f32(hexFloat("fffdb6", -2));
+const P4 = f32(hexFloat("ffffec", -1));
+const ONE_BITS = 0x3f800000;
+
+export function ggmlExpf(x: number): number {
+  const z = fma32(x, LOG2E, SHIFT);
+  const n = f32(z - SHIFT);
+  const b = fma32(-n, LN2_LO, fma32(-n, LN2_HI, x));
+  const e = asBits(z) << 23;
+  const k = asFloat(e + ONE_BITS);
+  const u = f32(b * b);
+  const j = fma32(fma32(fma32(P0, b, P1), u, fma32(P2, b, P3)), u, f32(P4 * b));
+  if (!(Math.abs(n) > 126)) return fma32(j, k, k);
+  const g = n <= 0 ? 0x82000000 | 0 : 0;
+  const s1 = asFloat(g + 0x7f000000);
+  const s2 = asFloat(e - g);
+  if (Math.abs(n) > 192) return f32(s1 * s1);
+  return f32(fma32(s2, j, s2) * s1);
+}
+
+/** ggml_v_silu: x / (1 + expf(−x)) with the vectorised exp. */
+export function ggmlSilu(x: number): number {
+  return f32(x / f32(1 + ggmlExpf(f32(-x))));
+}
+
+/**
+ * One 32-element block of an x86 quantized dot product: the integer products are summed in groups of
+ * four (one 32-bit lane each, as maddubs + madd leave them) and fused into eight f32 accumulators.
+ */
+export function fmaBlockLanes(acc: Float32Array, d: number, products: Int32Array): void {
+  for (let l = 0; l < 8; l++) {
+    const p = 4 * l;
+    acc[l] = fma32(d, products[p] + products[p + 1] + products[p + 2] + products[p + 3], acc[l]);
+  }
+}
+
+/** ggml_vec_dot_bf16 on AVX2: four accumulators folded as (c1+c3)+(c2+c4), then hsum; the tail in f64. */
+export function dotBf16Order(n: number, x: (i: number) => number, y: (i: number) => number): number {
+  const np = n - (n % 32);
+  sums.fill(0);
+  for (let i = 0; i < np; i += 32) {
+    for (let k = 0; k < 32; k++) sums[k] = fma32(x(i + k), y(i + k), sums[k]);
+  }
+  let total = 0;
+  if (np > 0) {
+    const folded = new Float32Array(8);
+    for (let l = 0; l < 8; l++) folded[l] = f32(f32(sums[l] + sums[16 + l]) + f32(sums[8 + l] + sums[24 + l]));
+    total = hsumFloat8(folded);
+  }
+  for (let i = np; i < n; i++) total += f32(x(i) * y(i));
+  return f32(total);
+}
