@@ -1,0 +1,3 @@
+export * from "./stream-decoder.js";
+export * from "./tokenizer.js";
+export * from "./vocab.js";
