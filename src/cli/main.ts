@@ -1,0 +1,39 @@
+import { describeFailure, UsageError } from "./fail.js";
+import { devCommand } from "./dev.js";
+import { RUN_USAGE, runCommand } from "./run.js";
+import { showCommand } from "./show.js";
+import { TOKENIZE_USAGE, tokenizeCommand } from "./tokenize.js";
+
+const USAGE = `tsllm — fast local LLM inference in TypeScript
+
+${RUN_USAGE}
+
+${TOKENIZE_USAGE}
+
+tsllm show MODEL.gguf
+tsllm dev synth --preset NAME --type TYPE --vocab-from FILE.gguf -o OUT.gguf [--seed S]`;
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
+  run: runCommand,
+  tokenize: tokenizeCommand,
+  show: showCommand,
+  dev: devCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === "help" || command === "--help" || command === "-h") {
+    process.stdout.write(`${USAGE}\n`);
+    return command ? 0 : 1;
+  }
+  const handler = COMMANDS[command];
+  try {
+    if (!handler) throw new UsageError(`unknown command '${command}' (try: tsllm help)`);
+    await handler(rest);
+    return 0;
+  } catch (error) {
+    const { message, expected } = describeFailure(error);
+    process.stderr.write(`tsllm: ${expected ? message : `internal error: ${message}`}\n`);
+    return 1;
+  }
+}

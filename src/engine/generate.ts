@@ -1,0 +1,71 @@
+import { KvCache } from "../kv/kv-cache.js";
+import { LanguageModel } from "../models/model.js";
+import { Sampler, topLogprobs } from "../sampling/sampler.js";
+import { StreamDecoder } from "../tokenizer/stream-decoder.js";
+import { Tokenizer } from "../tokenizer/tokenizer.js";
+
+export interface GenerateOptions {
+  maxTokens: number;
+  sampler: Sampler;
+  ignoreEos?: boolean;
+  /** Report the top K log-probabilities of each step. */
+  logprobs?: number;
+  contextSize?: number;
+}
+
+export interface GeneratedToken {
+  id: number;
+  /** Text this token completes (may be empty while a UTF-8 character is unfinished). */
+  text: string;
+  logprobs?: { id: number; logprob: number }[];
+}
+
+export interface GenerationStats {
+  promptTokens: number;
+  generatedTokens: number;
+  promptMs: number;
+  generationMs: number;
+  stopReason: "eos" | "length" | "context";
+  /** Bytes held back at the end that never formed a complete character, decoded with replacement. */
+  trailingText: string;
+}
+
+/** Greedy or sampled continuation of `prompt`, one token at a time; returns the stats when done. */
+export function* generate(
+  model: LanguageModel,
+  tokenizer: Tokenizer,
+  prompt: number[],
+  options: GenerateOptions,
+): Generator<GeneratedToken, GenerationStats> {
+  const capacity = options.contextSize ?? Math.min(model.trainedContext, 4096);
+  if (prompt.length === 0) throw new RangeError("the prompt is empty");
+  if (prompt.length >= capacity) throw new RangeError(`the prompt has ${prompt.length} tokens; the context holds ${capacity}`);
+  const cache: KvCache = model.createCache(capacity);
+  const decoder = new StreamDecoder(tokenizer);
+  const history = [...prompt];
+  const startPrompt = performance.now();
+  let logits = model.forward(prompt, cache);
+  const promptMs = performance.now() - startPrompt;
+  const startGen = performance.now();
+  let generated = 0;
+  let stopReason: GenerationStats["stopReason"] = "length";
+  while (generated < options.maxTokens) {
+    const id = options.sampler.sample(logits, history);
+    const logprobs = options.logprobs ? topLogprobs(logits, options.logprobs) : undefined;
+    if (!options.ignoreEos && tokenizer.isEndOfGeneration(id)) {
+      stopReason = "eos";
+      break;
+    }
+    generated++;
+    history.push(id);
+    yield { id, text: decoder.push(id), logprobs };
+    if (generated >= options.maxTokens) break;
+    if (cache.length >= capacity) {
+      stopReason = "context";
+      break;
+    }
+    logits = model.forward([id], cache);
+  }
+  const generationMs = performance.now() - startGen;
+  return { promptTokens: prompt.length, generatedTokens: generated, promptMs, generationMs, stopReason, trailingText: decoder.flush() };
+}

@@ -1,0 +1,3 @@
+export * from "./processors.js";
+export * from "./rng.js";
+export * from "./sampler.js";

@@ -1,0 +1,152 @@
+import { GgmlType, ggmlTypeName } from "../gguf/ggml-types.js";
+import { GgufFile } from "../gguf/reader.js";
+import { GgufValue, GgufValueType } from "../gguf/types.js";
+import { TensorToWrite, writeGguf } from "../gguf/writer.js";
+import { quantFormat, rowBytes } from "../quant/index.js";
+import { NormalSource } from "./normal.js";
+import { ModelShape } from "./presets.js";
+
+export interface SynthOptions {
+  shape: ModelShape;
+  type: GgmlType;
+  /** A GGUF whose tokenizer.* metadata (vocabulary) the model takes over. */
+  vocabFrom: GgufFile;
+  seed: number;
+  name?: string;
+}
+
+/** llama_ftype for general.file_type, by the type of the big matrices. */
+const FILE_TYPES: Partial<Record<GgmlType, number>> = {
+  [GgmlType.F32]: 0,
+  [GgmlType.F16]: 1,
+  [GgmlType.Q4_0]: 2,
+  [GgmlType.Q4_1]: 3,
+  [GgmlType.Q8_0]: 7,
+  [GgmlType.Q5_0]: 8,
+  [GgmlType.Q5_1]: 9,
+  [GgmlType.Q2_K]: 10,
+  [GgmlType.Q3_K]: 11,
+  [GgmlType.Q4_K]: 14,
+  [GgmlType.Q5_K]: 16,
+  [GgmlType.Q6_K]: 18,
+  [GgmlType.BF16]: 32,
+};
+
+interface TensorPlan {
+  name: string;
+  dims: number[];
+  type: GgmlType;
+  std: number;
+  mean: number;
+}
+
+/** Where a row length does not fit the type's blocks, llama.cpp's quantizer falls back the same way. */
+function typeFor(requested: GgmlType, cols: number): GgmlType {
+  const format = quantFormat(requested);
+  if (cols % format.blockSize === 0) return requested;
+  return cols % 32 === 0 ? GgmlType.Q8_0 : GgmlType.F16;
+}
+
+function planTensors(shape: ModelShape, vocabSize: number, type: GgmlType): TensorPlan[] {
+  const { embedding: d, heads, kvHeads, feedForward: ff } = shape;
+  const headDim = d / heads;
+  const matrix = (name: string, cols: number, rows: number, std: number): TensorPlan => ({
+    name,
+    dims: [cols, rows],
+    type: typeFor(type, cols),
+    std,
+    mean: 0,
+  });
+  const norm = (name: string): TensorPlan => ({ name, dims: [d], type: GgmlType.F32, std: 0.1, mean: 1 });
+  const plans: TensorPlan[] = [matrix("token_embd.weight", d, vocabSize, 1)];
+  if (shape.llama3RopeScaling) plans.push({ name: "rope_freqs.weight", dims: [headDim / 2], type: GgmlType.F32, std: 0, mean: 1 });
+  for (let i = 0; i < shape.layers; i++) {
+    const b = `blk.${i}`;
+    plans.push(
+      norm(`${b}.attn_norm.weight`),
+      matrix(`${b}.attn_q.weight`, d, heads * headDim, 1 / Math.sqrt(d)),
+      matrix(`${b}.attn_k.weight`, d, kvHeads * headDim, 1 / Math.sqrt(d)),
+      matrix(`${b}.attn_v.weight`, d, kvHeads * headDim, 1 / Math.sqrt(d)),
+      matrix(`${b}.attn_output.weight`, heads * headDim, d, 1 / Math.sqrt(d)),
+      norm(`${b}.ffn_norm.weight`),
+      matrix(`${b}.ffn_gate.weight`, d, ff, 1 / Math.sqrt(d)),
+      matrix(`${b}.ffn_up.weight`, d, ff, 1 / Math.sqrt(d)),
+      matrix(`${b}.ffn_down.weight`, ff, d, 1 / Math.sqrt(ff)),
+    );
+  }
+  plans.push(norm("output_norm.weight"));
+  if (!shape.tiedOutput) plans.push(matrix("output.weight", d, vocabSize, 4 / Math.sqrt(d)));
+  return plans;
+}
+
+/** Llama-3.1's rope_freqs: long wavelengths slowed down by the scaling factor, short ones kept. */
+function llama3RopeFactors(headDim: number, base: number): Float32Array {
+  const factor = 32;
+  const lowFreqFactor = 1;
+  const highFreqFactor = 4;
+  const originalContext = 8192;
+  const out = new Float32Array(headDim / 2);
+  for (let i = 0; i < headDim / 2; i++) {
+    const freq = 1 / Math.pow(base, (2 * i) / headDim);
+    const wavelength = (2 * Math.PI) / freq;
+    if (wavelength < originalContext / highFreqFactor) out[i] = 1;
+    else if (wavelength > originalContext / lowFreqFactor) out[i] = factor;
+    else {
+      const smooth = (originalContext / wavelength - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+      out[i] = 1 / ((1 - smooth) / factor + smooth);
+    }
+  }
+  return out;
+}
+
+function tensorBytes(plan: TensorPlan, values: Float32Array): Uint8Array {
+  const format = quantFormat(plan.type);
+  const cols = plan.dims[0];
+  const rows = values.length / cols;
+  const stride = rowBytes(format, cols);
+  const out = new Uint8Array(stride * rows);
+  for (let r = 0; r < rows; r++) format.quantizeRow(values, r * cols, out, r * stride, cols);
+  return out;
+}
+
+export function synthesizeModel(path: string, options: SynthOptions): { tensors: number; parameters: number } {
+  const { shape, type, vocabFrom, seed } = options;
+  const tokens = vocabFrom.metadata.get("tokenizer.ggml.tokens");
+  if (!tokens || tokens.type !== GgufValueType.ARRAY) throw new Error("the --vocab-from file has no tokenizer.ggml.tokens");
+  const vocabSize = (tokens.value as unknown[]).length;
+  const u32 = (value: number): GgufValue => ({ type: GgufValueType.UINT32, value });
+  const f32 = (value: number): GgufValue => ({ type: GgufValueType.FLOAT32, value });
+  const metadata = new Map<string, GgufValue>([
+    ["general.architecture", { type: GgufValueType.STRING, value: "llama" }],
+    ["general.name", { type: GgufValueType.STRING, value: options.name ?? `synthetic llama ${ggmlTypeName(type)}` }],
+    ["general.file_type", u32(FILE_TYPES[type] ?? 0)],
+    ["llama.context_length", u32(shape.context)],
+    ["llama.embedding_length", u32(shape.embedding)],
+    ["llama.block_count", u32(shape.layers)],
+    ["llama.feed_forward_length", u32(shape.feedForward)],
+    ["llama.attention.head_count", u32(shape.heads)],
+    ["llama.attention.head_count_kv", u32(shape.kvHeads)],
+    ["llama.attention.layer_norm_rms_epsilon", f32(1e-5)],
+    ["llama.rope.freq_base", f32(shape.ropeBase)],
+    ["llama.rope.dimension_count", u32(shape.embedding / shape.heads)],
+  ]);
+  for (const [key, value] of vocabFrom.metadata) if (key.startsWith("tokenizer.")) metadata.set(key, value);
+
+  const plans = planTensors(shape, vocabSize, type);
+  const normal = new NormalSource(seed);
+  const tensors: TensorToWrite[] = plans.map((plan) => ({
+    name: plan.name,
+    dims: plan.dims,
+    type: plan.type,
+    data: () => {
+      const count = plan.dims.reduce((a, b) => a * b, 1);
+      const values =
+        plan.name === "rope_freqs.weight"
+          ? llama3RopeFactors(shape.embedding / shape.heads, shape.ropeBase)
+          : normal.fill(new Float32Array(count), plan.std, plan.mean);
+      return tensorBytes(plan, values);
+    },
+  }));
+  writeGguf(path, { metadata, tensors });
+  return { tensors: plans.length, parameters: plans.reduce((s, p) => s + p.dims.reduce((a, b) => a * b, 1), 0) };
+}
