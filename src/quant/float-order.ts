@@ -126,3 +126,15 @@ export function dotBf16Order(n: number, x: (i: number) => number, y: (i: number)
   for (let i = np; i < n; i++) total += f32(x(i) * y(i));
   return f32(total);
 }
+
+/**
+ * llamafile's tinyBLAS (used by ggml for batches of two or more rows): one 8-lane FMA accumulator per
+ * output, chained over the row in chunks of eight, then hsum. Rows must be a multiple of 8 long.
+ */
+export function dotTinyBlasOrder(n: number, x: (i: number) => number, y: (i: number) => number): number {
+  const lanes = new Float32Array(8);
+  for (let i = 0; i < n; i += 8) {
+    for (let l = 0; l < 8; l++) lanes[l] = fma32(x(i + l), y(i + l), lanes[l]);
+  }
+  return hsumFloat8(lanes);
+}

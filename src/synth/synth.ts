@@ -16,6 +16,10 @@ export interface SynthOptions {
 }
 
 /** llama_ftype for general.file_type, by the type of the big matrices. */
+/** Projection scale: calm enough that the residual stream stays well-conditioned, like a trained model. */
+const PROJ = 0.5;
+/** Output scale: logits with a clear top token, so greedy runs are not decided by ties. */
+const OUT = 4;
 const FILE_TYPES: Partial<Record<GgmlType, number>> = {
   [GgmlType.F32]: 0,
   [GgmlType.F16]: 1,
@@ -64,18 +68,18 @@ function planTensors(shape: ModelShape, vocabSize: number, type: GgmlType): Tens
     const b = `blk.${i}`;
     plans.push(
       norm(`${b}.attn_norm.weight`),
-      matrix(`${b}.attn_q.weight`, d, heads * headDim, 1 / Math.sqrt(d)),
-      matrix(`${b}.attn_k.weight`, d, kvHeads * headDim, 1 / Math.sqrt(d)),
-      matrix(`${b}.attn_v.weight`, d, kvHeads * headDim, 1 / Math.sqrt(d)),
-      matrix(`${b}.attn_output.weight`, heads * headDim, d, 1 / Math.sqrt(d)),
+      matrix(`${b}.attn_q.weight`, d, heads * headDim, PROJ / Math.sqrt(d)),
+      matrix(`${b}.attn_k.weight`, d, kvHeads * headDim, PROJ / Math.sqrt(d)),
+      matrix(`${b}.attn_v.weight`, d, kvHeads * headDim, PROJ / Math.sqrt(d)),
+      matrix(`${b}.attn_output.weight`, heads * headDim, d, PROJ / Math.sqrt(d)),
       norm(`${b}.ffn_norm.weight`),
-      matrix(`${b}.ffn_gate.weight`, d, ff, 1 / Math.sqrt(d)),
-      matrix(`${b}.ffn_up.weight`, d, ff, 1 / Math.sqrt(d)),
-      matrix(`${b}.ffn_down.weight`, ff, d, 1 / Math.sqrt(ff)),
+      matrix(`${b}.ffn_gate.weight`, d, ff, PROJ / Math.sqrt(d)),
+      matrix(`${b}.ffn_up.weight`, d, ff, PROJ / Math.sqrt(d)),
+      matrix(`${b}.ffn_down.weight`, ff, d, PROJ / Math.sqrt(ff)),
     );
   }
   plans.push(norm("output_norm.weight"));
-  if (!shape.tiedOutput) plans.push(matrix("output.weight", d, vocabSize, 4 / Math.sqrt(d)));
+  if (!shape.tiedOutput) plans.push(matrix("output.weight", d, vocabSize, OUT / Math.sqrt(d)));
   return plans;
 }
 

@@ -1,4 +1,4 @@
-import { getLlama, Llama, Token } from "node-llama-cpp";
+import { getLlama, Llama, Token, TokenBias } from "node-llama-cpp";
 import { RefStep } from "./logprobs.js";
 
 let llamaPromise: Promise<Llama> | undefined;
@@ -9,16 +9,25 @@ export function oracle(): Promise<Llama> {
   return llamaPromise;
 }
 
+export interface GreedyOptions {
+  /** Never pick these tokens (llama.cpp's ignore_eos biases end-of-generation to -inf). */
+  banned?: number[];
+  flashAttention?: boolean;
+}
+
 /** llama.cpp's greedy continuation of `prompt` with the top-5 log-probabilities of each step. */
-export async function llamaCppGreedy(modelPath: string, prompt: number[], steps: number): Promise<RefStep[]> {
+export async function llamaCppGreedy(modelPath: string, prompt: number[], steps: number, options: GreedyOptions = {}): Promise<RefStep[]> {
   const llama = await oracle();
   const model = await llama.loadModel({ modelPath, useMmap: false });
   try {
-    const context = await model.createContext({ contextSize: Math.max(64, prompt.length + steps + 8), threads: 1, batchSize: 512, flashAttention: process.env.FA === "1" });
+    const context = await model.createContext({ contextSize: Math.max(64, prompt.length + steps + 8), threads: 1, batchSize: 512, flashAttention: options.flashAttention ?? false });
     try {
       const sequence = context.getSequence();
       const out: RefStep[] = [];
-      for await (const step of sequence.evaluateWithMetadata(prompt as unknown as Token[], { probabilities: true }, { temperature: 0 })) {
+      const bias = new TokenBias(model.tokenizer);
+      for (const id of options.banned ?? []) bias.set(id as unknown as Token, "never");
+      const evaluation = sequence.evaluateWithMetadata(prompt as unknown as Token[], { probabilities: true }, { temperature: 0, tokenBias: bias });
+      for await (const step of evaluation) {
         const top = [...step.probabilities.entries()]
           .sort((a, b) => b[1] - a[1])
           .slice(0, 5)

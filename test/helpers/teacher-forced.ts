@@ -11,11 +11,19 @@ export interface OurStep {
  * Runs our model along the reference's own tokens, so each step sees the same context as llama.cpp
  * did; our greedy choice at each step is recorded next to the full log-probabilities.
  */
-export function teacherForced(model: LanguageModel, prompt: number[], reference: number[], banned: ReadonlySet<number> = new Set()): OurStep[] {
+export function teacherForced(
+  model: LanguageModel,
+  prompt: number[],
+  reference: number[],
+  banned: ReadonlySet<number> = new Set(),
+  /** Whether the reference's probabilities were taken after the ban (node-llama-cpp) or before it (llama-server). */
+  bannedInProbabilities = false,
+): OurStep[] {
   const cache = model.createCache(Math.min(model.trainedContext, prompt.length + reference.length + 1));
   let logits = model.forward(prompt, cache);
   const steps: OurStep[] = [];
   for (const next of reference) {
+    if (bannedInProbabilities) for (const id of banned) logits[id] = -Infinity;
     const logprobs = logSoftmax(logits);
     const top5 = topIds(logprobs, 5, banned);
     steps.push({ token: top5[0], logprobs, top5 });
