@@ -1,6 +1,7 @@
 import { GgmlType } from "../gguf/ggml-types.js";
 import { QuantFormat } from "./format.js";
 import { QK_K, Q8_K_SIZE, q8kBlockSum, q8kScale } from "./q8_k.js";
+import { fma32, hsumFloat8 } from "./float-order.js";
 import { f32 } from "./rounding.js";
 import { int8 } from "./views.js";
 
@@ -25,6 +26,11 @@ export interface KQuantSpec {
   name: string;
   typeSize: number;
   subSize: 16 | 32;
+  /**
+   * How ggml's AVX2 kernel folds the min term into the sum: into the eight accumulator lanes (Q2_K),
+   * four lanes of its own (Q4_K), a scalar (Q5_K), or not at all (symmetric types).
+   */
+  mins: "lanes8" | "lanes4" | "scalar" | "none";
   unpack(bytes: Uint8Array, at: number, out: KBlock): void;
   quantizeBlock(x: Float32Array, xo: number, bytes: Uint8Array, at: number): void;
 }
@@ -55,30 +61,45 @@ export function kQuantFormat(spec: KQuantSpec): QuantFormat {
       for (let b = 0; b < n / QK_K; b++) spec.quantizeBlock(src, so + b * QK_K, dst, doff + b * spec.typeSize);
     },
     vecDot(n, w, wo, a, ao) {
-      let sum = 0;
+      const acc = new Float32Array(8);
+      const minLanes = new Float32Array(4);
+      const lanes = new Int32Array(8);
+      let minsScalar = 0;
       for (let b = 0; b < n / QK_K; b++) {
         spec.unpack(w, wo + b * spec.typeSize, block);
         const y = ao + b * Q8_K_SIZE;
-        let scaled = 0;
-        let mins = 0;
-        for (let s = 0; s < subs; s++) {
-          let isum = 0;
-          for (let k = 0; k < spec.subSize; k++) {
-            const e = s * spec.subSize + k;
-            isum += block.q[e] * int8(a[y + 4 + e]);
-          }
-          scaled += block.scale[s] * isum;
-          if (block.min[s] !== 0) {
-            const groups = spec.subSize / 16;
+        const yd = q8kScale(a, y);
+        const d = f32(yd * block.d);
+        const dminNeg = f32(-yd * block.dmin);
+        if (spec.mins !== "none") {
+          // Σ min·(sum of the activations under that sub-block), the integer part exact
+          const groups = spec.subSize / 16;
+          const minTerm = (s: number): number => {
             let qsum = 0;
             for (let g = 0; g < groups; g++) qsum += q8kBlockSum(a, y, s * groups + g);
-            mins += block.min[s] * qsum;
+            return block.min[s] * qsum;
+          };
+          if (spec.mins === "lanes8") for (let l = 0; l < 8; l++) acc[l] = fma32(dminNeg, minTerm(2 * l) + minTerm(2 * l + 1), acc[l]);
+          if (spec.mins === "lanes4") for (let l = 0; l < 4; l++) minLanes[l] = fma32(dminNeg, minTerm(2 * l) + minTerm(2 * l + 1), minLanes[l]);
+          if (spec.mins === "scalar") {
+            let total = 0;
+            for (let s = 0; s < subs; s++) total += minTerm(s);
+            minsScalar = f32(minsScalar + f32(dminNeg * total));
           }
         }
-        const yd = q8kScale(a, y);
-        sum += f32(yd * block.d) * scaled - f32(yd * block.dmin) * mins;
+        // Integer products land in eight 32-bit lanes: lane l holds elements 4l..4l+3 of every 32.
+        lanes.fill(0);
+        for (let e = 0; e < QK_K; e++) {
+          lanes[(e & 31) >> 2] += block.scale[Math.floor(e / spec.subSize)] * block.q[e] * int8(a[y + 4 + e]);
+        }
+        for (let l = 0; l < 8; l++) acc[l] = fma32(d, lanes[l], acc[l]);
       }
-      return f32(sum);
+      const total = hsumFloat8(acc);
+      if (spec.mins === "lanes4") {
+        const folded = f32(f32(minLanes[0] + minLanes[2]) + f32(minLanes[1] + minLanes[3]));
+        return f32(total + folded);
+      }
+      return spec.mins === "scalar" ? f32(total + minsScalar) : total;
     },
   };
 }

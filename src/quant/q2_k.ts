@@ -68,4 +68,4 @@ function quantizeBlock(x: Float32Array, xo: number, bytes: Uint8Array, at: numbe
   }
 }
 
-export const Q2_K = kQuantFormat({ type: GgmlType.Q2_K, name: "Q2_K", typeSize: SIZE, subSize: 16, unpack, quantizeBlock });
+export const Q2_K = kQuantFormat({ type: GgmlType.Q2_K, name: "Q2_K", typeSize: SIZE, subSize: 16, mins: "lanes8", unpack, quantizeBlock });

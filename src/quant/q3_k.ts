@@ -82,4 +82,4 @@ function quantizeBlock(x: Float32Array, xo: number, bytes: Uint8Array, at: numbe
   }
 }
 
-export const Q3_K = kQuantFormat({ type: GgmlType.Q3_K, name: "Q3_K", typeSize: SIZE, subSize: 16, unpack, quantizeBlock });
+export const Q3_K = kQuantFormat({ type: GgmlType.Q3_K, name: "Q3_K", typeSize: SIZE, subSize: 16, mins: "none", unpack, quantizeBlock });

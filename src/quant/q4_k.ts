@@ -76,4 +76,4 @@ function quantizeBlock(x: Float32Array, xo: number, bytes: Uint8Array, at: numbe
   }
 }
 
-export const Q4_K = kQuantFormat({ type: GgmlType.Q4_K, name: "Q4_K", typeSize: SIZE, subSize: 32, unpack, quantizeBlock });
+export const Q4_K = kQuantFormat({ type: GgmlType.Q4_K, name: "Q4_K", typeSize: SIZE, subSize: 32, mins: "lanes4", unpack, quantizeBlock });

@@ -42,4 +42,4 @@ function quantizeBlock(x: Float32Array, xo: number, bytes: Uint8Array, at: numbe
   }
 }
 
-export const Q5_K = kQuantFormat({ type: GgmlType.Q5_K, name: "Q5_K", typeSize: SIZE, subSize: 32, unpack, quantizeBlock });
+export const Q5_K = kQuantFormat({ type: GgmlType.Q5_K, name: "Q5_K", typeSize: SIZE, subSize: 32, mins: "scalar", unpack, quantizeBlock });

@@ -63,4 +63,4 @@ function quantizeBlock(x: Float32Array, xo: number, bytes: Uint8Array, at: numbe
   }
 }
 
-export const Q6_K = kQuantFormat({ type: GgmlType.Q6_K, name: "Q6_K", typeSize: SIZE, subSize: 16, unpack, quantizeBlock });
+export const Q6_K = kQuantFormat({ type: GgmlType.Q6_K, name: "Q6_K", typeSize: SIZE, subSize: 16, mins: "none", unpack, quantizeBlock });
