@@ -1,4 +1,4 @@
-import { getLlama, Llama, Token, TokenBias } from "node-llama-cpp";
+import { getLlama, Llama, Token } from "node-llama-cpp";
 import { RefStep } from "./logprobs.js";
 
 let llamaPromise: Promise<Llama> | undefined;
@@ -24,17 +24,19 @@ export async function llamaCppGreedy(modelPath: string, prompt: number[], steps:
     try {
       const sequence = context.getSequence();
       const out: RefStep[] = [];
-      const bias = new TokenBias(model.tokenizer);
-      for (const id of options.banned ?? []) bias.set(id as unknown as Token, "never");
-      const evaluation = sequence.evaluateWithMetadata(prompt as unknown as Token[], { probabilities: true }, { temperature: 0, tokenBias: bias });
-      for await (const step of evaluation) {
-        const top = [...step.probabilities.entries()]
-          .sort((a, b) => b[1] - a[1])
-          .slice(0, 5)
-          .map(([id, p]) => ({ id, logprob: Math.log(p) }));
-        out.push({ token: step.token, top });
+      // llama.cpp's ignore_eos: the greedy pick skips banned tokens; the probabilities stay unbiased.
+      const banned = new Set(options.banned ?? []);
+      const evaluation = sequence.evaluateWithMetadata(prompt as unknown as Token[], { probabilities: true }, { temperature: 0, yieldEogToken: true });
+      let step = await evaluation.next();
+      while (!step.done) {
+        const ranked = [...step.value.probabilities.entries()].sort((a, b) => b[1] - a[1]);
+        const top = ranked.slice(0, 5).map(([id, p]) => ({ id: id as number, logprob: Math.log(p) }));
+        const pick = ranked.find(([id]) => !banned.has(id as number))?.[0] ?? step.value.token;
+        out.push({ token: pick as number, top });
         if (out.length >= steps) break;
+        step = await evaluation.next(pick === step.value.token ? undefined : pick);
       }
+      await evaluation.return();
       return out;
     } finally {
       await context.dispose();

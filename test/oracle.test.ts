@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { loadModel } from "../src/engine/load.js";
+import { GgmlType, GgufFile, ggmlTypeName } from "../src/gguf/index.js";
+import { PRESETS } from "../src/synth/presets.js";
+import { synthesizeModel } from "../src/synth/synth.js";
+import { llamaCppGreedy, llamaCppTokenize } from "./helpers/llama-cpp.js";
+import { describe as describeAgreement, judge, RefStep } from "./helpers/logprobs.js";
+import { STORIES, TINY_RANDOM } from "./helpers/paths.js";
+import { maxLogprobDelta, teacherForced } from "./helpers/teacher-forced.js";
+
+const scratch = mkdtempSync(join(tmpdir(), "tsllm-oracle-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+const PROMPTS = ["Once upon a time", "The little dog ran", "Lily and Tom went to the park. They", "Tim had a red ball.", "Mom said"];
+
+/** Largest |Δ log-probability| between two llama.cpp runs that differ only in flash attention: its own noise floor. */
+function spread(a: RefStep[], b: RefStep[]): number {
+  let max = 0;
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    for (const t of a[i].top ?? []) {
+      const other = b[i].top?.find((u) => u.id === t.id);
+      if (other) max = Math.max(max, Math.abs(t.logprob - other.logprob));
+    }
+    if (a[i].token !== b[i].token) break;
+  }
+  return max;
+}
+
+async function compareLive(modelPath: string, prompts: string[], steps: number, tolerance: number): Promise<string> {
+  const loaded = loadModel(modelPath);
+  const eos = loaded.tokenizer.vocab.endOfGeneration;
+  const verdicts: string[] = [];
+  let worst = 0;
+  let noise = 0;
+  for (const text of prompts) {
+    const prompt = loaded.tokenizer.encode(text);
+    const reference = await llamaCppGreedy(modelPath, prompt, steps, { banned: [...eos] });
+    const withFlash = await llamaCppGreedy(modelPath, prompt, steps, { banned: [...eos], flashAttention: true });
+    const ours = teacherForced(loaded.model, prompt, reference.map((r) => r.token), eos);
+    const agreement = judge(ours, reference);
+    assert.notEqual(agreement.kind, "diverged", `${text}: ${describeAgreement(agreement)}`);
+    assert.equal(reference.length, steps);
+    worst = Math.max(worst, maxLogprobDelta(ours, reference));
+    noise = Math.max(noise, spread(reference, withFlash));
+    verdicts.push(describeAgreement(agreement));
+  }
+  loaded.file.close();
+  assert.ok(worst <= tolerance, `max |Δ log-probability| ${worst.toFixed(4)} exceeds ${tolerance}`);
+  return `${verdicts.join(" | ")}; max |Δlogprob| ${worst.toFixed(4)} (llama.cpp flash-attention on/off spread ${noise.toFixed(4)})`;
+}
+
+describe("live against llama.cpp (node-llama-cpp)", () => {
+  it("tokenizes like llama.cpp", async () => {
+    for (const model of [STORIES, TINY_RANDOM]) {
+      const { tokenizer } = loadModel(model);
+      for (const text of [...PROMPTS, "naïve café 我愛人工智慧 🐶\n\n  spaces", ""]) {
+        assert.deepEqual(tokenizer.encode(text, { addSpecial: false }), await llamaCppTokenize(model, text), `${model}: ${JSON.stringify(text)}`);
+      }
+    }
+  });
+
+  it("stories260K: 5 prompts × 64 greedy tokens", async () => {
+    console.log(`  stories260K ${await compareLive(STORIES, PROMPTS, 64, 0.01)}`);
+  });
+
+  // Synthetic models: the "small" llama shape with stories260K's vocabulary, written by our own quantizer.
+  // Tolerance: F32/F16 differ from llama.cpp only in float summation order (≤ 0.02 nats). Quantized types
+  // also re-round activations to 8 bits, so a last-bit difference can move a whole quantization step;
+  // llama.cpp's own spread between two of its settings (flash attention on/off, printed) is of the same
+  // order, so 0.15 nats is the bound.
+  const TYPES: [GgmlType, number][] = [
+    [GgmlType.F32, 0.02],
+    [GgmlType.F16, 0.02],
+    [GgmlType.Q8_0, 0.15],
+    [GgmlType.Q4_0, 0.15],
+    [GgmlType.Q4_K, 0.15],
+    [GgmlType.Q6_K, 0.15],
+  ];
+  const vocab = GgufFile.open(STORIES);
+  after(() => vocab.close());
+  for (const [type, tolerance] of TYPES) {
+    it(`synthetic ${ggmlTypeName(type)}: greedy tokens and log-probabilities`, async () => {
+      const path = join(scratch, `synth-${ggmlTypeName(type)}.gguf`);
+      synthesizeModel(path, { shape: PRESETS.small, type, vocabFrom: vocab, seed: 7 });
+      assert.ok(readFileSync(path).length > 100_000);
+      console.log(`  ${ggmlTypeName(type).padEnd(5)} ${await compareLive(path, PROMPTS.slice(0, 2), 64, tolerance)}`);
+    });
+  }
+});
