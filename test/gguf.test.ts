@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { GgufError, GgufFile, readGgufHeader, MemorySource, writeGguf } from "../src/gguf/index.js";
+import { encodeGgufHeader, GgmlType, GgufError, GgufFile, GgufValueType, writeGguf } from "../src/gguf/index.js";
 import { ggufFilesIn, MODELS, VOCAB_DIR, ZOO } from "./helpers/paths.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "tsllm-gguf-"));
@@ -50,6 +50,31 @@ describe("GGUF reader and writer", () => {
       () => GgufFile.open(join(MODELS, "legacy", "tinyllamas-stories-260k-f32.gguf")),
       (e: unknown) => e instanceof GgufError && e.code === "unsupported-version" && /version 1/.test(e.message),
     );
+  });
+
+  it("reads tensors past 2 GiB by offset, without loading the file", () => {
+    // A 3 GiB tensor followed by a small one, in a sparse file: only the header and the tail hold data.
+    const path = join(scratch, "big.gguf");
+    const bigElements = 3 * 2 ** 28; // 3 GiB of F32
+    const tail = Float32Array.from([1.5, -2.25, 3.125, 4, 5, 6, 7, 8]);
+    const header = encodeGgufHeader({
+      metadata: new Map([["general.architecture", { type: GgufValueType.STRING, value: "llama" }]]),
+      tensors: [
+        { name: "big.weight", dims: [bigElements], type: GgmlType.F32 },
+        { name: "tail.weight", dims: [8], type: GgmlType.F32 },
+      ],
+    });
+    writeFileSync(path, header.bytes);
+    const tailOffset = header.dataOffset + bigElements * 4;
+    truncateSync(path, tailOffset + 32);
+    const fd = openSync(path, "r+");
+    writeSync(fd, new Uint8Array(tail.buffer), 0, 32, tailOffset);
+    closeSync(fd);
+    const file = GgufFile.open(path);
+    const info = file.tensor("tail.weight");
+    assert.ok(info && file.header.dataOffset + info.offset > 2 ** 31);
+    assert.deepEqual(Array.from(new Float32Array(file.readTensorData(info).buffer)), Array.from(tail));
+    file.close();
   });
 
   it("names a missing file", () => {

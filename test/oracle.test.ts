@@ -82,6 +82,18 @@ describe("live against llama.cpp (node-llama-cpp)", () => {
   ];
   const vocab = GgufFile.open(STORIES);
   after(() => vocab.close());
+
+  it("synthetic Llama-3 shape (rope_freqs scaling, base 500000, tied output, head size 64), F16 and Q8_0", async () => {
+    for (const type of [GgmlType.F16, GgmlType.Q8_0]) {
+      const path = join(scratch, `synth-llama3-${ggmlTypeName(type)}.gguf`);
+      synthesizeModel(path, { shape: PRESETS["small-llama3"], type, vocabFrom: vocab, seed: 11 });
+      const file = GgufFile.open(path);
+      assert.ok(file.tensor("rope_freqs.weight") && !file.tensor("output.weight"));
+      file.close();
+      const tolerance = type === GgmlType.F16 ? 0.02 : 0.15;
+      console.log(`  llama3 ${ggmlTypeName(type).padEnd(5)} ${await compareLive(path, PROMPTS.slice(0, 2), 64, tolerance)}`);
+    }
+  });
   for (const [type, tolerance] of TYPES) {
     it(`synthetic ${ggmlTypeName(type)}: greedy tokens and log-probabilities`, async () => {
       const path = join(scratch, `synth-${ggmlTypeName(type)}.gguf`);

@@ -83,7 +83,7 @@ class ByteWriter {
   }
 }
 
-function tensorByteSize(t: TensorToWrite): number {
+function tensorByteSize(t: Omit<TensorToWrite, "data">): number {
   const g = blockGeometry(t.type);
   if (!g) throw new GgufError("bad-type", `unknown tensor type ${t.type}`, t.name);
   const elements = t.dims.reduce((a, b) => a * b, 1);
@@ -91,8 +91,18 @@ function tensorByteSize(t: TensorToWrite): number {
   return (elements / g.blockSize) * g.typeSize;
 }
 
-/** Writes a GGUF file: header, metadata, tensor infos, then each tensor padded to the alignment. */
-export function writeGguf(path: string, file: GgufToWrite): void {
+export interface EncodedHeader {
+  /** Magic, version, counts, metadata and tensor infos. */
+  bytes: Uint8Array;
+  alignment: number;
+  /** Absolute file offset of the data section. */
+  dataOffset: number;
+  /** Each tensor's byte size, in order. */
+  sizes: number[];
+}
+
+/** Lays out a GGUF file: tensors are packed in order, each padded to the alignment. */
+export function encodeGgufHeader(file: Omit<GgufToWrite, "tensors"> & { tensors: Omit<TensorToWrite, "data">[] }): EncodedHeader {
   const alignmentEntry = file.metadata.get("general.alignment");
   const alignment = alignmentEntry ? Number(alignmentEntry.value) : GGUF_DEFAULT_ALIGNMENT;
   const header = new ByteWriter();
@@ -111,12 +121,18 @@ export function writeGguf(path: string, file: GgufToWrite): void {
     header.u64(offset);
     offset = alignUp(offset + sizes[i], alignment);
   });
+  const bytes = header.concat();
+  return { bytes, alignment, dataOffset: alignUp(bytes.length, alignment), sizes };
+}
+
+/** Writes a GGUF file: header, metadata, tensor infos, then each tensor padded to the alignment. */
+export function writeGguf(path: string, file: GgufToWrite): void {
+  const { bytes, alignment, dataOffset, sizes } = encodeGgufHeader(file);
   const fd = openSync(path, "w");
   try {
-    const headerBytes = header.concat();
-    writeSync(fd, headerBytes);
+    writeSync(fd, bytes);
     if (file.tensors.length === 0) return;
-    writeSync(fd, new Uint8Array(alignUp(headerBytes.length, alignment) - headerBytes.length));
+    writeSync(fd, new Uint8Array(dataOffset - bytes.length));
     file.tensors.forEach((t, i) => {
       const data = t.data();
       if (data.length !== sizes[i]) throw new GgufError("bad-tensor", `has ${data.length} bytes, expected ${sizes[i]}`, t.name);

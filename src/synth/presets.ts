@@ -15,6 +15,7 @@ export interface ModelShape {
 
 export const PRESETS: Record<string, ModelShape> = {
   tiny: { embedding: 64, layers: 2, heads: 4, kvHeads: 2, feedForward: 128, context: 512, ropeBase: 10000, tiedOutput: false, llama3RopeScaling: false },
+  "small-llama3": { embedding: 256, layers: 2, heads: 4, kvHeads: 2, feedForward: 768, context: 2048, ropeBase: 500000, tiedOutput: true, llama3RopeScaling: true },
   small: { embedding: 256, layers: 4, heads: 8, kvHeads: 4, feedForward: 768, context: 1024, ropeBase: 10000, tiedOutput: false, llama3RopeScaling: false },
   "tinyllama-1.1b": { embedding: 2048, layers: 22, heads: 32, kvHeads: 4, feedForward: 5632, context: 2048, ropeBase: 10000, tiedOutput: false, llama3RopeScaling: false },
   "llama3.2-1b": { embedding: 2048, layers: 16, heads: 32, kvHeads: 8, feedForward: 8192, context: 131072, ropeBase: 500000, tiedOutput: true, llama3RopeScaling: true },

@@ -62,7 +62,8 @@ function planTensors(shape: ModelShape, vocabSize: number, type: GgmlType): Tens
     mean: 0,
   });
   const norm = (name: string): TensorPlan => ({ name, dims: [d], type: GgmlType.F32, std: 0.1, mean: 1 });
-  const plans: TensorPlan[] = [matrix("token_embd.weight", d, vocabSize, 1)];
+  // A tied embedding doubles as the output matrix, so it takes the output's scale.
+  const plans: TensorPlan[] = [matrix("token_embd.weight", d, vocabSize, shape.tiedOutput ? OUT / Math.sqrt(d) : 1)];
   if (shape.llama3RopeScaling) plans.push({ name: "rope_freqs.weight", dims: [headDim / 2], type: GgmlType.F32, std: 0, mean: 1 });
   for (let i = 0; i < shape.layers; i++) {
     const b = `blk.${i}`;

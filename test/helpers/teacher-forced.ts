@@ -36,7 +36,8 @@ export function teacherForced(
 export function maxLogprobDelta(steps: OurStep[], reference: { top?: { id: number; logprob: number }[] }[]): number {
   let max = 0;
   reference.forEach((ref, i) => {
-    for (const t of ref.top ?? []) max = Math.max(max, Math.abs(steps[i].logprobs[t.id] - t.logprob));
+    // Tokens llama.cpp gives probability 0 (log −∞) carry no comparable figure.
+    for (const t of ref.top ?? []) if (Number.isFinite(t.logprob)) max = Math.max(max, Math.abs(steps[i].logprobs[t.id] - t.logprob));
   });
   return max;
 }

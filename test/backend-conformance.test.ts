@@ -1,0 +1,147 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Backend, RopeParams } from "../src/backend/backend.js";
+import { ScalarBackend } from "../src/backend/scalar/scalar-backend.js";
+import { GgmlType, ggmlTypeName } from "../src/gguf/index.js";
+import { floatToHalf, HALF_TO_FLOAT, quantFormat, rowBytes } from "../src/quant/index.js";
+import { NormalSource } from "../src/synth/normal.js";
+import { Weight } from "../src/tensor/weight.js";
+
+/** Every backend must pass the same checks against plain f64 math. Faster backends join this list. */
+const BACKENDS: Backend[] = [new ScalarBackend()];
+
+const normal = new NormalSource(2024);
+const randn = (n: number, std = 1): Float32Array => normal.fill(new Float32Array(n), std);
+
+function weightOf(type: GgmlType, values: Float32Array, cols: number): Weight {
+  const f = quantFormat(type);
+  const rows = values.length / cols;
+  const data = new Uint8Array(rowBytes(f, cols) * rows);
+  for (let r = 0; r < rows; r++) f.quantizeRow(values, r * cols, data, r * rowBytes(f, cols), cols);
+  return new Weight(`test.${ggmlTypeName(type)}`, type, [cols, rows], data);
+}
+
+function closeTo(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance: number, label: string): void {
+  assert.equal(actual.length, expected.length, label);
+  for (let i = 0; i < expected.length; i++) {
+    assert.ok(Math.abs(actual[i] - expected[i]) <= tolerance * (1 + Math.abs(expected[i])), `${label}[${i}]: ${actual[i]} vs ${expected[i]}`);
+  }
+}
+
+function ropeReference(x: Float32Array, heads: number, headDim: number, positions: number[], p: RopeParams): Float64Array {
+  const out = Float64Array.from(x);
+  for (let t = 0; t < positions.length; t++) {
+    for (let h = 0; h < heads; h++) {
+      const base = (t * heads + h) * headDim;
+      for (let i = 0; i < p.dims / 2; i++) {
+        const theta = (p.freqScale * positions[t] * Math.pow(p.freqBase, (-2 * i) / p.dims)) / (p.freqFactors ? p.freqFactors[i] : 1);
+        const [a, b] = p.ordering === "normal" ? [base + 2 * i, base + 2 * i + 1] : [base + i, base + i + p.dims / 2];
+        out[a] = x[a] * Math.cos(theta) - x[b] * Math.sin(theta);
+        out[b] = x[a] * Math.sin(theta) + x[b] * Math.cos(theta);
+      }
+    }
+  }
+  return out;
+}
+
+for (const backend of BACKENDS) {
+  describe(`backend conformance: ${backend.name}`, () => {
+    for (const type of [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K]) {
+      it(`matmul and getRows with ${ggmlTypeName(type)} weights`, () => {
+        const cols = 256;
+        const rows = 6;
+        const tokens = 3;
+        const w = weightOf(type, randn(cols * rows, 0.5), cols);
+        const dense = backend.toFloat(w);
+        const x = randn(cols * tokens);
+        const y = backend.matmul(w, x, tokens);
+        const expected = new Float64Array(tokens * rows);
+        let scale = 0;
+        for (let t = 0; t < tokens; t++) {
+          for (let r = 0; r < rows; r++) {
+            for (let c = 0; c < cols; c++) expected[t * rows + r] += dense[r * cols + c] * x[t * cols + c];
+          }
+        }
+        for (const v of expected) scale = Math.max(scale, Math.abs(v));
+        // the activations are quantized to the weight's partner type: 8-bit types err by under 2% of the range
+        const tolerance = type === GgmlType.F32 ? 1e-5 : type === GgmlType.F16 || type === GgmlType.BF16 ? 1e-2 : 0.02 * scale;
+        closeTo(y, expected, tolerance, `${ggmlTypeName(type)} matmul`);
+        closeTo(backend.getRows(w, [4, 1]), [...dense.subarray(4 * cols, 5 * cols), ...dense.subarray(cols, 2 * cols)], 0, "getRows");
+      });
+    }
+
+    it("RMSNorm", () => {
+      const width = 64;
+      const x = randn(width * 2);
+      const gain = randn(width, 0.1).map((g) => 1 + g);
+      const y = backend.rmsNorm(x, gain, 1e-5, width);
+      for (let row = 0; row < 2; row++) {
+        let sum = 0;
+        for (let i = 0; i < width; i++) sum += x[row * width + i] ** 2;
+        const scale = 1 / Math.sqrt(sum / width + 1e-5);
+        closeTo(y.subarray(row * width, (row + 1) * width), Array.from(gain, (g, i) => x[row * width + i] * scale * g), 1e-6, "rmsNorm");
+      }
+    });
+
+    for (const ordering of ["normal", "neox"] as const) {
+      it(`RoPE, ${ordering} ordering, with and without frequency factors`, () => {
+        const heads = 2;
+        const headDim = 16;
+        const positions = [0, 1, 7, 300];
+        for (const freqFactors of [undefined, Float32Array.from({ length: 6 }, (_, i) => 1 + i)]) {
+          const params: RopeParams = { ordering, dims: 12, freqBase: 10000, freqScale: 0.5, freqFactors };
+          const x = randn(positions.length * heads * headDim);
+          const expected = ropeReference(x, heads, headDim, positions, params);
+          backend.rope(x, heads, headDim, positions, params);
+          closeTo(x, expected, 2e-5, `rope ${ordering}`);
+        }
+      });
+    }
+
+    it("causal attention with grouped KV heads over an F16 cache", () => {
+      const heads = 4;
+      const kvHeads = 2;
+      const headDim = 32;
+      const T = 5;
+      const kvWidth = kvHeads * headDim;
+      const q = randn(T * heads * headDim);
+      const k = randn(T * kvWidth);
+      const v = randn(T * kvWidth);
+      const kv = { keys: new Uint16Array(64 * kvWidth), values: new Uint16Array(64 * kvWidth) };
+      const positions = [0, 1, 2, 3, 4];
+      backend.storeKv(kv, k, v, positions, kvWidth);
+      const scale = 1 / Math.sqrt(headDim);
+      const out = backend.attention(q, kv, positions, { heads, kvHeads, headDim, scale });
+      const h16 = (x: number): number => HALF_TO_FLOAT[floatToHalf(x)];
+      for (let t = 0; t < T; t++) {
+        for (let h = 0; h < heads; h++) {
+          const g = Math.floor(h / (heads / kvHeads)) * headDim;
+          const scores = positions.slice(0, t + 1).map((_, j) => {
+            let dot = 0;
+            for (let d = 0; d < headDim; d++) dot += h16(q[(t * heads + h) * headDim + d]) * h16(k[j * kvWidth + g + d]);
+            return dot * scale;
+          });
+          const max = Math.max(...scores);
+          const exps = scores.map((s) => Math.exp(s - max));
+          const total = exps.reduce((a, b) => a + b, 0);
+          for (let d = 0; d < headDim; d++) {
+            const expected = exps.reduce((acc, e, j) => acc + (e / total) * h16(v[j * kvWidth + g + d]), 0);
+            const got = out[(t * heads + h) * headDim + d];
+            assert.ok(Math.abs(got - expected) < 2e-3, `t${t} h${h} d${d}: ${got} vs ${expected}`);
+          }
+        }
+      }
+    });
+
+    it("SwiGLU and residual add", () => {
+      const gate = randn(100, 3);
+      const up = randn(100);
+      closeTo(backend.swiglu(gate, up), Array.from(gate, (g, i) => (g / (1 + Math.exp(-g))) * up[i]), 1e-6, "swiglu");
+      const a = randn(10);
+      const b = randn(10);
+      const sum = Array.from(a, (x, i) => x + b[i]);
+      backend.addInPlace(a, b);
+      closeTo(a, sum, 1e-7, "add");
+    });
+  });
+}
