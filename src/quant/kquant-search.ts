@@ -1,3 +1,4 @@
+import { signedAbsMax } from "./block-stats.js";
 import { f32, nearestInt } from "./rounding.js";
 
 /**
@@ -10,12 +11,7 @@ const clampLevel = (l: number, lo: number, hi: number): number => (l < lo ? lo :
 
 /** Symmetric levels in [-nmax, nmax-1] stored as level+nmax in L; returns the scale. */
 export function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: number, L: Int8Array, lo: number, rmseType: number): number {
-  let max = 0;
-  let amax = 0;
-  for (let i = 0; i < n; i++) {
-    const ax = Math.abs(x[xo + i]);
-    if (ax > amax) [amax, max] = [ax, x[xo + i]];
-  }
+  const { amax, max } = signedAbsMax(x, xo, n);
   if (amax < GROUP_MAX_EPS) {
     L.fill(0, lo, lo + n);
     return 0;
@@ -62,12 +58,7 @@ export function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: numbe
 
 /** Q3_K's search: iteratively moves single levels while the weighted fit improves. */
 export function makeQ3Quants(n: number, nmax: number, x: Float32Array, xo: number, L: Int8Array, lo: number): number {
-  let max = 0;
-  let amax = 0;
-  for (let i = 0; i < n; i++) {
-    const ax = Math.abs(x[xo + i]);
-    if (ax > amax) [amax, max] = [ax, x[xo + i]];
-  }
+  const { amax, max } = signedAbsMax(x, xo, n);
   if (amax < GROUP_MAX_EPS) {
     L.fill(0, lo, lo + n);
     return 0;

@@ -1,4 +1,5 @@
 import { GgmlType } from "../gguf/ggml-types.js";
+import { signedAbsMax } from "./block-stats.js";
 import { QuantFormat } from "./format.js";
 import { f32, nearestInt } from "./rounding.js";
 import { floatView, int8 } from "./views.js";
@@ -33,12 +34,7 @@ export const Q8_K: QuantFormat = {
     for (let b = 0; b < n / QK_K; b++) {
       const x = so + b * QK_K;
       const at = doff + b * Q8_K_SIZE;
-      let amax = 0;
-      let max = 0;
-      for (let j = 0; j < QK_K; j++) {
-        const ax = Math.abs(src[x + j]);
-        if (ax > amax) [amax, max] = [ax, src[x + j]];
-      }
+      const { amax, max } = signedAbsMax(src, x, QK_K);
       const view = new DataView(dst.buffer, dst.byteOffset + at, Q8_K_SIZE);
       if (!amax) {
         dst.fill(0, at, at + Q8_K_SIZE);
