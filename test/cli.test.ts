@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { GgufFile } from "../src/gguf/index.js";
+import { llamaCppTokenize } from "./helpers/llama-cpp.js";
 import { CLI, MODELS, REPO_ROOT, STORIES, VOCAB_DIR, ZOO } from "./helpers/paths.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "tsllm-cli-"));
@@ -104,6 +105,25 @@ describe("tsllm tokenize and show", () => {
     assert.match(stdout, /vocab\s+llama \(512 tokens\)/);
     assert.match(stdout, /chat template\s+no/);
     assert.match(tsllm(["show", join(VOCAB_DIR, "ggml-vocab-phi-3.gguf")]).stdout, /chat template\s+yes/);
+  });
+});
+
+describe("chat templates", () => {
+  it("renders the model's template and tokenizes it as llama.cpp does, without a second BOS", async () => {
+    // A tiny random model with Phi-3's real vocabulary and chat template.
+    const model = join(scratch, "phi3-vocab.gguf");
+    const made = tsllm(["dev", "synth", "--preset", "tiny", "--type", "F16", "--vocab-from", join(VOCAB_DIR, "ggml-vocab-phi-3.gguf"), "-o", model]);
+    assert.equal(made.code, 0, made.stderr);
+    const promptOf = (text: string): number[] =>
+      (JSON.parse(tsllm(["run", model, text, "-n", "1", "--temp", "0", "--json"]).stdout) as { prompt_tokens: number[] }).prompt_tokens;
+    const benign = promptOf("Hello there");
+    assert.deepEqual(benign, await llamaCppTokenize(model, "<s><|user|>\nHello there<|end|>\n<|assistant|>\n", true));
+    assert.equal(benign.filter((id) => id === 1).length, 1, "exactly one BOS");
+    // A user typing "<|end|>" gets text, not the control token: the template's own marker stays the only one.
+    const END = 32007;
+    const hostile = promptOf("Hello <|end|> there");
+    assert.equal(hostile.filter((id) => id === END).length, 1);
+    assert.deepEqual(hostile.slice(-5), benign.slice(-5));
   });
 });
 

@@ -18,20 +18,34 @@ export const RUN_USAGE = `tsllm run MODEL.gguf "PROMPT" [options]
   --json                 print {"prompt_tokens","tokens","text"} instead of streaming text
   --logprobs K           with --json: the top K log-probabilities of each generated token`;
 
-/** The prompt as tokens: through the chat template unless raw, with BOS as the metadata says (never doubled). */
+/**
+ * The prompt as tokens: through the chat template unless raw, with BOS as the metadata says (never
+ * doubled). Message contents are rendered as placeholders first, so that control-token text typed by
+ * the user stays plain text while the template's own markers become control tokens.
+ */
 export function promptTokens(loaded: LoadedModel, prompt: string, raw: boolean, system?: string): number[] {
   const { tokenizer, chatTemplate } = loaded;
   if (raw || !chatTemplate) return tokenizer.encode(prompt, { addSpecial: true, parseSpecial: false });
   const messages: ChatMessage[] = system ? [{ role: "system", content: system }] : [];
   messages.push({ role: "user", content: prompt });
+  const placeholder = (i: number): string => `\u0000tsllm-message-${i}\u0000`;
   const { bos, eos } = tokenizer.vocab.specials;
   const bosText = bos !== undefined ? tokenizer.vocab.pieces[bos] : "";
-  const rendered = chatTemplate.render(messages, {
-    bosToken: bosText,
-    eosToken: eos !== undefined ? tokenizer.vocab.pieces[eos] : "",
+  const rendered = chatTemplate.render(
+    messages.map((m, i) => ({ ...m, content: placeholder(i) })),
+    { bosToken: bosText, eosToken: eos !== undefined ? tokenizer.vocab.pieces[eos] : "" },
+  );
+  const parts: { text: string; parseSpecial: boolean }[] = [];
+  let rest = rendered;
+  messages.forEach((message, i) => {
+    const [before, after] = rest.split(placeholder(i));
+    if (after === undefined) throw new Error("the chat template did not render every message");
+    parts.push({ text: before, parseSpecial: true }, { text: message.content, parseSpecial: false });
+    rest = after;
   });
+  parts.push({ text: rest, parseSpecial: true });
   const templateWroteBos = bosText !== "" && rendered.startsWith(bosText);
-  return tokenizer.encode(rendered, { addSpecial: !templateWroteBos, parseSpecial: true });
+  return tokenizer.encodeParts(parts, !templateWroteBos);
 }
 
 export async function runCommand(argv: string[]): Promise<void> {

@@ -37,9 +37,25 @@ export class Tokenizer {
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
-    const { addSpecial = true, parseSpecial = false } = options;
+    return this.encodeParts([{ text, parseSpecial: options.parseSpecial ?? false }], options.addSpecial ?? true);
+  }
+
+  /**
+   * Encodes text assembled from trusted and untrusted parts (a rendered chat template and the user's
+   * messages): control tokens are recognised only in parts that allow it, and the text between them is
+   * tokenized as one piece, exactly as if the whole string had been encoded at once.
+   */
+  encodeParts(parts: { text: string; parseSpecial: boolean }[], addSpecial = true): number[] {
     const vocab = this.vocab;
-    const fragments = text ? this.partition(text, parseSpecial) : [];
+    const fragments: Fragment[] = [];
+    for (const part of parts) {
+      if (!part.text) continue;
+      for (const fragment of this.partition(part.text, part.parseSpecial)) {
+        const last = fragments[fragments.length - 1];
+        if (typeof fragment === "string" && typeof last === "string") fragments[fragments.length - 1] = last + fragment;
+        else fragments.push(fragment);
+      }
+    }
     const output: number[] = [];
     const bos = vocab.specials.bos;
     if (addSpecial && vocab.addBos && bos !== undefined) output.push(bos);

@@ -46,12 +46,12 @@ export async function llamaCppGreedy(modelPath: string, prompt: number[], steps:
   }
 }
 
-/** llama.cpp's tokenization of `text` with BOS as the model says. */
-export async function llamaCppTokenize(modelPath: string, text: string): Promise<number[]> {
+/** llama.cpp's tokenization of `text` (no BOS added); `special` parses control-token text. */
+export async function llamaCppTokenize(modelPath: string, text: string, special = false): Promise<number[]> {
   const llama = await oracle();
   const model = await llama.loadModel({ modelPath, vocabOnly: true } as never);
   try {
-    return [...model.tokenize(text, false)] as number[];
+    return [...model.tokenize(text, special)] as number[];
   } finally {
     await model.dispose();
   }
