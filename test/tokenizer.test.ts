@@ -75,6 +75,11 @@ describe("special tokens and BOS", () => {
     assert.equal(coder.encode("hello")[0], 32013);
   });
 
+  it("ends generation on EOS and on the chat formats' end-of-turn control tokens", () => {
+    assert.deepEqual([...phi3.vocab.endOfGeneration].sort((a, b) => a - b), [32000, 32007]);
+    assert.deepEqual([...tokenizerOf(STORIES).vocab.endOfGeneration], [2]);
+  });
+
   it("gives the empty string no tokens, or only BOS", () => {
     const stories = tokenizerOf(STORIES);
     assert.deepEqual(stories.encode("", { addSpecial: false }), []);

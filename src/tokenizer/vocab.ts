@@ -25,6 +25,20 @@ export interface SpecialTokens {
 
 const MODEL_KINDS: Record<string, VocabKind> = { llama: "spm", gpt2: "bpe", bert: "wpm" };
 
+/** Control tokens that end a turn in common chat formats; llama.cpp stops on them as it does on EOS. */
+const END_OF_TURN_PIECES = new Set([
+  "<|eot_id|>",
+  "<|im_end|>",
+  "<|end|>",
+  "<end_of_turn>",
+  "<|endoftext|>",
+  "<|eom_id|>",
+  "<EOT>",
+  "_<EOT>",
+  "<|end_of_text|>",
+  "<end_of_utterance>",
+]);
+
 /** The vocabulary of a GGUF file: pieces, scores, types, merges and the special-token settings. */
 export class Vocab {
   readonly pieceToId = new Map<string, number>();
@@ -63,6 +77,9 @@ export class Vocab {
       })
       .sort((a, b) => pieces[b].length - pieces[a].length || a - b);
     this.endOfGeneration = new Set([specials.eos, specials.eot].filter((id): id is number => id !== undefined));
+    for (const id of this.specialsByLength) {
+      if (this.typeOf(id) === TokenType.Control && END_OF_TURN_PIECES.has(pieces[id])) this.endOfGeneration.add(id);
+    }
   }
 
   /** A vocabulary from its parts, for tokenizer files that do not come inside a GGUF. */
