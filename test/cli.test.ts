@@ -108,6 +108,19 @@ describe("tsllm tokenize and show", () => {
   });
 });
 
+describe("tsllm bench", () => {
+  it("reports llama-bench's fields for each engine and test (figures are not asserted: benchmarks are not tests)", () => {
+    const { code, stdout, stderr } = tsllm(["bench", STORIES, "-p", "16", "-n", "8", "-r", "2", "-o", "json"]);
+    assert.equal(code, 0, stderr);
+    const rows = JSON.parse(stdout) as Record<string, unknown>[];
+    assert.deepEqual(rows.map((r) => [r.engine, r.n_prompt, r.n_gen]), [["tsllm", 16, 0], ["tsllm", 0, 8]]);
+    for (const row of rows) {
+      for (const key of ["model_filename", "model_type", "n_threads", "avg_ts", "stddev_ts"]) assert.ok(key in row, key);
+      assert.equal((row.samples_ts as number[]).length, 2);
+    }
+  });
+});
+
 describe("chat templates", () => {
   it("renders the model's template and tokenizes it as llama.cpp does, without a second BOS", async () => {
     // A tiny random model with Phi-3's real vocabulary and chat template.

@@ -1,3 +1,4 @@
+import { BENCH_USAGE, benchCommand } from "./bench.js";
 import { describeFailure, UsageError } from "./fail.js";
 import { devCommand } from "./dev.js";
 import { RUN_USAGE, runCommand } from "./run.js";
@@ -11,12 +12,15 @@ ${RUN_USAGE}
 ${TOKENIZE_USAGE}
 
 tsllm show MODEL.gguf
+
+${BENCH_USAGE}
 tsllm dev synth --preset NAME --type TYPE --vocab-from FILE.gguf -o OUT.gguf [--seed S]`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   run: runCommand,
   tokenize: tokenizeCommand,
   show: showCommand,
+  bench: benchCommand,
   dev: devCommand,
 };
 

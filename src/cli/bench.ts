@@ -1,0 +1,98 @@
+import { statSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { basename } from "node:path";
+import { parseArgs } from "node:util";
+import { benchTokens, BenchResult, BenchTest, runBenchTest, summarize } from "../engine/bench.js";
+import { loadModel } from "../engine/load.js";
+import { benchLlamaCpp } from "./bench-llama-cpp.js";
+import { UsageError } from "./fail.js";
+import { requireModelFile } from "./model-path.js";
+import { numberOption } from "./options.js";
+import { describeModel } from "./show.js";
+
+export const BENCH_USAGE = `tsllm bench MODEL.gguf [-p 512] [-n 128] [-r 5] [-t THREADS] [-o md|json] [--compare] [--verbose]`;
+
+interface Row {
+  engine: "tsllm" | "llama.cpp";
+  threads: number;
+  result: BenchResult;
+}
+
+export async function benchCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      "n-prompt": { type: "string", short: "p", default: "512" },
+      "n-gen": { type: "string", short: "n", default: "128" },
+      repetitions: { type: "string", short: "r", default: "5" },
+      threads: { type: "string", short: "t" },
+      output: { type: "string", short: "o", default: "md" },
+      compare: { type: "boolean" },
+      verbose: { type: "boolean" },
+    },
+  });
+  const path = requireModelFile(positionals[0]);
+  const promptTokens = numberOption(values["n-prompt"], "-p", 512);
+  const genTokens = numberOption(values["n-gen"], "-n", 128);
+  const reps = Math.max(1, numberOption(values.repetitions, "-r", 5));
+  const threads = numberOption(values.threads, "-t", availableParallelism());
+  if (values.output !== "md" && values.output !== "json") throw new UsageError("-o takes md or json");
+
+  const loaded = loadModel(path);
+  const tests: BenchTest[] = [];
+  if (promptTokens > 0) tests.push({ name: `pp${promptTokens}`, promptTokens, genTokens: 0 });
+  if (genTokens > 0) tests.push({ name: `tg${genTokens}`, promptTokens: 0, genTokens });
+  const avoid = new Set(loaded.tokenizer.vocab.specialsByLength);
+  const tokens = benchTokens(Math.max(promptTokens, genTokens), loaded.model.vocabSize, avoid);
+
+  const rows: Row[] = [];
+  for (const test of tests) {
+    runBenchTest(loaded.model, test, tokens); // warm-up, as llama-bench does
+    const samples = Array.from({ length: reps }, () => runBenchTest(loaded.model, test, tokens));
+    // The scalar reference backend runs on one thread whatever -t says.
+    rows.push({ engine: "tsllm", threads: 1, result: summarize(test, samples) });
+  }
+  if (values.compare) {
+    const theirs = await benchLlamaCpp(path, tests, tokens, threads, reps);
+    for (const test of tests) rows.push({ engine: "llama.cpp", threads, result: summarize(test, theirs.get(test.name) ?? []) });
+  }
+  loaded.file.close();
+
+  const fileBytes = statSync(path).size;
+  const info = new Map(describeModel(loaded.file));
+  const modelType = `${info.get("architecture")} ${info.get("parameters")} ${info.get("tensor types")?.split(" ")[0] ?? ""}`.trim();
+  if (values.output === "json") {
+    const objects = rows.map(({ engine, threads: n, result }) => ({
+      engine,
+      model_filename: path,
+      model_type: modelType,
+      model_size: fileBytes,
+      n_threads: n,
+      n_prompt: result.promptTokens,
+      n_gen: result.genTokens,
+      avg_ts: result.mean,
+      stddev_ts: result.stddev,
+      samples_ts: result.samples,
+    }));
+    process.stdout.write(`${JSON.stringify(objects, null, 2)}\n`);
+    return;
+  }
+  const lines = [
+    `| model | size | engine | threads | test | t/s | weights GB/s |`,
+    `| --- | ---: | --- | ---: | --- | ---: | ---: |`,
+    ...rows.map(({ engine, threads: n, result }) => {
+      const bandwidth = result.genTokens > 0 ? ((fileBytes * result.mean) / 1e9).toFixed(2) : "";
+      return `| ${basename(path)} | ${(fileBytes / 2 ** 20).toFixed(1)} MiB | ${engine} | ${n} | ${result.name} | ${result.mean.toFixed(2)} ± ${result.stddev.toFixed(2)} | ${bandwidth} |`;
+    }),
+  ];
+  if (values.compare) {
+    lines.push("", "| test | tsllm / llama.cpp |", "| --- | ---: |");
+    for (const test of tests) {
+      const ours = rows.find((r) => r.engine === "tsllm" && r.result.name === test.name);
+      const theirs = rows.find((r) => r.engine === "llama.cpp" && r.result.name === test.name);
+      if (ours && theirs) lines.push(`| ${test.name} | ${(ours.result.mean / theirs.result.mean).toFixed(3)}× |`);
+    }
+  }
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
