@@ -2,13 +2,14 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Backend, RopeParams } from "../src/backend/backend.js";
 import { ScalarBackend } from "../src/backend/scalar/scalar-backend.js";
+import { WasmBackend } from "../src/backend/wasm/wasm-backend.js";
 import { GgmlType, ggmlTypeName } from "../src/gguf/index.js";
 import { floatToHalf, HALF_TO_FLOAT, quantFormat, rowBytes } from "../src/quant/index.js";
 import { NormalSource } from "../src/synth/normal.js";
 import { Weight } from "../src/tensor/weight.js";
 
 /** Every backend must pass the same checks against plain f64 math. Faster backends join this list. */
-const BACKENDS: Backend[] = [new ScalarBackend()];
+const BACKENDS: Backend[] = [new ScalarBackend(), new WasmBackend()];
 
 const normal = new NormalSource(2024);
 const randn = (n: number, std = 1): Float32Array => normal.fill(new Float32Array(n), std);
@@ -145,3 +146,21 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe("the WASM kernels against their scalar twins", () => {
+  const scalar = new ScalarBackend();
+  const wasm = new WasmBackend();
+  for (const type of [GgmlType.Q8_0, GgmlType.Q4_0]) {
+    it(`${ggmlTypeName(type)} matmul is bit-identical, on its very first call and after`, () => {
+      for (const [cols, rows, tokens] of [[32, 1, 1], [256, 33, 3], [1024, 7, 2]]) {
+        const w = weightOf(type, randn(cols * rows, 0.3), cols);
+        const x = randn(cols * tokens, 2);
+        const expected = scalar.matmul(w, x, tokens);
+        for (let call = 0; call < 3; call++) {
+          const got = wasm.matmul(w, x, tokens);
+          assert.ok(got.every((v, i) => Object.is(v, expected[i])), `${cols}×${rows}, call ${call}`);
+        }
+      }
+    });
+  }
+});

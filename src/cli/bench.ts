@@ -3,14 +3,14 @@ import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { benchTokens, BenchResult, BenchTest, runBenchTest, summarize } from "../engine/bench.js";
-import { loadModel } from "../engine/load.js";
+import { createBackend, loadModel } from "../engine/load.js";
 import { benchLlamaCpp } from "./bench-llama-cpp.js";
 import { UsageError } from "./fail.js";
 import { requireModelFile } from "./model-path.js";
-import { numberOption } from "./options.js";
+import { backendOption, numberOption } from "./options.js";
 import { describeModel } from "./show.js";
 
-export const BENCH_USAGE = `tsllm bench MODEL.gguf [-p 512] [-n 128] [-r 5] [-t THREADS] [-o md|json] [--compare] [--verbose]`;
+export const BENCH_USAGE = `tsllm bench MODEL.gguf [-p 512] [-n 128] [-r 5] [-t THREADS] [-o md|json] [--compare] [--backend wasm|scalar]`;
 
 interface Row {
   engine: "tsllm" | "llama.cpp";
@@ -29,7 +29,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
       threads: { type: "string", short: "t" },
       output: { type: "string", short: "o", default: "md" },
       compare: { type: "boolean" },
-      verbose: { type: "boolean" },
+      backend: { type: "string", default: "wasm" },
     },
   });
   const path = requireModelFile(positionals[0]);
@@ -39,7 +39,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const threads = numberOption(values.threads, "-t", availableParallelism());
   if (values.output !== "md" && values.output !== "json") throw new UsageError("-o takes md or json");
 
-  const loaded = loadModel(path);
+  const loaded = loadModel(path, createBackend(backendOption(values.backend)));
   const tests: BenchTest[] = [];
   if (promptTokens > 0) tests.push({ name: `pp${promptTokens}`, promptTokens, genTokens: 0 });
   if (genTokens > 0) tests.push({ name: `tg${genTokens}`, promptTokens: 0, genTokens });
@@ -50,7 +50,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
   for (const test of tests) {
     runBenchTest(loaded.model, test, tokens); // warm-up, as llama-bench does
     const samples = Array.from({ length: reps }, () => runBenchTest(loaded.model, test, tokens));
-    // The scalar reference backend runs on one thread whatever -t says.
+    // Both backends run on one thread for now, whatever -t says.
     rows.push({ engine: "tsllm", threads: 1, result: summarize(test, samples) });
   }
   if (values.compare) {

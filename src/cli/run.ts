@@ -1,11 +1,11 @@
 import { parseArgs } from "node:util";
 import { ChatMessage } from "../chat/template.js";
 import { generate, GeneratedToken } from "../engine/generate.js";
-import { LoadedModel, loadModel } from "../engine/load.js";
+import { createBackend, LoadedModel, loadModel } from "../engine/load.js";
 import { DEFAULT_SAMPLING, Sampler } from "../sampling/sampler.js";
 import { UsageError } from "./fail.js";
 import { requireModelFile } from "./model-path.js";
-import { numberOption } from "./options.js";
+import { backendOption, numberOption } from "./options.js";
 
 export const RUN_USAGE = `tsllm run MODEL.gguf "PROMPT" [options]
   -n, --max-tokens N     tokens to generate (default 256)
@@ -16,7 +16,8 @@ export const RUN_USAGE = `tsllm run MODEL.gguf "PROMPT" [options]
   --raw                  no chat template (models without one are always raw)
   --system TEXT          system prompt (chat template only)
   --json                 print {"prompt_tokens","tokens","text"} instead of streaming text
-  --logprobs K           with --json: the top K log-probabilities of each generated token`;
+  --logprobs K           with --json: the top K log-probabilities of each generated token
+  --backend wasm|scalar  compute backend (default wasm; scalar is the reference twin)`;
 
 /**
  * The prompt as tokens: through the chat template unless raw, with BOS as the metadata says (never
@@ -66,12 +67,13 @@ export async function runCommand(argv: string[]): Promise<void> {
       system: { type: "string" },
       json: { type: "boolean" },
       logprobs: { type: "string" },
+      backend: { type: "string", default: "wasm" },
     },
   });
   const [modelArg, prompt] = positionals;
   const path = requireModelFile(modelArg);
   if (prompt === undefined) throw new UsageError(`missing PROMPT\n${RUN_USAGE}`);
-  const loaded = loadModel(path);
+  const loaded = loadModel(path, createBackend(backendOption(values.backend)));
   const tokens = promptTokens(loaded, prompt, values.raw ?? false, values.system);
   const ignoreEos = values["ignore-eos"] ?? false;
   const sampler = new Sampler({

@@ -1,5 +1,6 @@
 import { Backend } from "../backend/backend.js";
 import { ScalarBackend } from "../backend/scalar/scalar-backend.js";
+import { WasmBackend } from "../backend/wasm/wasm-backend.js";
 import { ChatTemplate } from "../chat/template.js";
 import { GgufFile } from "../gguf/reader.js";
 import { Metadata } from "../gguf/metadata.js";
@@ -27,7 +28,14 @@ export function loadTokenizer(path: string): { file: GgufFile; metadata: Metadat
   }
 }
 
-export function loadModel(path: string, backend: Backend = new ScalarBackend()): LoadedModel {
+export type BackendName = "wasm" | "scalar";
+
+/** WASM SIMD kernels where they exist, the scalar reference everywhere else; "scalar" is the reference alone. */
+export function createBackend(name: BackendName = "wasm"): Backend {
+  return name === "scalar" ? new ScalarBackend() : new WasmBackend();
+}
+
+export function loadModel(path: string, backend: Backend = createBackend()): LoadedModel {
   const started = performance.now();
   const { file, metadata, tokenizer } = loadTokenizer(path);
   try {

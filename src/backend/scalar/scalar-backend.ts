@@ -11,7 +11,7 @@ const f32 = Math.fround;
  * Every faster backend is tested against this one.
  */
 export class ScalarBackend implements Backend {
-  readonly name = "scalar";
+  readonly name: string = "scalar";
 
   matmul(w: Weight, x: Float32Array, tokens: number): Float32Array {
     const format = quantFormat(w.type);

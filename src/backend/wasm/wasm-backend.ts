@@ -1,0 +1,61 @@
+import { GgmlType } from "../../gguf/ggml-types.js";
+import { quantFormat, rowBytes } from "../../quant/index.js";
+import { Weight } from "../../tensor/weight.js";
+import { ScalarBackend } from "../scalar/scalar-backend.js";
+import { KernelInstance } from "./kernels.js";
+
+type Matvec = (weights: number, rows: number, activations: number, n: number, out: number) => void;
+
+/**
+ * The scalar backend with its hot loop, quantized matrix × vector, moved into WebAssembly SIMD for the
+ * types that have kernels; every other operation and type still runs on the scalar twin. Results are
+ * bit-identical to the scalar backend.
+ */
+export class WasmBackend extends ScalarBackend {
+  override readonly name: string = "wasm";
+  private readonly instance = KernelInstance.create();
+  private readonly resident = new WeakMap<Weight, number>();
+  private scratch = { at: 0, size: 0 };
+  private readonly kernels: Partial<Record<GgmlType, Matvec>>;
+
+  constructor() {
+    super();
+    const k = this.instance.kernels;
+    this.kernels = { [GgmlType.Q8_0]: k.matvec_q8_0, [GgmlType.Q4_0]: k.matvec_q4_0 };
+  }
+
+  override matmul(w: Weight, x: Float32Array, tokens: number): Float32Array {
+    const kernel = this.kernels[w.type];
+    if (!kernel) return super.matmul(w, x, tokens);
+    const activation = quantFormat(quantFormat(w.type).dotType);
+    const cols = w.cols;
+    const rows = w.rows;
+    const aRow = rowBytes(activation, cols);
+    const weights = this.residentCopy(w);
+    const activations = this.scratchSpace(aRow + rows * 4);
+    const outAt = activations + Math.ceil(aRow / 16) * 16;
+    const out = new Float32Array(tokens * rows);
+    for (let t = 0; t < tokens; t++) {
+      activation.quantizeRow(x, t * cols, this.instance.heap, activations, cols);
+      kernel(weights, rows, activations, cols, outAt);
+      out.set(new Float32Array(this.instance.heap.buffer, outAt, rows), t * rows);
+    }
+    return out;
+  }
+
+  private residentCopy(w: Weight): number {
+    let at = this.resident.get(w);
+    if (at === undefined) {
+      at = this.instance.allocate(w.data.length);
+      this.instance.heap.set(w.data, at);
+      this.resident.set(w, at);
+    }
+    return at;
+  }
+
+  private scratchSpace(size: number): number {
+    const needed = size + 16;
+    if (needed > this.scratch.size) this.scratch = { at: this.instance.allocate(needed * 2), size: needed * 2 };
+    return this.scratch.at;
+  }
+}
