@@ -94,6 +94,117 @@ export function matvec_q4_0(weights: usize, rows: i32, activations: usize, n: i3
   }
 }
 
+// ---- k-quants: 256-element super-blocks against Q8_K activations (d f32 | qs[256] | bsums[16] i16) ----
+
+const Q8_K_SIZE: usize = 292;
+const Q4_K_SIZE: usize = 144;
+const Q6_K_SIZE: usize = 210;
+const SUMI: usize = memory.data(32, 16);
+const MIN_ACC: usize = memory.data(16, 16);
+
+/** Adds scale_lo·lanes[0..3] and scale_hi·lanes[4..7] into the super-block's integer lane sums. */
+@inline function addScaledLanes(scaleLow: i32, scaleHigh: i32): void {
+  v128.store(SUMI, i32x4.add(v128.load(SUMI), i32x4.mul(v128.load(LANES), i32x4.splat(scaleLow))));
+  v128.store(SUMI, i32x4.add(v128.load(SUMI, 16), i32x4.mul(v128.load(LANES, 16), i32x4.splat(scaleHigh))), 16);
+}
+
+/** Sum of the 32 activations of sub-block s (two 16-element bsums). */
+@inline function subBlockSum(y: usize, s: usize): i32 {
+  return <i32>load<i16>(y + 260 + s * 4) + <i32>load<i16>(y + 262 + s * 4);
+}
+
+/** get_scale_min_k4: the 6-bit scale and min of sub-block j from the 12 packed bytes at `p`. */
+@inline function scaleK4(p: usize, j: usize): i32 {
+  return j < 4 ? <i32>(load<u8>(p + j) & 63) : <i32>((load<u8>(p + j + 4) & 0xf) | ((load<u8>(p + j - 4) >> 6) << 4));
+}
+@inline function minK4(p: usize, j: usize): i32 {
+  return j < 4 ? <i32>(load<u8>(p + j + 4) & 63) : <i32>((load<u8>(p + j + 4) >> 4) | ((load<u8>(p + j) >> 6) << 4));
+}
+
+/** f32(a·b + c), the product exact in f64: the same fused step as the scalar twin's fma32. */
+@inline function fma32(a: f32, b: f64, c: f32): f32 {
+  return <f32>(<f64>a * b + <f64>c);
+}
+
+/** out[r] = row r of Q4_K weights · Q8_K activations. */
+export function matvec_q4_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+  const blocks = <usize>(n / 256);
+  const rowBytes = blocks * Q4_K_SIZE;
+  const mask = i8x16.splat(0x0f);
+  for (let r = 0; r < rows; r++) {
+    const w = weights + <usize>r * rowBytes;
+    memory.fill(ACC, 0, 32);
+    memory.fill(MIN_ACC, 0, 16);
+    for (let b: usize = 0; b < blocks; b++) {
+      const x = w + b * Q4_K_SIZE;
+      const y = activations + b * Q8_K_SIZE;
+      const yd = load<f32>(y);
+      const d = yd * loadHalf(x);
+      const dminNeg = -yd * loadHalf(x + 2);
+      memory.fill(SUMI, 0, 32);
+      for (let c: usize = 0; c < 4; c++) {
+        const q0 = v128.load(x + 16 + 32 * c);
+        const q1 = v128.load(x + 16 + 32 * c + 16);
+        const y0 = y + 4 + 64 * c;
+        laneSums(v128.and(q0, mask), v128.and(q1, mask), v128.load(y0), v128.load(y0, 16), LANES);
+        const s0 = scaleK4(x + 4, 2 * c);
+        addScaledLanes(s0, s0);
+        laneSums(i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4), v128.load(y0, 32), v128.load(y0, 48), LANES);
+        const s1 = scaleK4(x + 4, 2 * c + 1);
+        addScaledLanes(s1, s1);
+      }
+      for (let l: usize = 0; l < 4; l++) {
+        const term = minK4(x + 4, 2 * l) * subBlockSum(y, 2 * l) + minK4(x + 4, 2 * l + 1) * subBlockSum(y, 2 * l + 1);
+        store<f32>(MIN_ACC + l * 4, fma32(dminNeg, <f64>term, load<f32>(MIN_ACC + l * 4)));
+      }
+      fuseLanes(ACC, SUMI, <f64>d);
+    }
+    const mins = (load<f32>(MIN_ACC) + load<f32>(MIN_ACC, 8)) + (load<f32>(MIN_ACC, 4) + load<f32>(MIN_ACC, 12));
+    store<f32>(out + (<usize>r << 2), hsum8(ACC) + mins);
+  }
+}
+
+/** out[r] = row r of Q6_K weights · Q8_K activations. */
+export function matvec_q6_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+  const blocks = <usize>(n / 256);
+  const rowBytes = blocks * Q6_K_SIZE;
+  const low4 = i8x16.splat(0x0f);
+  const two = i8x16.splat(3);
+  const bias = i8x16.splat(32);
+  for (let r = 0; r < rows; r++) {
+    const w = weights + <usize>r * rowBytes;
+    memory.fill(ACC, 0, 32);
+    for (let b: usize = 0; b < blocks; b++) {
+      const x = w + b * Q6_K_SIZE;
+      const y = activations + b * Q8_K_SIZE;
+      const d = load<f32>(y) * loadHalf(x + 208);
+      memory.fill(SUMI, 0, 32);
+      for (let g: usize = 0; g < 8; g++) {
+        const half = g >> 2;
+        const quarter = g & 3;
+        const ql = x + 64 * half + (quarter & 1 ? 32 : 0);
+        const qh = x + 128 + 32 * half;
+        let l0 = v128.load(ql);
+        let l1 = v128.load(ql, 16);
+        if (quarter >= 2) {
+          l0 = i8x16.shr_u(l0, 4);
+          l1 = i8x16.shr_u(l1, 4);
+        }
+        const shift = 2 * <i32>quarter;
+        const h0 = i8x16.shl(v128.and(i8x16.shr_u(v128.load(qh), shift), two), 4);
+        const h1 = i8x16.shl(v128.and(i8x16.shr_u(v128.load(qh, 16), shift), two), 4);
+        const v0 = i8x16.sub(v128.or(v128.and(l0, low4), h0), bias);
+        const v1 = i8x16.sub(v128.or(v128.and(l1, low4), h1), bias);
+        const yg = y + 4 + 32 * g;
+        laneSums(v0, v1, v128.load(yg), v128.load(yg, 16), LANES);
+        addScaledLanes(<i32>load<i8>(x + 192 + 2 * g), <i32>load<i8>(x + 192 + 2 * g + 1));
+      }
+      fuseLanes(ACC, SUMI, <f64>d);
+    }
+    store<f32>(out + (<usize>r << 2), hsum8(ACC));
+  }
+}
+
 /** First byte past the kernels' static data: the host allocates from here up. */
 export function heap_base(): usize {
   return __heap_base;

@@ -150,9 +150,10 @@ for (const backend of BACKENDS) {
 describe("the WASM kernels against their scalar twins", () => {
   const scalar = new ScalarBackend();
   const wasm = new WasmBackend();
-  for (const type of [GgmlType.Q8_0, GgmlType.Q4_0]) {
+  for (const type of [GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K]) {
     it(`${ggmlTypeName(type)} matmul is bit-identical, on its very first call and after`, () => {
-      for (const [cols, rows, tokens] of [[32, 1, 1], [256, 33, 3], [1024, 7, 2]]) {
+      const shapes = quantFormat(type).blockSize === 256 ? [[256, 1, 1], [256, 33, 3], [1024, 7, 2]] : [[32, 1, 1], [256, 33, 3], [1024, 7, 2]];
+      for (const [cols, rows, tokens] of shapes) {
         const w = weightOf(type, randn(cols * rows, 0.3), cols);
         const x = randn(cols * tokens, 2);
         const expected = scalar.matmul(w, x, tokens);

@@ -4,6 +4,8 @@ import { readFileSync } from "node:fs";
 interface KernelExports {
   matvec_q8_0(weights: number, rows: number, activations: number, n: number, out: number): void;
   matvec_q4_0(weights: number, rows: number, activations: number, n: number, out: number): void;
+  matvec_q4_k(weights: number, rows: number, activations: number, n: number, out: number): void;
+  matvec_q6_k(weights: number, rows: number, activations: number, n: number, out: number): void;
   heap_base(): number;
 }
 

@@ -21,7 +21,12 @@ export class WasmBackend extends ScalarBackend {
   constructor() {
     super();
     const k = this.instance.kernels;
-    this.kernels = { [GgmlType.Q8_0]: k.matvec_q8_0, [GgmlType.Q4_0]: k.matvec_q4_0 };
+    this.kernels = {
+      [GgmlType.Q8_0]: k.matvec_q8_0,
+      [GgmlType.Q4_0]: k.matvec_q4_0,
+      [GgmlType.Q4_K]: k.matvec_q4_k,
+      [GgmlType.Q6_K]: k.matvec_q6_k,
+    };
   }
 
   override matmul(w: Weight, x: Float32Array, tokens: number): Float32Array {
