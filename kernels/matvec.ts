@@ -48,15 +48,18 @@
   return (r0 + r2) + (r1 + r3);
 }
 
-/** Scratch for one dot product: eight i32 lane sums, then eight f32 accumulators. */
-const LANES: usize = memory.data(32, 16);
-const ACC: usize = memory.data(32, 16);
+// Each thread passes its own 112-byte scratch area (16-byte aligned): lane sums at +0, f32 accumulators
+// at +32, a super-block's integer lane sums at +64, and the k-quant min accumulators at +96.
 
 const Q8_0_SIZE: usize = 34;
 const Q4_0_SIZE: usize = 18;
 
 /** out[r] = row r of Q8_0 weights · Q8_0 activations, for `rows` rows of `n` elements. */
-export function matvec_q8_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+export function matvec_q8_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize, scratch: usize): void {
+  const LANES = scratch;
+  const ACC = scratch + 32;
+  const SUMI = scratch + 64;
+  const MIN_ACC = scratch + 96;
   const blocks = <usize>(n / 32);
   const rowBytes = blocks * Q8_0_SIZE;
   for (let r = 0; r < rows; r++) {
@@ -73,7 +76,11 @@ export function matvec_q8_0(weights: usize, rows: i32, activations: usize, n: i3
 }
 
 /** out[r] = row r of Q4_0 weights · Q8_0 activations. */
-export function matvec_q4_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+export function matvec_q4_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize, scratch: usize): void {
+  const LANES = scratch;
+  const ACC = scratch + 32;
+  const SUMI = scratch + 64;
+  const MIN_ACC = scratch + 96;
   const blocks = <usize>(n / 32);
   const rowBytes = blocks * Q4_0_SIZE;
   const mask = i8x16.splat(0x0f);
@@ -99,13 +106,12 @@ export function matvec_q4_0(weights: usize, rows: i32, activations: usize, n: i3
 const Q8_K_SIZE: usize = 292;
 const Q4_K_SIZE: usize = 144;
 const Q6_K_SIZE: usize = 210;
-const SUMI: usize = memory.data(32, 16);
-const MIN_ACC: usize = memory.data(16, 16);
 
 /** Adds scale_lo·lanes[0..3] and scale_hi·lanes[4..7] into the super-block's integer lane sums. */
-@inline function addScaledLanes(scaleLow: i32, scaleHigh: i32): void {
-  v128.store(SUMI, i32x4.add(v128.load(SUMI), i32x4.mul(v128.load(LANES), i32x4.splat(scaleLow))));
-  v128.store(SUMI, i32x4.add(v128.load(SUMI, 16), i32x4.mul(v128.load(LANES, 16), i32x4.splat(scaleHigh))), 16);
+@inline function addScaledLanes(scratch: usize, scaleLow: i32, scaleHigh: i32): void {
+  const sumi = scratch + 64;
+  v128.store(sumi, i32x4.add(v128.load(sumi), i32x4.mul(v128.load(scratch), i32x4.splat(scaleLow))));
+  v128.store(sumi, i32x4.add(v128.load(sumi, 16), i32x4.mul(v128.load(scratch, 16), i32x4.splat(scaleHigh))), 16);
 }
 
 /** Sum of the 32 activations of sub-block s (two 16-element bsums). */
@@ -127,7 +133,11 @@ const MIN_ACC: usize = memory.data(16, 16);
 }
 
 /** out[r] = row r of Q4_K weights · Q8_K activations. */
-export function matvec_q4_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+export function matvec_q4_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize, scratch: usize): void {
+  const LANES = scratch;
+  const ACC = scratch + 32;
+  const SUMI = scratch + 64;
+  const MIN_ACC = scratch + 96;
   const blocks = <usize>(n / 256);
   const rowBytes = blocks * Q4_K_SIZE;
   const mask = i8x16.splat(0x0f);
@@ -148,10 +158,10 @@ export function matvec_q4_k(weights: usize, rows: i32, activations: usize, n: i3
         const y0 = y + 4 + 64 * c;
         laneSums(v128.and(q0, mask), v128.and(q1, mask), v128.load(y0), v128.load(y0, 16), LANES);
         const s0 = scaleK4(x + 4, 2 * c);
-        addScaledLanes(s0, s0);
+        addScaledLanes(scratch, s0, s0);
         laneSums(i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4), v128.load(y0, 32), v128.load(y0, 48), LANES);
         const s1 = scaleK4(x + 4, 2 * c + 1);
-        addScaledLanes(s1, s1);
+        addScaledLanes(scratch, s1, s1);
       }
       for (let l: usize = 0; l < 4; l++) {
         const term = minK4(x + 4, 2 * l) * subBlockSum(y, 2 * l) + minK4(x + 4, 2 * l + 1) * subBlockSum(y, 2 * l + 1);
@@ -165,7 +175,11 @@ export function matvec_q4_k(weights: usize, rows: i32, activations: usize, n: i3
 }
 
 /** out[r] = row r of Q6_K weights · Q8_K activations. */
-export function matvec_q6_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+export function matvec_q6_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize, scratch: usize): void {
+  const LANES = scratch;
+  const ACC = scratch + 32;
+  const SUMI = scratch + 64;
+  const MIN_ACC = scratch + 96;
   const blocks = <usize>(n / 256);
   const rowBytes = blocks * Q6_K_SIZE;
   const low4 = i8x16.splat(0x0f);
@@ -197,7 +211,7 @@ export function matvec_q6_k(weights: usize, rows: i32, activations: usize, n: i3
         const v1 = i8x16.sub(v128.or(v128.and(l1, low4), h1), bias);
         const yg = y + 4 + 32 * g;
         laneSums(v0, v1, v128.load(yg), v128.load(yg, 16), LANES);
-        addScaledLanes(<i32>load<i8>(x + 192 + 2 * g), <i32>load<i8>(x + 192 + 2 * g + 1));
+        addScaledLanes(scratch, <i32>load<i8>(x + 192 + 2 * g), <i32>load<i8>(x + 192 + 2 * g + 1));
       }
       fuseLanes(ACC, SUMI, <f64>d);
     }

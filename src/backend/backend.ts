@@ -33,6 +33,10 @@ export interface LayerKv {
  */
 export interface Backend {
   readonly name: string;
+  /** Threads the backend computes on (1 when absent). */
+  readonly threads?: number;
+  /** Stops worker threads; the backend is unusable afterwards. */
+  dispose?(): void;
   /** [T, w.rows] = [T, w.cols] · wᵀ */
   matmul(w: Weight, x: Float32Array, tokens: number): Float32Array;
   /** Rows of an embedding matrix, dequantized: [ids.length, w.cols]. */

@@ -39,7 +39,8 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const threads = numberOption(values.threads, "-t", availableParallelism());
   if (values.output !== "md" && values.output !== "json") throw new UsageError("-o takes md or json");
 
-  const loaded = loadModel(path, createBackend(backendOption(values.backend)));
+  const backend = createBackend(backendOption(values.backend), threads);
+  const loaded = loadModel(path, backend);
   const tests: BenchTest[] = [];
   if (promptTokens > 0) tests.push({ name: `pp${promptTokens}`, promptTokens, genTokens: 0 });
   if (genTokens > 0) tests.push({ name: `tg${genTokens}`, promptTokens: 0, genTokens });
@@ -50,14 +51,14 @@ export async function benchCommand(argv: string[]): Promise<void> {
   for (const test of tests) {
     runBenchTest(loaded.model, test, tokens); // warm-up, as llama-bench does
     const samples = Array.from({ length: reps }, () => runBenchTest(loaded.model, test, tokens));
-    // Both backends run on one thread for now, whatever -t says.
-    rows.push({ engine: "tsllm", threads: 1, result: summarize(test, samples) });
+    rows.push({ engine: "tsllm", threads: backend.threads ?? 1, result: summarize(test, samples) });
   }
   if (values.compare) {
     const theirs = await benchLlamaCpp(path, tests, tokens, threads, reps);
     for (const test of tests) rows.push({ engine: "llama.cpp", threads, result: summarize(test, theirs.get(test.name) ?? []) });
   }
   loaded.file.close();
+  backend.dispose?.();
 
   const fileBytes = statSync(path).size;
   const info = new Map(describeModel(loaded.file));

@@ -17,7 +17,8 @@ export const RUN_USAGE = `tsllm run MODEL.gguf "PROMPT" [options]
   --system TEXT          system prompt (chat template only)
   --json                 print {"prompt_tokens","tokens","text"} instead of streaming text
   --logprobs K           with --json: the top K log-probabilities of each generated token
-  --backend wasm|scalar  compute backend (default wasm; scalar is the reference twin)`;
+  --backend wasm|scalar  compute backend (default wasm; scalar is the reference twin)
+  -t, --threads N        threads for the wasm backend (default: the number of cores)`;
 
 /**
  * The prompt as tokens: through the chat template unless raw, with BOS as the metadata says (never
@@ -68,12 +69,14 @@ export async function runCommand(argv: string[]): Promise<void> {
       json: { type: "boolean" },
       logprobs: { type: "string" },
       backend: { type: "string", default: "wasm" },
+      threads: { type: "string", short: "t" },
     },
   });
   const [modelArg, prompt] = positionals;
   const path = requireModelFile(modelArg);
   if (prompt === undefined) throw new UsageError(`missing PROMPT\n${RUN_USAGE}`);
-  const loaded = loadModel(path, createBackend(backendOption(values.backend)));
+  const threads = values.threads === undefined ? undefined : numberOption(values.threads, "--threads", 1);
+  const loaded = loadModel(path, createBackend(backendOption(values.backend), threads));
   const tokens = promptTokens(loaded, prompt, values.raw ?? false, values.system);
   const ignoreEos = values["ignore-eos"] ?? false;
   const sampler = new Sampler({
@@ -121,4 +124,5 @@ export async function runCommand(argv: string[]): Promise<void> {
     if (!values.json) process.stdout.write(step.value.text);
   }
   loaded.file.close();
+  loaded.backend.dispose?.();
 }

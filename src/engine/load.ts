@@ -12,6 +12,7 @@ export interface LoadedModel {
   file: GgufFile;
   metadata: Metadata;
   model: LanguageModel;
+  backend: Backend;
   tokenizer: Tokenizer;
   chatTemplate?: ChatTemplate;
   loadMs: number;
@@ -31,8 +32,8 @@ export function loadTokenizer(path: string): { file: GgufFile; metadata: Metadat
 export type BackendName = "wasm" | "scalar";
 
 /** WASM SIMD kernels where they exist, the scalar reference everywhere else; "scalar" is the reference alone. */
-export function createBackend(name: BackendName = "wasm"): Backend {
-  return name === "scalar" ? new ScalarBackend() : new WasmBackend();
+export function createBackend(name: BackendName = "wasm", threads?: number): Backend {
+  return name === "scalar" ? new ScalarBackend() : new WasmBackend(threads);
 }
 
 export function loadModel(path: string, backend: Backend = createBackend()): LoadedModel {
@@ -42,7 +43,7 @@ export function loadModel(path: string, backend: Backend = createBackend()): Loa
     const model = buildModel(file, backend);
     const templateSource = metadata.string("tokenizer.chat_template");
     const chatTemplate = templateSource ? new ChatTemplate(templateSource) : undefined;
-    return { path, file, metadata, model, tokenizer, chatTemplate, loadMs: performance.now() - started };
+    return { path, file, metadata, model, backend, tokenizer, chatTemplate, loadMs: performance.now() - started };
   } catch (error) {
     file.close();
     throw error;

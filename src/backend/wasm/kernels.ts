@@ -1,63 +1,71 @@
 import { readFileSync } from "node:fs";
 
-/** The exports of kernels/matvec.ts. Pointers are byte offsets into the shared memory. */
-interface KernelExports {
-  matvec_q8_0(weights: number, rows: number, activations: number, n: number, out: number): void;
-  matvec_q4_0(weights: number, rows: number, activations: number, n: number, out: number): void;
-  matvec_q4_k(weights: number, rows: number, activations: number, n: number, out: number): void;
-  matvec_q6_k(weights: number, rows: number, activations: number, n: number, out: number): void;
-  heap_base(): number;
-}
+/** The matrix × vector kernels of kernels/matvec.ts, in the order workers refer to them by index. */
+export const KERNEL_NAMES = ["matvec_q8_0", "matvec_q4_0", "matvec_q4_k", "matvec_q6_k"] as const;
+export type KernelName = (typeof KERNEL_NAMES)[number];
+
+/** (weights, rows, activations, n, out, scratch): pointers are byte offsets into the shared memory. */
+export type Matvec = (weights: number, rows: number, activations: number, n: number, out: number, scratch: number) => void;
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the most a 32-bit memory can address
+export const SCRATCH_BYTES = 112;
+
+let compiled: WebAssembly.Module | undefined;
+
+export function kernelModule(): WebAssembly.Module {
+  compiled ??= new WebAssembly.Module(readFileSync(new URL("../../../kernels/matvec.wasm", import.meta.url)));
+  return compiled;
+}
+
+export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): { kernels: Record<KernelName, Matvec>; heapBase: number } {
+  const instance = new WebAssembly.Instance(module, {
+    env: {
+      memory,
+      abort: () => {
+        throw new Error("WASM kernel abort");
+      },
+    },
+  });
+  const exports = instance.exports as Record<string, unknown>;
+  const kernels = Object.fromEntries(KERNEL_NAMES.map((name) => [name, exports[name] as Matvec])) as Record<KernelName, Matvec>;
+  return { kernels, heapBase: (exports.heap_base as () => number)() };
+}
 
 /**
- * One instance of the WASM kernels over a memory the host owns. Memory is handed out by a bump
- * allocator; weights are copied in once and stay.
+ * The kernels over one shared memory that the host owns and every worker thread maps. Memory is handed
+ * out by a bump allocator; weights are copied in once and stay.
  */
 export class KernelInstance {
+  readonly memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
+  readonly kernels: Record<KernelName, Matvec>;
   private top: number;
   private bytes: Uint8Array;
 
-  private constructor(
-    readonly memory: WebAssembly.Memory,
-    readonly kernels: KernelExports,
-  ) {
-    this.top = kernels.heap_base();
-    this.bytes = new Uint8Array(memory.buffer);
-  }
-
-  static create(): KernelInstance {
-    const binary = readFileSync(new URL("../../../kernels/matvec.wasm", import.meta.url));
-    const memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES });
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(binary), {
-      env: {
-        memory,
-        abort: () => {
-          throw new Error("WASM kernel abort");
-        },
-      },
-    });
-    return new KernelInstance(memory, instance.exports as unknown as KernelExports);
+  constructor() {
+    const { kernels, heapBase } = instantiate(kernelModule(), this.memory);
+    this.kernels = kernels;
+    this.top = heapBase;
+    this.bytes = new Uint8Array(this.memory.buffer);
   }
 
   /** Reserves `size` bytes aligned to 16 and returns their offset. */
   allocate(size: number): number {
     const at = Math.ceil(this.top / 16) * 16;
     const end = at + size;
-    if (end > this.memory.buffer.byteLength) {
-      const pages = Math.ceil((end - this.memory.buffer.byteLength) / PAGE);
-      if (this.memory.buffer.byteLength / PAGE + pages > MAX_PAGES) throw new RangeError("the model does not fit one 4 GiB WebAssembly memory");
+    const current = this.memory.buffer.byteLength;
+    if (end > current) {
+      const pages = Math.ceil((end - current) / PAGE);
+      if (current / PAGE + pages > MAX_PAGES) throw new RangeError("the model does not fit one 4 GiB WebAssembly memory");
       this.memory.grow(pages);
-      this.bytes = new Uint8Array(this.memory.buffer);
     }
     this.top = end;
     return at;
   }
 
-  /** The whole memory as bytes (re-read after every allocation: growth replaces the buffer). */
+  /** The whole memory as bytes; a shared memory's buffer is replaced when it grows, so this re-reads it. */
   get heap(): Uint8Array {
+    if (this.bytes.byteLength !== this.memory.buffer.byteLength) this.bytes = new Uint8Array(this.memory.buffer);
     return this.bytes;
   }
 }

@@ -1,38 +1,44 @@
+import { availableParallelism } from "node:os";
 import { GgmlType } from "../../gguf/ggml-types.js";
 import { quantFormat, rowBytes } from "../../quant/index.js";
 import { Weight } from "../../tensor/weight.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
-import { KernelInstance } from "./kernels.js";
+import { KernelInstance, KernelName } from "./kernels.js";
+import { ThreadPool } from "./thread-pool.js";
 
-type Matvec = (weights: number, rows: number, activations: number, n: number, out: number) => void;
+const KERNELS: Partial<Record<GgmlType, KernelName>> = {
+  [GgmlType.Q8_0]: "matvec_q8_0",
+  [GgmlType.Q4_0]: "matvec_q4_0",
+  [GgmlType.Q4_K]: "matvec_q4_k",
+  [GgmlType.Q6_K]: "matvec_q6_k",
+};
 
 /**
- * The scalar backend with its hot loop, quantized matrix × vector, moved into WebAssembly SIMD for the
- * types that have kernels; every other operation and type still runs on the scalar twin. Results are
- * bit-identical to the scalar backend.
+ * The scalar backend with its hot loop, quantized matrix × vector, moved into WebAssembly SIMD on worker
+ * threads for the types that have kernels; every other operation and type still runs on the scalar
+ * twin. Results are bit-identical to the scalar backend whatever the thread count.
  */
 export class WasmBackend extends ScalarBackend {
   override readonly name: string = "wasm";
-  private readonly instance = KernelInstance.create();
+  private readonly instance = new KernelInstance();
+  private readonly pool: ThreadPool;
   private readonly resident = new WeakMap<Weight, number>();
   private scratch = { at: 0, size: 0 };
-  private readonly kernels: Partial<Record<GgmlType, Matvec>>;
 
-  constructor() {
+  constructor(threads = availableParallelism()) {
     super();
-    const k = this.instance.kernels;
-    this.kernels = {
-      [GgmlType.Q8_0]: k.matvec_q8_0,
-      [GgmlType.Q4_0]: k.matvec_q4_0,
-      [GgmlType.Q4_K]: k.matvec_q4_k,
-      [GgmlType.Q6_K]: k.matvec_q6_k,
-    };
+    this.pool = new ThreadPool(this.instance, Math.max(1, Math.floor(threads)));
+  }
+
+  get threads(): number {
+    return this.pool.threads;
   }
 
   override matmul(w: Weight, x: Float32Array, tokens: number): Float32Array {
-    const kernel = this.kernels[w.type];
+    const kernel = KERNELS[w.type];
     if (!kernel) return super.matmul(w, x, tokens);
-    const activation = quantFormat(quantFormat(w.type).dotType);
+    const format = quantFormat(w.type);
+    const activation = quantFormat(format.dotType);
     const cols = w.cols;
     const rows = w.rows;
     const aRow = rowBytes(activation, cols);
@@ -42,10 +48,14 @@ export class WasmBackend extends ScalarBackend {
     const out = new Float32Array(tokens * rows);
     for (let t = 0; t < tokens; t++) {
       activation.quantizeRow(x, t * cols, this.instance.heap, activations, cols);
-      kernel(weights, rows, activations, cols, outAt);
+      this.pool.run(kernel, weights, rowBytes(format, cols), rows, activations, cols, outAt);
       out.set(new Float32Array(this.instance.heap.buffer, outAt, rows), t * rows);
     }
     return out;
+  }
+
+  dispose(): void {
+    this.pool.dispose();
   }
 
   private residentCopy(w: Weight): number {
