@@ -58,8 +58,6 @@ const Q4_0_SIZE: usize = 18;
 export function matvec_q8_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize, scratch: usize): void {
   const LANES = scratch;
   const ACC = scratch + 32;
-  const SUMI = scratch + 64;
-  const MIN_ACC = scratch + 96;
   const blocks = <usize>(n / 32);
   const rowBytes = blocks * Q8_0_SIZE;
   for (let r = 0; r < rows; r++) {
@@ -79,8 +77,6 @@ export function matvec_q8_0(weights: usize, rows: i32, activations: usize, n: i3
 export function matvec_q4_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize, scratch: usize): void {
   const LANES = scratch;
   const ACC = scratch + 32;
-  const SUMI = scratch + 64;
-  const MIN_ACC = scratch + 96;
   const blocks = <usize>(n / 32);
   const rowBytes = blocks * Q4_0_SIZE;
   const mask = i8x16.splat(0x0f);
@@ -179,7 +175,6 @@ export function matvec_q6_k(weights: usize, rows: i32, activations: usize, n: i3
   const LANES = scratch;
   const ACC = scratch + 32;
   const SUMI = scratch + 64;
-  const MIN_ACC = scratch + 96;
   const blocks = <usize>(n / 256);
   const rowBytes = blocks * Q6_K_SIZE;
   const low4 = i8x16.splat(0x0f);
