@@ -2,6 +2,7 @@ import { statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
+import { WasmBackend } from "../backend/wasm/wasm-backend.js";
 import { benchTokens, BenchResult, BenchTest, runBenchTest, summarize } from "../engine/bench.js";
 import { createBackend, loadModel } from "../engine/load.js";
 import { benchLlamaCpp } from "./bench-llama-cpp.js";
@@ -10,7 +11,7 @@ import { requireModelFile } from "./model-path.js";
 import { backendOption, numberOption } from "./options.js";
 import { describeModel } from "./show.js";
 
-export const BENCH_USAGE = `tsllm bench MODEL.gguf [-p 512] [-n 128] [-r 5] [-t THREADS] [-o md|json] [--compare] [--backend wasm|scalar]`;
+export const BENCH_USAGE = `tsllm bench MODEL.gguf [-p 512] [-n 128] [-r 5] [-t THREADS] [-o md|json] [--compare] [--backend wasm|scalar] [--verbose]`;
 
 interface Row {
   engine: "tsllm" | "llama.cpp";
@@ -30,6 +31,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
       output: { type: "string", short: "o", default: "md" },
       compare: { type: "boolean" },
       backend: { type: "string", default: "wasm" },
+      verbose: { type: "boolean" },
     },
   });
   const path = requireModelFile(positionals[0]);
@@ -40,6 +42,9 @@ export async function benchCommand(argv: string[]): Promise<void> {
   if (values.output !== "md" && values.output !== "json") throw new UsageError("-o takes md or json");
 
   const backend = createBackend(backendOption(values.backend), threads);
+  if (values.verbose && backend instanceof WasmBackend) {
+    process.stderr.write(`wasm backend: ${backend.threads} threads, empty dispatch round trip ${backend.measureDispatch().toFixed(1)} µs\n`);
+  }
   const loaded = loadModel(path, backend);
   const tests: BenchTest[] = [];
   if (promptTokens > 0) tests.push({ name: `pp${promptTokens}`, promptTokens, genTokens: 0 });

@@ -10,8 +10,11 @@ const base = data.slot * SLOT.size;
 for (let done = 0; ; ) {
   waitFor(control, base + SLOT.seq, done + 1);
   const seq = Atomics.load(control, base + SLOT.seq);
-  const kernel = kernels[KERNEL_NAMES[control[base + SLOT.kernel]]];
-  kernel(control[base + SLOT.weights], control[base + SLOT.rows], control[base + SLOT.activations], control[base + SLOT.n], control[base + SLOT.out], data.scratch);
+  const index = control[base + SLOT.kernel];
+  if (index >= 0) {
+    const kernel = kernels[KERNEL_NAMES[index]];
+    kernel(control[base + SLOT.weights], control[base + SLOT.rows], control[base + SLOT.activations], control[base + SLOT.n], control[base + SLOT.out], data.scratch);
+  }
   done = seq;
   Atomics.store(control, base + SLOT.done, seq);
   Atomics.notify(control, base + SLOT.done);

@@ -43,13 +43,21 @@ export class ThreadPool {
       this.instance.kernels[kernel](weights, rows, activations, n, out, this.mainScratch);
       return;
     }
+    this.dispatch(KERNEL_NAMES.indexOf(kernel), weights, rowBytes, rows, activations, n, out, () =>
+      this.instance.kernels[kernel](weights, Math.min(rows, share), activations, n, out, this.mainScratch),
+    );
+  }
+
+  /** Posts each worker its share of rows (kernel −1: an empty job), runs `own` here, and waits for all. */
+  private dispatch(kernel: number, weights: number, rowBytes: number, rows: number, activations: number, n: number, out: number, own?: () => void): void {
+    const share = Math.ceil(rows / (this.workers.length + 1));
     const seq = ++this.seq;
     const c = this.control;
     this.workers.forEach((_, i) => {
       const start = Math.min(rows, (i + 1) * share);
       const end = Math.min(rows, start + share);
       const base = i * SLOT.size;
-      c[base + SLOT.kernel] = KERNEL_NAMES.indexOf(kernel);
+      c[base + SLOT.kernel] = kernel;
       c[base + SLOT.weights] = weights + start * rowBytes;
       c[base + SLOT.rows] = end - start;
       c[base + SLOT.activations] = activations;
@@ -58,8 +66,17 @@ export class ThreadPool {
       Atomics.store(c, base + SLOT.seq, seq);
       Atomics.notify(c, base + SLOT.seq);
     });
-    this.instance.kernels[kernel](weights, Math.min(rows, share), activations, n, out, this.mainScratch);
+    own?.();
     this.workers.forEach((_, i) => waitFor(c, i * SLOT.size + SLOT.done, seq));
+  }
+
+  /** Mean time of an empty dispatch to every worker and back, in microseconds. */
+  measureDispatch(rounds = 2000): number {
+    if (this.workers.length === 0) return 0;
+    for (let i = 0; i < rounds; i++) this.dispatch(-1, 0, 0, 0, 0, 0, 0); // wakes and warms the workers
+    const started = performance.now();
+    for (let i = 0; i < rounds; i++) this.dispatch(-1, 0, 0, 0, 0, 0, 0);
+    return ((performance.now() - started) * 1000) / rounds;
   }
 
   dispose(): void {

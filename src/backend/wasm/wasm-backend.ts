@@ -54,6 +54,11 @@ export class WasmBackend extends ScalarBackend {
     return out;
   }
 
+  /** Mean empty dispatch round trip to the worker threads, in microseconds. */
+  measureDispatch(): number {
+    return this.pool.measureDispatch();
+  }
+
   dispose(): void {
     this.pool.dispose();
   }
