@@ -1,5 +1,4 @@
 import { GgmlType, ggmlTypeName } from "../gguf/ggml-types.js";
-import { GgufFile } from "../gguf/reader.js";
 import { GgufValue, GgufValueType } from "../gguf/types.js";
 import { TensorToWrite, writeGguf } from "../gguf/writer.js";
 import { quantFormat, rowBytes } from "../quant/index.js";
@@ -9,8 +8,8 @@ import { ModelShape } from "./presets.js";
 export interface SynthOptions {
   shape: ModelShape;
   type: GgmlType;
-  /** A GGUF whose tokenizer.* metadata (vocabulary) the model takes over. */
-  vocabFrom: GgufFile;
+  /** Metadata (a GGUF's, usually) whose tokenizer.* keys the model takes over as its vocabulary. */
+  vocabFrom: { metadata: ReadonlyMap<string, GgufValue> };
   seed: number;
   name?: string;
 }

@@ -1,0 +1,79 @@
+/**
+ * `npm run bench`: the standard set. Random-weight models with real shapes (TinyLlama-1.1B and
+ * Llama-3.2-1B, with real vocabularies) are generated once into .cache/, then `tsllm bench --compare`
+ * measures tsllm and llama.cpp on each in the same run; a table of ratios ends the report.
+ * BENCH_QUICK=1 runs short tests on the TinyLlama Q4_0 model only (a smoke run, not a measurement).
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { GgmlType, ggmlTypeName, GgufFile, GgufValue, GgufValueType } from "../src/gguf/index.js";
+import { PRESETS } from "../src/synth/presets.js";
+import { synthesizeModel } from "../src/synth/synth.js";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const SHARED_MODELS = resolve(ROOT, "../shared/models");
+const CACHE = join(ROOT, ".cache", "synth");
+const quick = process.env.BENCH_QUICK === "1";
+
+/** Llama-3's byte-level BPE vocabulary as GGUF metadata, from the shared encoder.json and vocab.bpe. */
+function llama3Vocabulary(): { metadata: Map<string, GgufValue> } {
+  const dir = join(SHARED_MODELS, "tokenizers", "llama-3.2");
+  const encoder = JSON.parse(readFileSync(join(dir, "encoder.json"), "utf8")) as Record<string, number>;
+  const pieces: string[] = [];
+  for (const [piece, id] of Object.entries(encoder)) pieces[id] = piece;
+  const types = new Int32Array(128256).fill(1);
+  for (let i = 128000; i < 128256; i++) {
+    pieces[i] = i === 128000 ? "<|begin_of_text|>" : i === 128001 ? "<|end_of_text|>" : i === 128009 ? "<|eot_id|>" : `<|reserved_special_token_${i - 128000}|>`;
+    types[i] = 3;
+  }
+  const merges = readFileSync(join(dir, "vocab.bpe"), "utf8").split("\n").filter((l) => l && !l.startsWith("#version"));
+  const str = (value: string): GgufValue => ({ type: GgufValueType.STRING, value });
+  const u32 = (value: number): GgufValue => ({ type: GgufValueType.UINT32, value });
+  return {
+    metadata: new Map<string, GgufValue>([
+      ["tokenizer.ggml.model", str("gpt2")],
+      ["tokenizer.ggml.pre", str("llama-bpe")],
+      ["tokenizer.ggml.tokens", { type: GgufValueType.ARRAY, itemType: GgufValueType.STRING, value: pieces }],
+      ["tokenizer.ggml.token_type", { type: GgufValueType.ARRAY, itemType: GgufValueType.INT32, value: types }],
+      ["tokenizer.ggml.merges", { type: GgufValueType.ARRAY, itemType: GgufValueType.STRING, value: merges }],
+      ["tokenizer.ggml.bos_token_id", u32(128000)],
+      ["tokenizer.ggml.eos_token_id", u32(128009)],
+    ]),
+  };
+}
+
+interface Case {
+  preset: "tinyllama-1.1b" | "llama3.2-1b";
+  type: GgmlType;
+}
+
+const CASES: Case[] = quick
+  ? [{ preset: "tinyllama-1.1b", type: GgmlType.Q4_0 }]
+  : (["tinyllama-1.1b", "llama3.2-1b"] as const).flatMap((preset) => [GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K].map((type) => ({ preset, type })));
+
+function modelFor({ preset, type }: Case): string {
+  mkdirSync(CACHE, { recursive: true });
+  const path = join(CACHE, `${preset}-${ggmlTypeName(type)}.gguf`);
+  if (existsSync(path)) return path;
+  process.stderr.write(`generating ${path} …\n`);
+  if (preset === "llama3.2-1b") {
+    synthesizeModel(path, { shape: PRESETS[preset], type, vocabFrom: llama3Vocabulary(), seed: 1 });
+  } else {
+    const vocab = GgufFile.open(join(SHARED_MODELS, "llama-2-tiny-random.gguf"));
+    synthesizeModel(path, { shape: PRESETS[preset], type, vocabFrom: vocab, seed: 1 });
+    vocab.close();
+  }
+  return path;
+}
+
+const args = quick ? ["-p", "32", "-n", "16", "-r", "1"] : ["-p", "512", "-n", "128", "-r", "3"];
+const summary: string[] = ["| model | type | pp ratio | tg ratio |", "| --- | --- | ---: | ---: |"];
+for (const c of CASES) {
+  const path = modelFor(c);
+  const out = execFileSync(process.execPath, [join(ROOT, "bin", "tsllm.js"), "bench", path, ...args, "--compare", "--verbose"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  process.stdout.write(`\n## ${c.preset} ${ggmlTypeName(c.type)}\n${out}`);
+  const ratios = [...out.matchAll(/\| (pp|tg)\d+ \| ([\d.]+)× \|/g)].map((m) => m[2]);
+  summary.push(`| ${c.preset} | ${ggmlTypeName(c.type)} | ${ratios[0] ?? "-"}× | ${ratios[1] ?? "-"}× |`);
+}
+process.stdout.write(`\n## tsllm / llama.cpp (same machine, same run)\n${summary.join("\n")}\n`);
