@@ -7,41 +7,15 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { GgmlType, ggmlTypeName, GgufFile, GgufValue, GgufValueType } from "../src/gguf/index.js";
+import { GgmlType, ggmlTypeName, GgufFile } from "../src/gguf/index.js";
 import { PRESETS } from "../src/synth/presets.js";
 import { synthesizeModel } from "../src/synth/synth.js";
+import { llama3Vocabulary } from "./llama3-vocab.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const SHARED_MODELS = resolve(ROOT, "../shared/models");
 const CACHE = join(ROOT, ".cache", "synth");
 const quick = process.env.BENCH_QUICK === "1";
-
-/** Llama-3's byte-level BPE vocabulary as GGUF metadata, from the shared encoder.json and vocab.bpe. */
-function llama3Vocabulary(): { metadata: Map<string, GgufValue> } {
-  const dir = join(SHARED_MODELS, "tokenizers", "llama-3.2");
-  const encoder = JSON.parse(readFileSync(join(dir, "encoder.json"), "utf8")) as Record<string, number>;
-  const pieces: string[] = [];
-  for (const [piece, id] of Object.entries(encoder)) pieces[id] = piece;
-  const types = new Int32Array(128256).fill(1);
-  for (let i = 128000; i < 128256; i++) {
-    pieces[i] = i === 128000 ? "<|begin_of_text|>" : i === 128001 ? "<|end_of_text|>" : i === 128009 ? "<|eot_id|>" : `<|reserved_special_token_${i - 128000}|>`;
-    types[i] = 3;
-  }
-  const merges = readFileSync(join(dir, "vocab.bpe"), "utf8").split("\n").filter((l) => l && !l.startsWith("#version"));
-  const str = (value: string): GgufValue => ({ type: GgufValueType.STRING, value });
-  const u32 = (value: number): GgufValue => ({ type: GgufValueType.UINT32, value });
-  return {
-    metadata: new Map<string, GgufValue>([
-      ["tokenizer.ggml.model", str("gpt2")],
-      ["tokenizer.ggml.pre", str("llama-bpe")],
-      ["tokenizer.ggml.tokens", { type: GgufValueType.ARRAY, itemType: GgufValueType.STRING, value: pieces }],
-      ["tokenizer.ggml.token_type", { type: GgufValueType.ARRAY, itemType: GgufValueType.INT32, value: types }],
-      ["tokenizer.ggml.merges", { type: GgufValueType.ARRAY, itemType: GgufValueType.STRING, value: merges }],
-      ["tokenizer.ggml.bos_token_id", u32(128000)],
-      ["tokenizer.ggml.eos_token_id", u32(128009)],
-    ]),
-  };
-}
 
 interface Case {
   preset: "tinyllama-1.1b" | "llama3.2-1b";
@@ -58,7 +32,7 @@ function modelFor({ preset, type }: Case): string {
   if (existsSync(path)) return path;
   process.stderr.write(`generating ${path} …\n`);
   if (preset === "llama3.2-1b") {
-    synthesizeModel(path, { shape: PRESETS[preset], type, vocabFrom: llama3Vocabulary(), seed: 1 });
+    synthesizeModel(path, { shape: PRESETS[preset], type, vocabFrom: llama3Vocabulary(join(SHARED_MODELS, "tokenizers", "llama-3.2")), seed: 1 });
   } else {
     const vocab = GgufFile.open(join(SHARED_MODELS, "llama-2-tiny-random.gguf"));
     synthesizeModel(path, { shape: PRESETS[preset], type, vocabFrom: vocab, seed: 1 });

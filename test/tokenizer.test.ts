@@ -3,7 +3,8 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { GgufFile, Metadata } from "../src/gguf/index.js";
-import { StreamDecoder, Tokenizer, Vocab } from "../src/tokenizer/index.js";
+import { StreamDecoder, Tokenizer } from "../src/tokenizer/index.js";
+import { llama3Vocabulary } from "../bench/llama3-vocab.js";
 import { MODELS, STORIES, VOCAB_DIR } from "./helpers/paths.js";
 
 /** llama.cpp's test-tokenizer-0 format: inputs split on the separator, one line of ids per input. */
@@ -45,13 +46,9 @@ describe("llama.cpp tokenizer test vectors", () => {
     it(`${name}: every vector gives llama.cpp's ids`, () => checkAll(tokenizerOf(gguf), readVectors(join(VOCAB_DIR, inp)), name));
   }
 
-  it("llama-bpe (Llama-3): every vector, with the vocabulary from tokenizers/llama-3.2", () => {
-    const dir = join(MODELS, "tokenizers", "llama-3.2");
-    const encoder = JSON.parse(readFileSync(join(dir, "encoder.json"), "utf8")) as Record<string, number>;
-    const pieces: string[] = [];
-    for (const [piece, id] of Object.entries(encoder)) pieces[id] = piece;
-    const merges = readFileSync(join(dir, "vocab.bpe"), "utf8").split("\n").filter((l) => l && !l.startsWith("#version"));
-    const tokenizer = new Tokenizer(Vocab.create({ kind: "bpe", pieces, merges, preTokenizer: "llama-bpe" }));
+  it("llama-bpe (Llama-3): every vector, with the vocabulary built from tokenizers/llama-3.2 as GGUF metadata", () => {
+    const { metadata } = llama3Vocabulary(join(MODELS, "tokenizers", "llama-3.2"));
+    const tokenizer = Tokenizer.fromMetadata(new Metadata(metadata));
     checkAll(tokenizer, readVectors(join(VOCAB_DIR, "ggml-vocab-llama-bpe.gguf.inp")), "llama-bpe");
   });
 });

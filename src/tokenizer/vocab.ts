@@ -82,18 +82,6 @@ export class Vocab {
     }
   }
 
-  /** A vocabulary from its parts, for tokenizer files that do not come inside a GGUF. */
-  static create(parts: {
-    kind: VocabKind;
-    pieces: string[];
-    merges?: string[];
-    preTokenizer?: string;
-    specials?: SpecialTokens;
-    addBos?: boolean;
-  }): Vocab {
-    return new Vocab(parts.kind, parts.pieces, undefined, undefined, parts.merges, parts.preTokenizer ?? "default", parts.specials ?? {}, parts.addBos ?? false, false, false);
-  }
-
   static fromMetadata(meta: Metadata): Vocab {
     const model = meta.requireString("tokenizer.ggml.model");
     const kind = MODEL_KINDS[model];
