@@ -28,14 +28,24 @@
   v128.store(lanes, high, 16);
 }
 
-/** acc[l] = f32(d·lane[l] + acc[l]) for the eight lanes, the products exact in f64. */
-@inline function fuseLanes(acc: usize, lanes: usize, d: f64): void {
-  const dd = f64x2.splat(d);
-  for (let k: usize = 0; k < 32; k += 8) {
-    const li = v128.load64_zero(lanes + k);
-    const products = f64x2.mul(f64x2.convert_low_i32x4_s(li), dd);
-    const accumulated = f64x2.promote_low_f32x4(v128.load64_zero(acc + k));
-    v128.store64_lane(acc + k, f32x4.demote_f64x2_zero(f64x2.add(products, accumulated)), 0);
+/**
+ * acc[l] = fma(d, lane[l], acc[l]) for the eight lanes, with one rounding, as ggml's _mm256_fmadd_ps.
+ * With relaxed SIMD this is the hardware FMA (fused on x86-64 and ARM64). Without it the sum is taken in
+ * f64, which rounds twice: identical except in rare ties.
+ */
+@inline function fuseLanes(acc: usize, lanes: usize, d: f32): void {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const dd = f32x4.splat(d);
+    v128.store(acc, f32x4.relaxed_madd(f32x4.convert_i32x4_s(v128.load(lanes)), dd, v128.load(acc)));
+    v128.store(acc, f32x4.relaxed_madd(f32x4.convert_i32x4_s(v128.load(lanes, 16)), dd, v128.load(acc, 16)), 16);
+  } else {
+    const dd = f64x2.splat(<f64>d);
+    for (let k: usize = 0; k < 32; k += 8) {
+      const li = v128.load64_zero(lanes + k);
+      const products = f64x2.mul(f64x2.convert_low_i32x4_s(li), dd);
+      const accumulated = f64x2.promote_low_f32x4(v128.load64_zero(acc + k));
+      v128.store64_lane(acc + k, f32x4.demote_f64x2_zero(f64x2.add(products, accumulated)), 0);
+    }
   }
 }
 
@@ -67,7 +77,7 @@ export function matvec_q8_0(weights: usize, rows: i32, activations: usize, n: i3
       const x = w + b * Q8_0_SIZE;
       const y = activations + b * Q8_0_SIZE;
       laneSums(v128.load(x, 2), v128.load(x, 18), v128.load(y, 2), v128.load(y, 18), LANES);
-      fuseLanes(ACC, LANES, <f64>(loadHalf(x) * loadHalf(y)));
+      fuseLanes(ACC, LANES, loadHalf(x) * loadHalf(y));
     }
     store<f32>(out + (<usize>r << 2), hsum8(ACC));
   }
@@ -91,7 +101,7 @@ export function matvec_q4_0(weights: usize, rows: i32, activations: usize, n: i3
       const low = i8x16.sub(v128.and(packed, mask), eight); // elements 0..15
       const high = i8x16.sub(i8x16.shr_u(packed, 4), eight); // elements 16..31
       laneSums(low, high, v128.load(y, 2), v128.load(y, 18), LANES);
-      fuseLanes(ACC, LANES, <f64>(loadHalf(x) * loadHalf(y)));
+      fuseLanes(ACC, LANES, loadHalf(x) * loadHalf(y));
     }
     store<f32>(out + (<usize>r << 2), hsum8(ACC));
   }
@@ -123,9 +133,12 @@ const Q6_K_SIZE: usize = 210;
   return j < 4 ? <i32>(load<u8>(p + j + 4) & 63) : <i32>((load<u8>(p + j + 4) >> 4) | ((load<u8>(p + j) >> 6) << 4));
 }
 
-/** f32(a·b + c), the product exact in f64: the same fused step as the scalar twin's fma32. */
-@inline function fma32(a: f32, b: f64, c: f32): f32 {
-  return <f32>(<f64>a * b + <f64>c);
+/** The scalar fused multiply-add, as fuseLanes does it for one lane. */
+@inline function fma32(a: f32, b: f32, c: f32): f32 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return f32x4.extract_lane(f32x4.relaxed_madd(f32x4.splat(a), f32x4.splat(b), f32x4.splat(c)), 0);
+  }
+  return <f32>(<f64>a * <f64>b + <f64>c);
 }
 
 /** out[r] = row r of Q4_K weights · Q8_K activations. */
@@ -161,9 +174,9 @@ export function matvec_q4_k(weights: usize, rows: i32, activations: usize, n: i3
       }
       for (let l: usize = 0; l < 4; l++) {
         const term = minK4(x + 4, 2 * l) * subBlockSum(y, 2 * l) + minK4(x + 4, 2 * l + 1) * subBlockSum(y, 2 * l + 1);
-        store<f32>(MIN_ACC + l * 4, fma32(dminNeg, <f64>term, load<f32>(MIN_ACC + l * 4)));
+        store<f32>(MIN_ACC + l * 4, fma32(dminNeg, <f32>term, load<f32>(MIN_ACC + l * 4)));
       }
-      fuseLanes(ACC, SUMI, <f64>d);
+      fuseLanes(ACC, SUMI, d);
     }
     const mins = (load<f32>(MIN_ACC) + load<f32>(MIN_ACC, 8)) + (load<f32>(MIN_ACC, 4) + load<f32>(MIN_ACC, 12));
     store<f32>(out + (<usize>r << 2), hsum8(ACC) + mins);
@@ -208,7 +221,7 @@ export function matvec_q6_k(weights: usize, rows: i32, activations: usize, n: i3
         laneSums(v0, v1, v128.load(yg), v128.load(yg, 16), LANES);
         addScaledLanes(scratch, <i32>load<i8>(x + 192 + 2 * g), <i32>load<i8>(x + 192 + 2 * g + 1));
       }
-      fuseLanes(ACC, SUMI, <f64>d);
+      fuseLanes(ACC, SUMI, d);
     }
     store<f32>(out + (<usize>r << 2), hsum8(ACC));
   }

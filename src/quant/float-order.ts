@@ -5,9 +5,33 @@
  */
 const f32 = Math.fround;
 
-/** _mm256_fmadd_ps on one lane: a·b is exact in f64, so one rounding to f32 remains (double rounding is vanishingly rare). */
+const wide = new Float64Array(1);
+const wideBits = new Uint32Array(wide.buffer);
+
+/**
+ * _mm256_fmadd_ps on one lane: f32(a·b + c) with a single rounding. a·b is exact in f64; the sum is
+ * rounded to odd in f64 (TwoSum gives its error) so that the final rounding to f32 is the correct one.
+ */
 export function fma32(a: number, b: number, c: number): number {
-  return f32(a * b + c);
+  const product = a * b;
+  const sum = product + c;
+  if (!Number.isFinite(sum)) return f32(sum);
+  const bVirtual = sum - product;
+  const error = product - (sum - bVirtual) + (c - bVirtual);
+  if (error === 0) return f32(sum);
+  if (sum === 0) return f32(error);
+  wide[0] = sum;
+  if ((wideBits[0] & 1) === 0) {
+    // Step one f64 ulp toward the exact value, which makes the last bit odd (round to odd).
+    if (error > 0 === sum > 0) {
+      wideBits[0] = (wideBits[0] + 1) >>> 0;
+      if (wideBits[0] === 0) wideBits[1] += 1;
+    } else {
+      if (wideBits[0] === 0) wideBits[1] -= 1;
+      wideBits[0] = (wideBits[0] - 1) >>> 0;
+    }
+  }
+  return f32(wide[0]);
 }
 
 /** hsum_float_8: (lo4 + hi4), then lanes 0+2 / 1+3, then 0+1. */

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import v8 from "node:v8";
 
 /** The matrix × vector kernels of kernels/matvec.ts, in the order workers refer to them by index. */
 export const KERNEL_NAMES = ["matvec_q8_0", "matvec_q4_0", "matvec_q4_k", "matvec_q6_k"] as const;
@@ -11,10 +12,29 @@ const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the most a 32-bit memory can address
 export const SCRATCH_BYTES = 112;
 
-let compiled: WebAssembly.Module | undefined;
+let compiled: { module: WebAssembly.Module; relaxed: boolean } | undefined;
 
+/**
+ * The kernels built with relaxed SIMD (hardware FMA, as ggml uses) where the runtime has it, else the
+ * plain SIMD128 build. Node 20 keeps relaxed SIMD behind a V8 flag, which we set before compiling.
+ */
 export function kernelModule(): WebAssembly.Module {
-  compiled ??= new WebAssembly.Module(readFileSync(new URL("../../../kernels/matvec.wasm", import.meta.url)));
+  return loadKernels().module;
+}
+
+export function kernelsUseRelaxedSimd(): boolean {
+  return loadKernels().relaxed;
+}
+
+function loadKernels(): { module: WebAssembly.Module; relaxed: boolean } {
+  if (compiled) return compiled;
+  v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
+  const relaxedBytes = readFileSync(new URL("../../../kernels/matvec-relaxed.wasm", import.meta.url));
+  if (process.env.TSLLM_NO_RELAXED_SIMD !== "1" && WebAssembly.validate(relaxedBytes)) {
+    compiled = { module: new WebAssembly.Module(relaxedBytes), relaxed: true };
+  } else {
+    compiled = { module: new WebAssembly.Module(readFileSync(new URL("../../../kernels/matvec.wasm", import.meta.url))), relaxed: false };
+  }
   return compiled;
 }
 
