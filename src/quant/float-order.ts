@@ -16,6 +16,9 @@ export function fma32(a: number, b: number, c: number): number {
   const product = a * b;
   const sum = product + c;
   if (!Number.isFinite(sum)) return f32(sum);
+  wide[0] = sum;
+  // Rounding twice can only go wrong when the f64 sum sits exactly halfway between two f32 values.
+  if ((wideBits[0] & 0x1fffffff) !== 0x10000000 && Math.abs(sum) >= 2 ** -126) return f32(sum);
   const bVirtual = sum - product;
   const error = product - (sum - bVirtual) + (c - bVirtual);
   if (error === 0) return f32(sum);
@@ -56,19 +59,21 @@ export function dotF32Order(n: number, x: (i: number) => number, y: (i: number) 
     for (let k = 0; k < 32; k++) sums[k] = fma32(x(i + k), y(i + k), sums[k]);
   }
   let total = 0;
-  if (np > 0) {
-    for (let l = 0; l < 8; l++) {
-      sums[l] = f32(sums[l] + sums[16 + l]);
-      sums[8 + l] = f32(sums[8 + l] + sums[24 + l]);
-    }
-    for (let l = 0; l < 8; l++) sums[l] = f32(sums[l] + sums[8 + l]);
-    const t0 = [f32(sums[0] + sums[4]), f32(sums[1] + sums[5]), f32(sums[2] + sums[6]), f32(sums[3] + sums[7])];
-    const h0 = f32(t0[0] + t0[1]);
-    const h1 = f32(t0[2] + t0[3]);
-    total = f32(h0 + h1);
-  }
+  if (np > 0) total = reduceSums();
   for (let i = np; i < n; i++) total += f32(x(i) * y(i));
   return f32(total);
+}
+
+/** GGML_F32_VEC_REDUCE over the four 8-lane accumulators in `sums`: pairwise, then the hadd pattern. */
+function reduceSums(): number {
+  for (let l = 0; l < 8; l++) {
+    sums[l] = f32(sums[l] + sums[16 + l]);
+    sums[8 + l] = f32(sums[8 + l] + sums[24 + l]);
+  }
+  for (let l = 0; l < 8; l++) sums[l] = f32(sums[l] + sums[8 + l]);
+  const h0 = f32(f32(sums[0] + sums[4]) + f32(sums[1] + sums[5]));
+  const h1 = f32(f32(sums[2] + sums[6]) + f32(sums[3] + sums[7]));
+  return f32(h0 + h1);
 }
 
 /**
@@ -151,14 +156,43 @@ export function dotBf16Order(n: number, x: (i: number) => number, y: (i: number)
   return f32(total);
 }
 
+
 /**
- * llamafile's tinyBLAS (used by ggml for batches of two or more rows): one 8-lane FMA accumulator per
- * output, chained over the row in chunks of eight, then hsum. Rows must be a multiple of 8 long.
+ * dotF32Order / dotTinyBlasOrder specialised for attention: f32 values a[aOff + i] against F16 values
+ * halves[hOff + i·hStride], where only the first `count` of the n products can be non-zero (the rest
+ * are masked cache cells). Skipping the zero chunks leaves every lane's sum unchanged.
  */
-export function dotTinyBlasOrder(n: number, x: (i: number) => number, y: (i: number) => number): number {
-  const lanes = new Float32Array(8);
-  for (let i = 0; i < n; i += 8) {
-    for (let l = 0; l < 8; l++) lanes[l] = fma32(x(i + l), y(i + l), lanes[l]);
+export function dotHalves(
+  order: "vec_dot" | "tinyblas",
+  n: number,
+  count: number,
+  a: Float32Array,
+  aOff: number,
+  halves: Uint16Array,
+  hOff: number,
+  hStride: number,
+  halfToFloat: Float32Array,
+): number {
+  if (order === "tinyblas") {
+    const lanes = tinyLanes.fill(0);
+    const end = Math.min(n, Math.ceil(count / 8) * 8);
+    for (let i = 0; i < end; i++) {
+      const x = i < count ? a[aOff + i] : 0;
+      lanes[i & 7] = fma32(x, x === 0 ? 0 : halfToFloat[halves[hOff + i * hStride]], lanes[i & 7]);
+    }
+    return hsumFloat8(lanes);
   }
-  return hsumFloat8(lanes);
+  const np = n & ~31;
+  const end = Math.min(np, Math.ceil(count / 32) * 32);
+  sums.fill(0);
+  for (let i = 0; i < end; i++) {
+    const x = i < count ? a[aOff + i] : 0;
+    sums[i & 31] = fma32(x, x === 0 ? 0 : halfToFloat[halves[hOff + i * hStride]], sums[i & 31]);
+  }
+  let total = 0;
+  if (np > 0) total = reduceSums();
+  for (let i = np; i < Math.min(n, count); i++) total += f32(a[aOff + i] * halfToFloat[halves[hOff + i * hStride]]);
+  return f32(total);
 }
+
+const tinyLanes = new Float32Array(8);

@@ -1,6 +1,6 @@
 
 import { floatToHalf, HALF_TO_FLOAT, quantFormat, rowBytes } from "../../quant/index.js";
-import { dotF32Order, dotTinyBlasOrder, ggmlExpf, ggmlSilu, hsumFloat8 } from "../../quant/float-order.js";
+import { dotHalves, ggmlExpf, ggmlSilu, hsumFloat8 } from "../../quant/float-order.js";
 import { Weight } from "../../tensor/weight.js";
 import { AttentionShape, Backend, LayerKv, RopeParams } from "../backend.js";
 
@@ -110,7 +110,7 @@ export class ScalarBackend implements Backend {
     // decides which products take the vector path, so we keep it.
     const cells = Math.ceil((positions[positions.length - 1] + 1) / 32) * 32;
     // ggml hands batches (T ≥ 2) to tinyBLAS and single tokens to its vec_dot kernels; they sum in different orders.
-    const dot = positions.length > 1 && headDim % 8 === 0 ? dotTinyBlasOrder : dotF32Order;
+    const order = positions.length > 1 && headDim % 8 === 0 ? "tinyblas" : "vec_dot";
     const probs = new Float32Array(cells);
     const exps = new Float32Array(8);
     for (let t = 0; t < positions.length; t++) {
@@ -123,7 +123,7 @@ export class ScalarBackend implements Backend {
         let max = -Infinity;
         for (let j = 0; j < visible; j++) {
           const k = j * kvWidth + kvOffset;
-          probs[j] = f32(dot(headDim, (d) => q16[d], (d) => HALF_TO_FLOAT[kv.keys[k + d]]) * scale);
+          probs[j] = f32(dotHalves(order, headDim, headDim, q16, 0, kv.keys, k, 1, HALF_TO_FLOAT) * scale);
           if (probs[j] > max) max = probs[j];
         }
         // ggml_vec_soft_max_f32: vectorised exp in chunks of eight, each chunk summed in f32, then in f64.
@@ -137,12 +137,7 @@ export class ScalarBackend implements Backend {
         // The probabilities meet V (F16) in an F16 dot product, so they are rounded to F16 too.
         for (let j = 0; j < visible; j++) probs[j] = HALF_TO_FLOAT[floatToHalf(f32(probs[j] * inv))];
         for (let d = 0; d < headDim; d++) {
-          const v = kvOffset + d;
-          out[qOffset + d] = dot(
-            cells,
-            (j) => probs[j],
-            (j) => (j < visible ? HALF_TO_FLOAT[kv.values[j * kvWidth + v]] : 0),
-          );
+          out[qOffset + d] = dotHalves(order, cells, visible, probs, 0, kv.values, kvOffset + d, kvWidth, HALF_TO_FLOAT);
         }
       }
     }
