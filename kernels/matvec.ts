@@ -2,8 +2,9 @@
 //
 // Each kernel reproduces, bit for bit, its scalar TypeScript twin in src/quant/ (and so ggml's AVX2 order):
 // integer products are summed in groups of four into eight 32-bit lanes per 32-element block, each lane
-// is fused into its f32 accumulator (a·b + c computed in f64, rounded once to f32), and the eight lanes
-// are reduced in hsum_float_8's order.
+// is fused into its f32 accumulator with one rounding (as _mm256_fmadd_ps), and the eight lanes are
+// reduced in hsum_float_8's order. Built twice: with relaxed SIMD (hardware FMA, pmaddubsw-style dot) and
+// with plain SIMD128 as the fallback, selected by ASC_FEATURE_RELAXED_SIMD at compile time.
 
 /** f16 bits → f32: shift into place and rescale by 2^112 (exact for normal and subnormal halves). */
 @inline function halfToFloat(h: u32): f32 {
@@ -15,95 +16,88 @@
   return halfToFloat(<u32>load<u16>(ptr));
 }
 
-/** Eight lane sums of one 32-byte block: lane l = Σ x[4l..4l+3]·y[4l..4l+3], from signed bytes. */
-@inline function laneSums(x0: v128, x1: v128, y0: v128, y1: v128, lanes: usize): void {
-  const a = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(x0), i16x8.extend_low_i8x16_s(y0));
-  const b = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(x0), i16x8.extend_high_i8x16_s(y0));
-  const c = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(x1), i16x8.extend_low_i8x16_s(y1));
-  const d = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(x1), i16x8.extend_high_i8x16_s(y1));
-  // a = [b0b1, b2b3, b4b5, b6b7]: lane sums are adjacent pairs of these.
-  const low = i32x4.add(v128.shuffle<i32>(a, b, 0, 2, 4, 6), v128.shuffle<i32>(a, b, 1, 3, 5, 7));
-  const high = i32x4.add(v128.shuffle<i32>(c, d, 0, 2, 4, 6), v128.shuffle<i32>(c, d, 1, 3, 5, 7));
-  v128.store(lanes, low);
-  v128.store(lanes, high, 16);
+/** Four lane sums of 16 signed bytes × 16 signed bytes: lane l = Σ x[4l..4l+3]·y[4l..4l+3]. */
+@inline function quads(x: v128, y: v128): v128 {
+  const a = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(x), i16x8.extend_low_i8x16_s(y));
+  const b = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(x), i16x8.extend_high_i8x16_s(y));
+  return i32x4.add(v128.shuffle<i32>(a, b, 0, 2, 4, 6), v128.shuffle<i32>(a, b, 1, 3, 5, 7));
+}
+
+/** The same for x in 0..127: relaxed SIMD's i8 × i7 dot (pmaddubsw) is exact there. */
+@inline function quadsUnsigned(x: v128, y: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(y, x));
+  return quads(x, y);
+}
+
+/** Four sums of four consecutive signed bytes. */
+@inline function quadSums(y: v128): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(y));
 }
 
 /**
- * acc[l] = fma(d, lane[l], acc[l]) for the eight lanes, with one rounding, as ggml's _mm256_fmadd_ps.
- * With relaxed SIMD this is the hardware FMA (fused on x86-64 and ARM64). Without it the sum is taken in
- * f64, which rounds twice: identical except in rare ties.
+ * acc = fma(lanes, d, acc) lane by lane with one rounding. With relaxed SIMD this is the hardware FMA
+ * (fused on x86-64 and ARM64); without, the sum is taken in f64, which rounds twice: identical except
+ * in rare ties.
  */
-@inline function fuseLanes(acc: usize, lanes: usize, d: f32): void {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    const dd = f32x4.splat(d);
-    v128.store(acc, f32x4.relaxed_madd(f32x4.convert_i32x4_s(v128.load(lanes)), dd, v128.load(acc)));
-    v128.store(acc, f32x4.relaxed_madd(f32x4.convert_i32x4_s(v128.load(lanes, 16)), dd, v128.load(acc, 16)), 16);
-  } else {
-    const dd = f64x2.splat(<f64>d);
-    for (let k: usize = 0; k < 32; k += 8) {
-      const li = v128.load64_zero(lanes + k);
-      const products = f64x2.mul(f64x2.convert_low_i32x4_s(li), dd);
-      const accumulated = f64x2.promote_low_f32x4(v128.load64_zero(acc + k));
-      v128.store64_lane(acc + k, f32x4.demote_f64x2_zero(f64x2.add(products, accumulated)), 0);
-    }
-  }
+@inline function fuse(acc: v128, lanes: v128, d: f32): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(f32x4.convert_i32x4_s(lanes), f32x4.splat(d), acc);
+  const dd = f64x2.splat(<f64>d);
+  const low = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(lanes), dd), f64x2.promote_low_f32x4(acc));
+  const high = f64x2.add(
+    f64x2.mul(f64x2.convert_low_i32x4_s(v128.shuffle<i32>(lanes, lanes, 2, 3, 0, 1)), dd),
+    f64x2.promote_low_f32x4(v128.shuffle<i32>(acc, acc, 2, 3, 0, 1)),
+  );
+  return v128.shuffle<i32>(f32x4.demote_f64x2_zero(low), f32x4.demote_f64x2_zero(high), 0, 1, 4, 5);
 }
 
-/** hsum_float_8: (lo4 + hi4), then lanes 0+2 and 1+3, then their sum. */
-@inline function hsum8(acc: usize): f32 {
-  const r0 = load<f32>(acc) + load<f32>(acc, 16);
-  const r1 = load<f32>(acc, 4) + load<f32>(acc, 20);
-  const r2 = load<f32>(acc, 8) + load<f32>(acc, 24);
-  const r3 = load<f32>(acc, 12) + load<f32>(acc, 28);
-  return (r0 + r2) + (r1 + r3);
+/** hsum_float_8 of lanes 0..3 in `a` and 4..7 in `b`: (lo + hi), then lanes 0+2 and 1+3, then their sum. */
+@inline function hsum8(a: v128, b: v128): f32 {
+  const r = f32x4.add(a, b);
+  return (f32x4.extract_lane(r, 0) + f32x4.extract_lane(r, 2)) + (f32x4.extract_lane(r, 1) + f32x4.extract_lane(r, 3));
 }
-
-// Each thread passes its own 112-byte scratch area (16-byte aligned): lane sums at +0, f32 accumulators
-// at +32, a super-block's integer lane sums at +64, and the k-quant min accumulators at +96.
 
 const Q8_0_SIZE: usize = 34;
 const Q4_0_SIZE: usize = 18;
 
 /** out[r] = row r of Q8_0 weights · Q8_0 activations, for `rows` rows of `n` elements. */
-export function matvec_q8_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize, scratch: usize): void {
-  const LANES = scratch;
-  const ACC = scratch + 32;
+export function matvec_q8_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 32);
   const rowBytes = blocks * Q8_0_SIZE;
   for (let r = 0; r < rows; r++) {
     const w = weights + <usize>r * rowBytes;
-    memory.fill(ACC, 0, 32);
+    let acc0 = f32x4.splat(0);
+    let acc1 = f32x4.splat(0);
     for (let b: usize = 0; b < blocks; b++) {
       const x = w + b * Q8_0_SIZE;
       const y = activations + b * Q8_0_SIZE;
-      laneSums(v128.load(x, 2), v128.load(x, 18), v128.load(y, 2), v128.load(y, 18), LANES);
-      fuseLanes(ACC, LANES, loadHalf(x) * loadHalf(y));
+      const d = loadHalf(x) * loadHalf(y);
+      acc0 = fuse(acc0, quads(v128.load(x, 2), v128.load(y, 2)), d);
+      acc1 = fuse(acc1, quads(v128.load(x, 18), v128.load(y, 18)), d);
     }
-    store<f32>(out + (<usize>r << 2), hsum8(ACC));
+    store<f32>(out + (<usize>r << 2), hsum8(acc0, acc1));
   }
 }
 
-/** out[r] = row r of Q4_0 weights · Q8_0 activations. */
-export function matvec_q4_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize, scratch: usize): void {
-  const LANES = scratch;
-  const ACC = scratch + 32;
+/** out[r] = row r of Q4_0 weights · Q8_0 activations: Σ(q − 8)·y = Σq·y − 8·Σy per group of four. */
+export function matvec_q4_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 32);
   const rowBytes = blocks * Q4_0_SIZE;
   const mask = i8x16.splat(0x0f);
-  const eight = i8x16.splat(8);
   for (let r = 0; r < rows; r++) {
     const w = weights + <usize>r * rowBytes;
-    memory.fill(ACC, 0, 32);
+    let acc0 = f32x4.splat(0);
+    let acc1 = f32x4.splat(0);
     for (let b: usize = 0; b < blocks; b++) {
       const x = w + b * Q4_0_SIZE;
       const y = activations + b * Q8_0_SIZE;
       const packed = v128.load(x, 2);
-      const low = i8x16.sub(v128.and(packed, mask), eight); // elements 0..15
-      const high = i8x16.sub(i8x16.shr_u(packed, 4), eight); // elements 16..31
-      laneSums(low, high, v128.load(y, 2), v128.load(y, 18), LANES);
-      fuseLanes(ACC, LANES, loadHalf(x) * loadHalf(y));
+      const y0 = v128.load(y, 2);
+      const y1 = v128.load(y, 18);
+      const d = loadHalf(x) * loadHalf(y);
+      acc0 = fuse(acc0, i32x4.sub(quadsUnsigned(v128.and(packed, mask), y0), i32x4.shl(quadSums(y0), 3)), d);
+      acc1 = fuse(acc1, i32x4.sub(quadsUnsigned(i8x16.shr_u(packed, 4), y1), i32x4.shl(quadSums(y1), 3)), d);
     }
-    store<f32>(out + (<usize>r << 2), hsum8(ACC));
+    store<f32>(out + (<usize>r << 2), hsum8(acc0, acc1));
   }
 }
 
@@ -112,13 +106,6 @@ export function matvec_q4_0(weights: usize, rows: i32, activations: usize, n: i3
 const Q8_K_SIZE: usize = 292;
 const Q4_K_SIZE: usize = 144;
 const Q6_K_SIZE: usize = 210;
-
-/** Adds scale_lo·lanes[0..3] and scale_hi·lanes[4..7] into the super-block's integer lane sums. */
-@inline function addScaledLanes(scratch: usize, scaleLow: i32, scaleHigh: i32): void {
-  const sumi = scratch + 64;
-  v128.store(sumi, i32x4.add(v128.load(sumi), i32x4.mul(v128.load(scratch), i32x4.splat(scaleLow))));
-  v128.store(sumi, i32x4.add(v128.load(sumi, 16), i32x4.mul(v128.load(scratch, 16), i32x4.splat(scaleHigh))), 16);
-}
 
 /** Sum of the 32 activations of sub-block s (two 16-element bsums). */
 @inline function subBlockSum(y: usize, s: usize): i32 {
@@ -133,74 +120,65 @@ const Q6_K_SIZE: usize = 210;
   return j < 4 ? <i32>(load<u8>(p + j + 4) & 63) : <i32>((load<u8>(p + j + 4) >> 4) | ((load<u8>(p + j) >> 6) << 4));
 }
 
-/** The scalar fused multiply-add, as fuseLanes does it for one lane. */
-@inline function fma32(a: f32, b: f32, c: f32): f32 {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    return f32x4.extract_lane(f32x4.relaxed_madd(f32x4.splat(a), f32x4.splat(b), f32x4.splat(c)), 0);
-  }
-  return <f32>(<f64>a * <f64>b + <f64>c);
-}
-
 /** out[r] = row r of Q4_K weights · Q8_K activations. */
-export function matvec_q4_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize, scratch: usize): void {
-  const LANES = scratch;
-  const ACC = scratch + 32;
-  const SUMI = scratch + 64;
-  const MIN_ACC = scratch + 96;
+export function matvec_q4_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 256);
   const rowBytes = blocks * Q4_K_SIZE;
   const mask = i8x16.splat(0x0f);
   for (let r = 0; r < rows; r++) {
     const w = weights + <usize>r * rowBytes;
-    memory.fill(ACC, 0, 32);
-    memory.fill(MIN_ACC, 0, 16);
+    let acc0 = f32x4.splat(0);
+    let acc1 = f32x4.splat(0);
+    let minAcc = f32x4.splat(0);
     for (let b: usize = 0; b < blocks; b++) {
       const x = w + b * Q4_K_SIZE;
       const y = activations + b * Q8_K_SIZE;
       const yd = load<f32>(y);
-      const d = yd * loadHalf(x);
-      const dminNeg = -yd * loadHalf(x + 2);
-      memory.fill(SUMI, 0, 32);
+      const scales = x + 4;
+      let sumi0 = i32x4.splat(0);
+      let sumi1 = i32x4.splat(0);
       for (let c: usize = 0; c < 4; c++) {
         const q0 = v128.load(x + 16 + 32 * c);
-        const q1 = v128.load(x + 16 + 32 * c + 16);
-        const y0 = y + 4 + 64 * c;
-        laneSums(v128.and(q0, mask), v128.and(q1, mask), v128.load(y0), v128.load(y0, 16), LANES);
-        const s0 = scaleK4(x + 4, 2 * c);
-        addScaledLanes(scratch, s0, s0);
-        laneSums(i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4), v128.load(y0, 32), v128.load(y0, 48), LANES);
-        const s1 = scaleK4(x + 4, 2 * c + 1);
-        addScaledLanes(scratch, s1, s1);
+        const q1 = v128.load(x + 16 + 32 * c, 16);
+        const yc = y + 4 + 64 * c;
+        const low = i32x4.splat(scaleK4(scales, 2 * c));
+        const high = i32x4.splat(scaleK4(scales, 2 * c + 1));
+        sumi0 = i32x4.add(sumi0, i32x4.mul(quadsUnsigned(v128.and(q0, mask), v128.load(yc)), low));
+        sumi1 = i32x4.add(sumi1, i32x4.mul(quadsUnsigned(v128.and(q1, mask), v128.load(yc, 16)), low));
+        sumi0 = i32x4.add(sumi0, i32x4.mul(quadsUnsigned(i8x16.shr_u(q0, 4), v128.load(yc, 32)), high));
+        sumi1 = i32x4.add(sumi1, i32x4.mul(quadsUnsigned(i8x16.shr_u(q1, 4), v128.load(yc, 48)), high));
       }
-      for (let l: usize = 0; l < 4; l++) {
-        const term = minK4(x + 4, 2 * l) * subBlockSum(y, 2 * l) + minK4(x + 4, 2 * l + 1) * subBlockSum(y, 2 * l + 1);
-        store<f32>(MIN_ACC + l * 4, fma32(dminNeg, <f32>term, load<f32>(MIN_ACC + l * 4)));
-      }
-      fuseLanes(ACC, SUMI, d);
+      // Four min lanes: lane l holds sub-blocks 2l and 2l+1 (ggml's _mm_madd_epi16 over mins × sums).
+      let terms = i32x4.splat(0);
+      terms = i32x4.replace_lane(terms, 0, minK4(scales, 0) * subBlockSum(y, 0) + minK4(scales, 1) * subBlockSum(y, 1));
+      terms = i32x4.replace_lane(terms, 1, minK4(scales, 2) * subBlockSum(y, 2) + minK4(scales, 3) * subBlockSum(y, 3));
+      terms = i32x4.replace_lane(terms, 2, minK4(scales, 4) * subBlockSum(y, 4) + minK4(scales, 5) * subBlockSum(y, 5));
+      terms = i32x4.replace_lane(terms, 3, minK4(scales, 6) * subBlockSum(y, 6) + minK4(scales, 7) * subBlockSum(y, 7));
+      minAcc = fuse(minAcc, terms, -yd * loadHalf(x + 2));
+      const d = yd * loadHalf(x);
+      acc0 = fuse(acc0, sumi0, d);
+      acc1 = fuse(acc1, sumi1, d);
     }
-    const mins = (load<f32>(MIN_ACC) + load<f32>(MIN_ACC, 8)) + (load<f32>(MIN_ACC, 4) + load<f32>(MIN_ACC, 12));
-    store<f32>(out + (<usize>r << 2), hsum8(ACC) + mins);
+    const mins = (f32x4.extract_lane(minAcc, 0) + f32x4.extract_lane(minAcc, 2)) + (f32x4.extract_lane(minAcc, 1) + f32x4.extract_lane(minAcc, 3));
+    store<f32>(out + (<usize>r << 2), hsum8(acc0, acc1) + mins);
   }
 }
 
-/** out[r] = row r of Q6_K weights · Q8_K activations. */
-export function matvec_q6_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize, scratch: usize): void {
-  const LANES = scratch;
-  const ACC = scratch + 32;
-  const SUMI = scratch + 64;
+/** out[r] = row r of Q6_K weights · Q8_K activations: levels q+32 in 0..63, then Σq·y = Σ(q+32)·y − 32·Σy. */
+export function matvec_q6_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 256);
   const rowBytes = blocks * Q6_K_SIZE;
   const low4 = i8x16.splat(0x0f);
   const two = i8x16.splat(3);
-  const bias = i8x16.splat(32);
   for (let r = 0; r < rows; r++) {
     const w = weights + <usize>r * rowBytes;
-    memory.fill(ACC, 0, 32);
+    let acc0 = f32x4.splat(0);
+    let acc1 = f32x4.splat(0);
     for (let b: usize = 0; b < blocks; b++) {
       const x = w + b * Q6_K_SIZE;
       const y = activations + b * Q8_K_SIZE;
-      const d = load<f32>(y) * loadHalf(x + 208);
-      memory.fill(SUMI, 0, 32);
+      let sumi0 = i32x4.splat(0);
+      let sumi1 = i32x4.splat(0);
       for (let g: usize = 0; g < 8; g++) {
         const half = g >> 2;
         const quarter = g & 3;
@@ -213,17 +191,20 @@ export function matvec_q6_k(weights: usize, rows: i32, activations: usize, n: i3
           l1 = i8x16.shr_u(l1, 4);
         }
         const shift = 2 * <i32>quarter;
-        const h0 = i8x16.shl(v128.and(i8x16.shr_u(v128.load(qh), shift), two), 4);
-        const h1 = i8x16.shl(v128.and(i8x16.shr_u(v128.load(qh, 16), shift), two), 4);
-        const v0 = i8x16.sub(v128.or(v128.and(l0, low4), h0), bias);
-        const v1 = i8x16.sub(v128.or(v128.and(l1, low4), h1), bias);
-        const yg = y + 4 + 32 * g;
-        laneSums(v0, v1, v128.load(yg), v128.load(yg, 16), LANES);
-        addScaledLanes(scratch, <i32>load<i8>(x + 192 + 2 * g), <i32>load<i8>(x + 192 + 2 * g + 1));
+        const u0 = v128.or(v128.and(l0, low4), i8x16.shl(v128.and(i8x16.shr_u(v128.load(qh), shift), two), 4));
+        const u1 = v128.or(v128.and(l1, low4), i8x16.shl(v128.and(i8x16.shr_u(v128.load(qh, 16), shift), two), 4));
+        const y0 = v128.load(y + 4 + 32 * g);
+        const y1 = v128.load(y + 4 + 32 * g, 16);
+        const s0 = i32x4.splat(<i32>load<i8>(x + 192 + 2 * g));
+        const s1 = i32x4.splat(<i32>load<i8>(x + 192 + 2 * g + 1));
+        sumi0 = i32x4.add(sumi0, i32x4.mul(i32x4.sub(quadsUnsigned(u0, y0), i32x4.shl(quadSums(y0), 5)), s0));
+        sumi1 = i32x4.add(sumi1, i32x4.mul(i32x4.sub(quadsUnsigned(u1, y1), i32x4.shl(quadSums(y1), 5)), s1));
       }
-      fuseLanes(ACC, SUMI, d);
+      const d = load<f32>(y) * loadHalf(x + 208);
+      acc0 = fuse(acc0, sumi0, d);
+      acc1 = fuse(acc1, sumi1, d);
     }
-    store<f32>(out + (<usize>r << 2), hsum8(ACC));
+    store<f32>(out + (<usize>r << 2), hsum8(acc0, acc1));
   }
 }
 

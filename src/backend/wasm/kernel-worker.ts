@@ -3,7 +3,7 @@ import { instantiate, KERNEL_NAMES } from "./kernels.js";
 import { SLOT, waitFor } from "./thread-pool.js";
 
 /** A kernel thread: maps the shared memory, then runs the row ranges the main thread posts to its slot. */
-const data = workerData as { module: WebAssembly.Module; memory: WebAssembly.Memory; control: SharedArrayBuffer; slot: number; scratch: number };
+const data = workerData as { module: WebAssembly.Module; memory: WebAssembly.Memory; control: SharedArrayBuffer; slot: number };
 const { kernels } = instantiate(data.module, data.memory);
 const control = new Int32Array(data.control);
 const base = data.slot * SLOT.size;
@@ -13,7 +13,7 @@ for (let done = 0; ; ) {
   const index = control[base + SLOT.kernel];
   if (index >= 0) {
     const kernel = kernels[KERNEL_NAMES[index]];
-    kernel(control[base + SLOT.weights], control[base + SLOT.rows], control[base + SLOT.activations], control[base + SLOT.n], control[base + SLOT.out], data.scratch);
+    kernel(control[base + SLOT.weights], control[base + SLOT.rows], control[base + SLOT.activations], control[base + SLOT.n], control[base + SLOT.out]);
   }
   done = seq;
   Atomics.store(control, base + SLOT.done, seq);

@@ -5,12 +5,11 @@ import v8 from "node:v8";
 export const KERNEL_NAMES = ["matvec_q8_0", "matvec_q4_0", "matvec_q4_k", "matvec_q6_k"] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
-/** (weights, rows, activations, n, out, scratch): pointers are byte offsets into the shared memory. */
-export type Matvec = (weights: number, rows: number, activations: number, n: number, out: number, scratch: number) => void;
+/** (weights, rows, activations, n, out): pointers are byte offsets into the shared memory. */
+export type Matvec = (weights: number, rows: number, activations: number, n: number, out: number) => void;
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the most a 32-bit memory can address
-export const SCRATCH_BYTES = 112;
 
 let compiled: { module: WebAssembly.Module; relaxed: boolean } | undefined;
 

@@ -1,8 +1,8 @@
 import { Worker } from "node:worker_threads";
-import { KERNEL_NAMES, KernelInstance, KernelName, SCRATCH_BYTES, kernelModule } from "./kernels.js";
+import { KERNEL_NAMES, KernelInstance, KernelName, kernelModule } from "./kernels.js";
 
 /** One worker's control slot: a job sequence number, the last one done, and the job's arguments. */
-export const SLOT = { seq: 0, done: 1, kernel: 2, weights: 3, rows: 4, activations: 5, n: 6, out: 7, scratch: 8, size: 16 } as const;
+export const SLOT = { seq: 0, done: 1, kernel: 2, weights: 3, rows: 4, activations: 5, n: 6, out: 7, size: 16 } as const;
 
 /** How long a waiting thread spins before it sleeps in Atomics.wait: dispatch stays in microseconds. */
 const SPIN_MS = 0.2;
@@ -17,7 +17,6 @@ const MIN_PARALLEL_WEIGHTS = 1 << 18;
 export class ThreadPool {
   private readonly control: Int32Array;
   private readonly workers: Worker[] = [];
-  private readonly mainScratch: number;
   private seq = 0;
 
   constructor(
@@ -25,10 +24,9 @@ export class ThreadPool {
     readonly threads: number,
   ) {
     this.control = new Int32Array(new SharedArrayBuffer(4 * SLOT.size * Math.max(1, threads - 1)));
-    this.mainScratch = instance.allocate(SCRATCH_BYTES);
     for (let i = 0; i < threads - 1; i++) {
       const worker = new Worker(new URL("./kernel-worker.js", import.meta.url), {
-        workerData: { module: kernelModule(), memory: instance.memory, control: this.control.buffer, slot: i, scratch: instance.allocate(SCRATCH_BYTES) },
+        workerData: { module: kernelModule(), memory: instance.memory, control: this.control.buffer, slot: i },
       });
       worker.unref();
       this.workers.push(worker);
@@ -40,11 +38,11 @@ export class ThreadPool {
     const share = Math.ceil(rows / parts);
     // Small matrices finish before a worker would wake up: keep them on this thread.
     if (parts === 1 || rows < 2 * parts || rows * n < MIN_PARALLEL_WEIGHTS) {
-      this.instance.kernels[kernel](weights, rows, activations, n, out, this.mainScratch);
+      this.instance.kernels[kernel](weights, rows, activations, n, out);
       return;
     }
     this.dispatch(KERNEL_NAMES.indexOf(kernel), weights, rowBytes, rows, activations, n, out, () =>
-      this.instance.kernels[kernel](weights, Math.min(rows, share), activations, n, out, this.mainScratch),
+      this.instance.kernels[kernel](weights, Math.min(rows, share), activations, n, out),
     );
   }
 
