@@ -10,6 +10,7 @@ export type Matvec = (weights: number, rows: number, activations: number, n: num
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the most a 32-bit memory can address
+const GROWTH_STEP = 64 << 20;
 
 let compiled: { module: WebAssembly.Module; relaxed: boolean } | undefined;
 
@@ -74,8 +75,10 @@ export class KernelInstance {
     const end = at + size;
     const current = this.memory.buffer.byteLength;
     if (end > current) {
-      const pages = Math.ceil((end - current) / PAGE);
-      if (current / PAGE + pages > MAX_PAGES) throw new RangeError("the model does not fit one 4 GiB WebAssembly memory");
+      // Grow in large steps: fewer, larger mappings (the kernels stream whole matrices through them).
+      const wanted = Math.max(end - current, Math.min(current, 1 << 30), GROWTH_STEP);
+      const pages = Math.min(Math.ceil(wanted / PAGE), MAX_PAGES - current / PAGE);
+      if (current + pages * PAGE < end) throw new RangeError("the model does not fit one 4 GiB WebAssembly memory");
       this.memory.grow(pages);
     }
     this.top = end;
