@@ -150,6 +150,13 @@ for (const backend of BACKENDS) {
 describe("the WASM kernels against their scalar twins", () => {
   const scalar = new ScalarBackend();
   const wasm = new WasmBackend();
+  it("SwiGLU (ggml's vectorised exp) is bit-identical, including far tails", () => {
+    const gate = Float32Array.from([...randn(4096, 4), -200, -120, -90, -88, 88, 90, 200, 0, -0, 1e-30, -1e-30, 30]);
+    const up = randn(gate.length);
+    const expected = scalar.swiglu(gate, up);
+    const got = wasm.swiglu(gate, up);
+    assert.ok(got.every((v, i) => Object.is(v, expected[i])), "swiglu differs");
+  });
   for (const type of [GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K]) {
     it(`${ggmlTypeName(type)} matmul is bit-identical, on its very first call and after`, () => {
       const shapes = quantFormat(type).blockSize === 256 ? [[256, 1, 1], [256, 33, 3], [1024, 7, 2]] : [[32, 1, 1], [256, 33, 3], [1024, 7, 2]];

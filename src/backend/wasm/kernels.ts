@@ -38,7 +38,13 @@ function loadKernels(): { module: WebAssembly.Module; relaxed: boolean } {
   return compiled;
 }
 
-export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): { kernels: Record<KernelName, Matvec>; heapBase: number } {
+/** out[i] = silu(gate[i]) · up[i]; pointers into the shared memory, n a multiple of 4. */
+export type SiluMul = (gate: number, up: number, out: number, n: number) => void;
+
+export function instantiate(
+  module: WebAssembly.Module,
+  memory: WebAssembly.Memory,
+): { kernels: Record<KernelName, Matvec>; siluMul: SiluMul; heapBase: number } {
   const instance = new WebAssembly.Instance(module, {
     env: {
       memory,
@@ -49,7 +55,7 @@ export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memo
   });
   const exports = instance.exports as Record<string, unknown>;
   const kernels = Object.fromEntries(KERNEL_NAMES.map((name) => [name, exports[name] as Matvec])) as Record<KernelName, Matvec>;
-  return { kernels, heapBase: (exports.heap_base as () => number)() };
+  return { kernels, siluMul: exports.silu_mul as SiluMul, heapBase: (exports.heap_base as () => number)() };
 }
 
 /**
@@ -59,12 +65,14 @@ export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memo
 export class KernelInstance {
   readonly memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
   readonly kernels: Record<KernelName, Matvec>;
+  readonly siluMul: SiluMul;
   private top: number;
   private bytes: Uint8Array;
 
   constructor() {
-    const { kernels, heapBase } = instantiate(kernelModule(), this.memory);
+    const { kernels, siluMul, heapBase } = instantiate(kernelModule(), this.memory);
     this.kernels = kernels;
+    this.siluMul = siluMul;
     this.top = heapBase;
     this.bytes = new Uint8Array(this.memory.buffer);
   }

@@ -3,7 +3,7 @@ import { GgmlType } from "../../gguf/ggml-types.js";
 import { quantFormat, rowBytes } from "../../quant/index.js";
 import { Weight } from "../../tensor/weight.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
-import { KernelInstance, KernelName } from "./kernels.js";
+import { KernelInstance, KernelName, kernelsUseRelaxedSimd } from "./kernels.js";
 import { ThreadPool } from "./thread-pool.js";
 
 const KERNELS: Partial<Record<GgmlType, KernelName>> = {
@@ -57,6 +57,18 @@ export class WasmBackend extends ScalarBackend {
   /** Mean empty dispatch round trip to the worker threads, in microseconds. */
   measureDispatch(): number {
     return this.pool.measureDispatch();
+  }
+
+  /** silu(gate)·up in SIMD where the kernels have the fused multiply-add ggml's exp needs. */
+  override swiglu(gate: Float32Array, up: Float32Array): Float32Array {
+    if (!kernelsUseRelaxedSimd() || gate.length % 4 !== 0) return super.swiglu(gate, up);
+    const bytes = gate.length * 4;
+    const at = this.scratchSpace(3 * bytes);
+    const heap = new Float32Array(this.instance.heap.buffer);
+    heap.set(gate, at / 4);
+    heap.set(up, (at + bytes) / 4);
+    this.instance.siluMul(at, at + bytes, at + 2 * bytes, gate.length);
+    return heap.slice((at + 2 * bytes) / 4, (at + 3 * bytes) / 4);
   }
 
   dispose(): void {

@@ -1,0 +1,3 @@
+// The kernels module: every export here is callable from the host.
+export * from "./matvec";
+export * from "./activation";
