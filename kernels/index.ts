@@ -1,3 +1,4 @@
 // The kernels module: every export here is callable from the host.
 export * from "./matvec";
 export * from "./activation";
+export * from "./attention";

@@ -150,6 +150,32 @@ for (const backend of BACKENDS) {
 describe("the WASM kernels against their scalar twins", () => {
   const scalar = new ScalarBackend();
   const wasm = new WasmBackend();
+  for (const [headDim, T] of [[64, 1], [64, 3], [8, 1], [8, 2], [4, 1], [32, 40]]) {
+    it(`attention over the cache is bit-identical (head size ${headDim}, ${T} token${T > 1 ? "s" : ""})`, () => {
+      const heads = 4;
+      const kvHeads = 2;
+      const kvWidth = kvHeads * headDim;
+      const start = 37;
+      const positions = Array.from({ length: T }, (_, t) => start + t);
+      const fill = (kv: { keys: Uint16Array; values: Uint16Array }): void => {
+        const all = Array.from({ length: start + T }, (_, i) => i);
+        scalar.storeKv(kv, randn((start + T) * kvWidth), randn((start + T) * kvWidth), all, kvWidth);
+      };
+      const plain = { keys: new Uint16Array(128 * kvWidth), values: new Uint16Array(128 * kvWidth) };
+      fill(plain);
+      const resident = { keys: wasm.halfStorage.allocate(128 * kvWidth), values: wasm.halfStorage.allocate(128 * kvWidth) };
+      resident.keys.set(plain.keys);
+      resident.values.set(plain.values);
+      const q = randn(T * heads * headDim, 2);
+      const shape = { heads, kvHeads, headDim, scale: Math.fround(1 / Math.sqrt(headDim)) };
+      const expected = scalar.attention(q, plain, positions, shape);
+      const got = wasm.attention(q, resident, positions, shape);
+      assert.ok(got.every((v, i) => Object.is(v, expected[i])), "attention differs");
+      wasm.halfStorage.release(resident.keys);
+      wasm.halfStorage.release(resident.values);
+    });
+  }
+
   it("SwiGLU (ggml's vectorised exp) is bit-identical, including far tails", () => {
     const gate = Float32Array.from([...randn(4096, 4), -200, -120, -90, -88, 88, 90, 200, 0, -0, 1e-30, -1e-30, 30]);
     const up = randn(gate.length);

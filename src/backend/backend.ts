@@ -20,6 +20,12 @@ export interface AttentionShape {
   scale: number;
 }
 
+/** Zeroed F16 arrays for KV caches, and their return. */
+export interface HalfStorage {
+  allocate(length: number): Uint16Array;
+  release(array: Uint16Array): void;
+}
+
 /** KV storage of one layer, F16 like llama.cpp's default cache: [positions, kvHeads·headDim]. */
 export interface LayerKv {
   keys: Uint16Array;
@@ -37,6 +43,8 @@ export interface Backend {
   readonly threads?: number;
   /** Stops worker threads; the backend is unusable afterwards. */
   dispose?(): void;
+  /** Storage for KV caches that this backend's kernels can read; plain arrays when absent. */
+  readonly halfStorage?: HalfStorage;
   /** [T, w.rows] = [T, w.cols] · wᵀ */
   matmul(w: Weight, x: Float32Array, tokens: number): Float32Array;
   /** Rows of an embedding matrix, dequantized: [ids.length, w.cols]. */

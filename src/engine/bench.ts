@@ -39,8 +39,10 @@ export function runBenchTest(model: LanguageModel, test: BenchTest, tokens: numb
   const started = performance.now();
   if (test.promptTokens > 0) {
     for (let at = 0; at < test.promptTokens; at += batchSize) model.forward(tokens.slice(at, Math.min(test.promptTokens, at + batchSize)), cache);
-    return test.promptTokens / ((performance.now() - started) / 1000);
+  } else {
+    for (let i = 0; i < test.genTokens; i++) model.forward([tokens[i]], cache);
   }
-  for (let i = 0; i < test.genTokens; i++) model.forward([tokens[i]], cache);
-  return test.genTokens / ((performance.now() - started) / 1000);
+  const seconds = (performance.now() - started) / 1000;
+  cache.dispose();
+  return (test.promptTokens || test.genTokens) / seconds;
 }

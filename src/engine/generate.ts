@@ -67,5 +67,6 @@ export function* generate(
     logits = model.forward([id], cache);
   }
   const generationMs = performance.now() - startGen;
+  cache.dispose();
   return { promptTokens: prompt.length, generatedTokens: generated, promptMs, generationMs, stopReason, trailingText: decoder.flush() };
 }

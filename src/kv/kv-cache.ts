@@ -1,4 +1,9 @@
-import { LayerKv } from "../backend/backend.js";
+import { HalfStorage, LayerKv } from "../backend/backend.js";
+
+const HEAP_STORAGE: HalfStorage = {
+  allocate: (length) => new Uint16Array(length),
+  release: () => {},
+};
 
 /**
  * The model-facing KV cache: one contiguous F16 region per layer, [capacity, kvWidth] for K and V.
@@ -13,11 +18,22 @@ export class KvCache {
     readonly layerCount: number,
     readonly kvWidth: number,
     readonly capacity: number,
+    /** Where the F16 storage lives: a backend may place it in memory its kernels read. */
+    private readonly storage: HalfStorage = HEAP_STORAGE,
   ) {
     this.layers = Array.from({ length: layerCount }, () => ({
-      keys: new Uint16Array(capacity * kvWidth),
-      values: new Uint16Array(capacity * kvWidth),
+      keys: storage.allocate(capacity * kvWidth),
+      values: storage.allocate(capacity * kvWidth),
     }));
+  }
+
+  /** Returns the storage; the cache is unusable afterwards. */
+  dispose(): void {
+    for (const layer of this.layers) {
+      this.storage.release(layer.keys);
+      this.storage.release(layer.values);
+    }
+    this.layers.length = 0;
   }
 
   layer(index: number): LayerKv {

@@ -62,7 +62,7 @@ export function createLlama({ backend, hparams, weights }: ModelContext): Langua
     architecture: hparams.arch,
     vocabSize,
     trainedContext,
-    createCache: (capacity) => new KvCache(nLayer, kvWidth, capacity),
+    createCache: (capacity) => new KvCache(nLayer, kvWidth, capacity, backend.halfStorage),
     forward(tokens: ArrayLike<number>, cache: KvCache, options: ForwardOptions = {}): Float32Array {
       const T = tokens.length;
       if (cache.length + T > cache.capacity) {

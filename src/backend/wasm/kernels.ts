@@ -41,10 +41,16 @@ function loadKernels(): { module: WebAssembly.Module; relaxed: boolean } {
 /** out[i] = silu(gate[i]) · up[i]; pointers into the shared memory, n a multiple of 4. */
 export type SiluMul = (gate: number, up: number, out: number, n: number) => void;
 
+/** One query token over the F16 KV cache (see kernels/attention.ts). */
+export type AttendToken = (
+  q: number, keys: number, values: number, out: number, work: number,
+  visible: number, cells: number, heads: number, kvHeads: number, headDim: number, scale: number, batched: number,
+) => void;
+
 export function instantiate(
   module: WebAssembly.Module,
   memory: WebAssembly.Memory,
-): { kernels: Record<KernelName, Matvec>; siluMul: SiluMul; heapBase: number } {
+): { kernels: Record<KernelName, Matvec>; siluMul: SiluMul; attendToken: AttendToken; heapBase: number } {
   const instance = new WebAssembly.Instance(module, {
     env: {
       memory,
@@ -55,7 +61,12 @@ export function instantiate(
   });
   const exports = instance.exports as Record<string, unknown>;
   const kernels = Object.fromEntries(KERNEL_NAMES.map((name) => [name, exports[name] as Matvec])) as Record<KernelName, Matvec>;
-  return { kernels, siluMul: exports.silu_mul as SiluMul, heapBase: (exports.heap_base as () => number)() };
+  return {
+    kernels,
+    siluMul: exports.silu_mul as SiluMul,
+    attendToken: exports.attend_token as AttendToken,
+    heapBase: (exports.heap_base as () => number)(),
+  };
 }
 
 /**
@@ -66,15 +77,32 @@ export class KernelInstance {
   readonly memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
   readonly kernels: Record<KernelName, Matvec>;
   readonly siluMul: SiluMul;
+  readonly attendToken: AttendToken;
   private top: number;
   private bytes: Uint8Array;
 
   constructor() {
-    const { kernels, siluMul, heapBase } = instantiate(kernelModule(), this.memory);
+    const { kernels, siluMul, attendToken, heapBase } = instantiate(kernelModule(), this.memory);
     this.kernels = kernels;
     this.siluMul = siluMul;
+    this.attendToken = attendToken;
     this.top = heapBase;
     this.bytes = new Uint8Array(this.memory.buffer);
+  }
+
+  private readonly released: { at: number; size: number }[] = [];
+
+  /** Zeroed memory of `size` bytes that a previous owner gave back, if a block is large enough. */
+  reuse(size: number): number | undefined {
+    const index = this.released.findIndex((block) => block.size >= size);
+    if (index < 0) return undefined;
+    const [block] = this.released.splice(index, 1);
+    this.heap.fill(0, block.at, block.at + size);
+    return block.at;
+  }
+
+  release(at: number, size: number): void {
+    this.released.push({ at, size });
   }
 
   /** Reserves `size` bytes aligned to 16 and returns their offset. */

@@ -2,6 +2,7 @@ import { availableParallelism } from "node:os";
 import { GgmlType } from "../../gguf/ggml-types.js";
 import { quantFormat, rowBytes } from "../../quant/index.js";
 import { Weight } from "../../tensor/weight.js";
+import { AttentionShape, HalfStorage, LayerKv } from "../backend.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
 import { KernelInstance, KernelName, kernelsUseRelaxedSimd } from "./kernels.js";
 import { ThreadPool } from "./thread-pool.js";
@@ -57,6 +58,44 @@ export class WasmBackend extends ScalarBackend {
   /** Mean empty dispatch round trip to the worker threads, in microseconds. */
   measureDispatch(): number {
     return this.pool.measureDispatch();
+  }
+
+  private readonly residentHalves = new WeakSet<Uint16Array>();
+
+  /** KV caches live in the kernels' memory (a shared memory never moves, so the views stay valid). */
+  readonly halfStorage: HalfStorage = {
+    allocate: (length) => {
+      const at = this.instance.reuse(length * 2) ?? this.instance.allocate(length * 2);
+      const array = new Uint16Array(this.instance.memory.buffer, at, length);
+      this.residentHalves.add(array);
+      return array;
+    },
+    release: (array) => {
+      this.residentHalves.delete(array);
+      this.instance.release(array.byteOffset, array.byteLength);
+    },
+  };
+
+  override attention(q: Float32Array, kv: LayerKv, positions: ArrayLike<number>, shape: AttentionShape): Float32Array {
+    const { heads, kvHeads, headDim, scale } = shape;
+    const batched = positions.length > 1 && headDim % 8 === 0;
+    const resident = this.residentHalves.has(kv.keys) && this.residentHalves.has(kv.values);
+    if (!kernelsUseRelaxedSimd() || !resident || headDim % 4 !== 0) return super.attention(q, kv, positions, shape);
+    const cells = Math.ceil((positions[positions.length - 1] + 1) / 32) * 32;
+    const slots = batched ? 8 : 32;
+    const qBytes = q.length * 4;
+    const workBytes = (cells + slots * headDim + headDim) * 4;
+    const at = this.scratchSpace(2 * qBytes + workBytes + 32);
+    const outAt = at + qBytes;
+    const workAt = Math.ceil((outAt + qBytes) / 16) * 16;
+    const heap = new Float32Array(this.instance.heap.buffer);
+    heap.set(q, at / 4);
+    const row = heads * headDim * 4;
+    for (let t = 0; t < positions.length; t++) {
+      this.instance.attendToken(at + t * row, kv.keys.byteOffset, kv.values.byteOffset, outAt + t * row, workAt,
+        positions[t] + 1, cells, heads, kvHeads, headDim, scale, batched ? 1 : 0);
+    }
+    return heap.slice(outAt / 4, (outAt + qBytes) / 4);
   }
 
   /** silu(gate)·up in SIMD where the kernels have the fused multiply-add ggml's exp needs. */
