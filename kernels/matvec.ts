@@ -79,11 +79,31 @@ export function matvec_q8_0(weights: usize, rows: i32, activations: usize, n: i3
   }
 }
 
-/** out[r] = row r of Q4_0 weights · Q8_0 activations: Σ(q − 8)·y = Σq·y − 8·Σy per group of four. */
+/** Where prepare_q4_0 leaves its per-block bias lanes: just past the Q8_0 activations, 16-aligned. */
+// @ts-ignore: decorator
+@inline function biasLanes(activations: usize, n: i32): usize {
+  return (activations + <usize>(n / 32) * Q8_0_SIZE + 15) & ~(<usize>15);
+}
+
+/**
+ * Q4_0 stores q in 0..15 for q − 8: per group of four, Σ(q − 8)·y = Σq·y − 8·Σy. The −8·Σy lanes depend on
+ * the activations only, so they are computed once per product here, not once per row.
+ */
+export function prepare_q4_0(activations: usize, n: i32): void {
+  const bias = biasLanes(activations, n);
+  for (let b: usize = 0; b < <usize>(n / 32); b++) {
+    const y = activations + b * Q8_0_SIZE;
+    v128.store(bias + b * 32, i32x4.neg(i32x4.shl(quadSums(v128.load(y, 2)), 3)));
+    v128.store(bias + b * 32, i32x4.neg(i32x4.shl(quadSums(v128.load(y, 18)), 3)), 16);
+  }
+}
+
+/** out[r] = row r of Q4_0 weights · Q8_0 activations (after prepare_q4_0 on the activations). */
 export function matvec_q4_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 32);
   const rowBytes = blocks * Q4_0_SIZE;
   const mask = i8x16.splat(0x0f);
+  const bias = biasLanes(activations, n);
   for (let r = 0; r < rows; r++) {
     const w = weights + <usize>r * rowBytes;
     let acc0 = f32x4.splat(0);
@@ -92,11 +112,11 @@ export function matvec_q4_0(weights: usize, rows: i32, activations: usize, n: i3
       const x = w + b * Q4_0_SIZE;
       const y = activations + b * Q8_0_SIZE;
       const packed = v128.load(x, 2);
-      const y0 = v128.load(y, 2);
-      const y1 = v128.load(y, 18);
       const d = loadHalf(x) * loadHalf(y);
-      acc0 = fuse(acc0, i32x4.sub(quadsUnsigned(v128.and(packed, mask), y0), i32x4.shl(quadSums(y0), 3)), d);
-      acc1 = fuse(acc1, i32x4.sub(quadsUnsigned(i8x16.shr_u(packed, 4), y1), i32x4.shl(quadSums(y1), 3)), d);
+      const lanes0 = i32x4.add(quadsUnsigned(v128.and(packed, mask), v128.load(y, 2)), v128.load(bias + b * 32));
+      const lanes1 = i32x4.add(quadsUnsigned(i8x16.shr_u(packed, 4), v128.load(y, 18)), v128.load(bias + b * 32, 16));
+      acc0 = fuse(acc0, lanes0, d);
+      acc1 = fuse(acc1, lanes1, d);
     }
     store<f32>(out + (<usize>r << 2), hsum8(acc0, acc1));
   }

@@ -50,7 +50,13 @@ export type AttendToken = (
 export function instantiate(
   module: WebAssembly.Module,
   memory: WebAssembly.Memory,
-): { kernels: Record<KernelName, Matvec>; siluMul: SiluMul; attendToken: AttendToken; heapBase: number } {
+): {
+  kernels: Record<KernelName, Matvec>;
+  prepareQ4_0: (activations: number, n: number) => void;
+  siluMul: SiluMul;
+  attendToken: AttendToken;
+  heapBase: number;
+} {
   const instance = new WebAssembly.Instance(module, {
     env: {
       memory,
@@ -63,6 +69,7 @@ export function instantiate(
   const kernels = Object.fromEntries(KERNEL_NAMES.map((name) => [name, exports[name] as Matvec])) as Record<KernelName, Matvec>;
   return {
     kernels,
+    prepareQ4_0: exports.prepare_q4_0 as (activations: number, n: number) => void,
     siluMul: exports.silu_mul as SiluMul,
     attendToken: exports.attend_token as AttendToken,
     heapBase: (exports.heap_base as () => number)(),
@@ -78,11 +85,14 @@ export class KernelInstance {
   readonly kernels: Record<KernelName, Matvec>;
   readonly siluMul: SiluMul;
   readonly attendToken: AttendToken;
+  /** Writes Q4_0's per-block bias lanes just past a row of Q8_0 activations (32 bytes a block). */
+  readonly prepareQ4_0: (activations: number, n: number) => void;
   private top: number;
   private bytes: Uint8Array;
 
   constructor() {
-    const { kernels, siluMul, attendToken, heapBase } = instantiate(kernelModule(), this.memory);
+    const { kernels, prepareQ4_0, siluMul, attendToken, heapBase } = instantiate(kernelModule(), this.memory);
+    this.prepareQ4_0 = prepareQ4_0;
     this.kernels = kernels;
     this.siluMul = siluMul;
     this.attendToken = attendToken;
