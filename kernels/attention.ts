@@ -4,6 +4,7 @@
 // probabilities rounded to F16 before they meet V. Needs relaxed SIMD's fused multiply-add.
 
 import { expf4 } from "./expf";
+import { floatToHalf, halfToFloat } from "./half";
 
 // @ts-ignore: decorator
 @inline function madd(a: v128, b: v128, c: v128): v128 {
@@ -17,36 +18,6 @@ import { expf4 } from "./expf";
   const h = i32x4.extend_low_i16x8_u(v128.load64_zero(p));
   const magnitude = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(reinterpret<f32>(0x77800000)));
   return v128.or(magnitude, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
-}
-
-function halfToFloat(h: u32): f32 {
-  const magnitude = reinterpret<f32>((h & 0x7fff) << 13) * reinterpret<f32>(0x77800000);
-  return reinterpret<f32>(reinterpret<u32>(magnitude) | ((h & 0x8000) << 16));
-}
-
-/** f32 → f16 bits, round to nearest even (the scalar twin's floatToHalf). */
-function floatToHalf(value: f32): u32 {
-  const w = reinterpret<u32>(value);
-  const sign = (w >> 16) & 0x8000;
-  const exp = <i32>((w >> 23) & 0xff);
-  const mant = w & 0x7fffff;
-  if (exp == 0xff) return sign | 0x7c00 | (mant != 0 ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    const shift = 14 - e;
-    if (shift > 24) return sign;
-    const full = mant | 0x800000;
-    let half = full >> <u32>shift;
-    const rem = full & ((1 << <u32>shift) - 1);
-    const halfway: u32 = 1 << <u32>(shift - 1);
-    if (rem > halfway || (rem == halfway && (half & 1) != 0)) half++;
-    return sign | half;
-  }
-  let half = (<u32>e << 10) | (mant >> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem == 0x1000 && (half & 1) != 0)) half++;
-  return sign | half;
 }
 
 /** GGML_F32_VEC_REDUCE of 32 lanes held in eight vectors at `p` (lanes 4a..4a+3 in vector a). */

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Backend, RopeParams } from "../src/backend/backend.js";
 import { ScalarBackend } from "../src/backend/scalar/scalar-backend.js";
+import { KernelInstance } from "../src/backend/wasm/kernels.js";
 import { WasmBackend } from "../src/backend/wasm/wasm-backend.js";
 import { GgmlType, ggmlTypeName } from "../src/gguf/index.js";
 import { floatToHalf, HALF_TO_FLOAT, quantFormat, rowBytes } from "../src/quant/index.js";
@@ -176,6 +177,23 @@ describe("the WASM kernels against their scalar twins", () => {
     });
   }
 
+  it("Q8_0 activation quantization writes the scalar twin's bytes, halves rounded away from zero", () => {
+    const kernels = new KernelInstance();
+    const n = 128;
+    const x = randn(n, 3);
+    // block 1: amax 127 makes d = 1, so k + 0.5 values hit roundf's ties exactly
+    for (let i = 32; i < 64; i++) x[i] = (i % 2 === 0 ? 1 : -1) * ((i % 7) + 0.5);
+    x[32] = 127;
+    x.fill(0, 64, 96); // block 2: all zero
+    const src = kernels.allocate(n * 4);
+    const dst = kernels.allocate((n / 32) * 34);
+    new Float32Array(kernels.heap.buffer).set(x, src / 4);
+    kernels.quantizeQ8_0(src, dst, n);
+    const expected = new Uint8Array((n / 32) * 34);
+    quantFormat(GgmlType.Q8_0).quantizeRow(x, 0, expected, 0, n);
+    assert.deepEqual(kernels.heap.slice(dst, dst + expected.length), expected);
+  });
+
   it("SwiGLU (ggml's vectorised exp) is bit-identical, including far tails", () => {
     const gate = Float32Array.from([...randn(4096, 4), -200, -120, -90, -88, 88, 90, 200, 0, -0, 1e-30, -1e-30, 30]);
     const up = randn(gate.length);
@@ -189,6 +207,9 @@ describe("the WASM kernels against their scalar twins", () => {
       for (const [cols, rows, tokens] of shapes) {
         const w = weightOf(type, randn(cols * rows, 0.3), cols);
         const x = randn(cols * tokens, 2);
+        // exact halves after scaling, zeros and a block of all zeros exercise roundf's edges
+        x.set([0.5, -0.5, 1.5, -2.5, 0, -0], 0);
+        if (cols >= 64) x.fill(0, 32, 64);
         const expected = scalar.matmul(w, x, tokens);
         for (let call = 0; call < 3; call++) {
           const got = wasm.matmul(w, x, tokens);

@@ -53,6 +53,7 @@ export function instantiate(
 ): {
   kernels: Record<KernelName, Matvec>;
   prepareQ4_0: (activations: number, n: number) => void;
+  quantizeQ8_0: (src: number, dst: number, n: number) => void;
   siluMul: SiluMul;
   attendToken: AttendToken;
   heapBase: number;
@@ -70,6 +71,7 @@ export function instantiate(
   return {
     kernels,
     prepareQ4_0: exports.prepare_q4_0 as (activations: number, n: number) => void,
+    quantizeQ8_0: exports.quantize_q8_0 as (src: number, dst: number, n: number) => void,
     siluMul: exports.silu_mul as SiluMul,
     attendToken: exports.attend_token as AttendToken,
     heapBase: (exports.heap_base as () => number)(),
@@ -87,12 +89,15 @@ export class KernelInstance {
   readonly attendToken: AttendToken;
   /** Writes Q4_0's per-block bias lanes just past a row of Q8_0 activations (32 bytes a block). */
   readonly prepareQ4_0: (activations: number, n: number) => void;
+  /** f32 row → Q8_0 blocks, as the scalar twin's Q8_0.quantizeRow. */
+  readonly quantizeQ8_0: (src: number, dst: number, n: number) => void;
   private top: number;
   private bytes: Uint8Array;
 
   constructor() {
-    const { kernels, prepareQ4_0, siluMul, attendToken, heapBase } = instantiate(kernelModule(), this.memory);
+    const { kernels, prepareQ4_0, quantizeQ8_0, siluMul, attendToken, heapBase } = instantiate(kernelModule(), this.memory);
     this.prepareQ4_0 = prepareQ4_0;
+    this.quantizeQ8_0 = quantizeQ8_0;
     this.kernels = kernels;
     this.siluMul = siluMul;
     this.attendToken = attendToken;

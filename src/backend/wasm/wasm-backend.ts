@@ -44,12 +44,19 @@ export class WasmBackend extends ScalarBackend {
     const rows = w.rows;
     const aRow = rowBytes(activation, cols);
     const weights = this.residentCopy(w);
-    // activations, then (Q4_0) 32 bytes of bias lanes a block, then the output row
-    const activations = this.scratchSpace(aRow + 16 + (cols / 32) * 32 + rows * 4);
+    // activations, then (Q4_0) 32 bytes of bias lanes a block, then the output row, then the f32 input row
+    const activations = this.scratchSpace(aRow + 16 + (cols / 32) * 32 + rows * 4 + cols * 4 + 16);
     const outAt = Math.ceil((activations + aRow) / 16) * 16 + (w.type === GgmlType.Q4_0 ? (cols / 32) * 32 : 0);
+    const inputAt = outAt + Math.ceil(rows / 4) * 16;
+    const inWasm = format.dotType === GgmlType.Q8_0;
     const out = new Float32Array(tokens * rows);
     for (let t = 0; t < tokens; t++) {
-      activation.quantizeRow(x, t * cols, this.instance.heap, activations, cols);
+      if (inWasm) {
+        new Float32Array(this.instance.heap.buffer).set(x.subarray(t * cols, (t + 1) * cols), inputAt / 4);
+        this.instance.quantizeQ8_0(inputAt, activations, cols);
+      } else {
+        activation.quantizeRow(x, t * cols, this.instance.heap, activations, cols);
+      }
       if (w.type === GgmlType.Q4_0) this.instance.prepareQ4_0(activations, cols);
       this.pool.run(kernel, weights, rowBytes(format, cols), rows, activations, cols, outAt);
       out.set(new Float32Array(this.instance.heap.buffer, outAt, rows), t * rows);

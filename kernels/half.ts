@@ -1,0 +1,31 @@
+// Scalar f16 ↔ f32 conversions (round to nearest even), as the scalar twin's quant/half.ts.
+
+export function halfToFloat(h: u32): f32 {
+  const magnitude = reinterpret<f32>((h & 0x7fff) << 13) * reinterpret<f32>(0x77800000);
+  return reinterpret<f32>(reinterpret<u32>(magnitude) | ((h & 0x8000) << 16));
+}
+
+/** f32 → f16 bits, round to nearest even (the scalar twin's floatToHalf). */
+export function floatToHalf(value: f32): u32 {
+  const w = reinterpret<u32>(value);
+  const sign = (w >> 16) & 0x8000;
+  const exp = <i32>((w >> 23) & 0xff);
+  const mant = w & 0x7fffff;
+  if (exp == 0xff) return sign | 0x7c00 | (mant != 0 ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    const shift = 14 - e;
+    if (shift > 24) return sign;
+    const full = mant | 0x800000;
+    let half = full >> <u32>shift;
+    const rem = full & ((1 << <u32>shift) - 1);
+    const halfway: u32 = 1 << <u32>(shift - 1);
+    if (rem > halfway || (rem == halfway && (half & 1) != 0)) half++;
+    return sign | half;
+  }
+  let half = (<u32>e << 10) | (mant >> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (half & 1) != 0)) half++;
+  return sign | half;
+}
