@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { loadModel } from "../src/engine/load.js";
+import { loadModel, loadTokenizer } from "../src/engine/load.js";
 import { GgmlType, GgufFile, ggmlTypeName } from "../src/gguf/index.js";
 import { PRESETS } from "../src/synth/presets.js";
 import { synthesizeModel } from "../src/synth/synth.js";
@@ -49,6 +49,7 @@ async function compareLive(modelPath: string, prompts: string[], steps: number, 
     verdicts.push(describeAgreement(agreement));
   }
   loaded.file.close();
+  loaded.backend.dispose?.();
   assert.ok(worst <= tolerance, `max |Δ log-probability| ${worst.toFixed(4)} exceeds ${tolerance}`);
   return `${verdicts.join(" | ")}; max |Δlogprob| ${worst.toFixed(4)} (llama.cpp flash-attention on/off spread ${noise.toFixed(4)})`;
 }
@@ -56,10 +57,11 @@ async function compareLive(modelPath: string, prompts: string[], steps: number, 
 describe("live against llama.cpp (node-llama-cpp)", () => {
   it("tokenizes like llama.cpp", async () => {
     for (const model of [STORIES, TINY_RANDOM]) {
-      const { tokenizer } = loadModel(model);
+      const { file, tokenizer } = loadTokenizer(model);
       for (const text of [...PROMPTS, "naïve café 我愛人工智慧 🐶\n\n  spaces", ""]) {
         assert.deepEqual(tokenizer.encode(text, { addSpecial: false }), await llamaCppTokenize(model, text), `${model}: ${JSON.stringify(text)}`);
       }
+      file.close();
     }
   });
 

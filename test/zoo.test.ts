@@ -61,6 +61,7 @@ async function check(name: string, modelPath: string): Promise<void> {
     assert.notEqual(agreement.kind, "diverged", `${name} ${JSON.stringify(c.prompt)}: ${describeAgreement(agreement)}`);
   }
   loaded.file.close();
+  loaded.backend.dispose?.();
   console.log(`  ${name.padEnd(20)} ${verdicts.join(" | ")}`);
 }
 
