@@ -222,6 +222,56 @@ export function matvec_q4_k(weights: usize, rows: i32, activations: usize, n: i3
   }
 }
 
+const Q5_K_SIZE: usize = 176;
+
+/** out[r] = row r of Q5_K weights · Q8_K activations (levels 0..31: four bits in qs, the fifth in qh). */
+export function matvec_q5_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+  const blocks = <usize>(n / 256);
+  const rowBytes = blocks * Q5_K_SIZE;
+  const mask = i8x16.splat(0x0f);
+  const one = i8x16.splat(1);
+  for (let r = 0; r < rows; r++) {
+    const w = weights + <usize>r * rowBytes;
+    let acc0 = f32x4.splat(0);
+    let acc1 = f32x4.splat(0);
+    let summs: f32 = 0;
+    for (let b: usize = 0; b < blocks; b++) {
+      const x = w + b * Q5_K_SIZE;
+      const y = activations + b * Q8_K_SIZE;
+      const yd = load<f32>(y);
+      const scales = x + 4;
+      const h0 = v128.load(x + 16);
+      const h1 = v128.load(x + 16, 16);
+      let sumi0 = i32x4.splat(0);
+      let sumi1 = i32x4.splat(0);
+      for (let c: usize = 0; c < 4; c++) {
+        const q0 = v128.load(x + 48 + 32 * c);
+        const q1 = v128.load(x + 48 + 32 * c, 16);
+        const lowBit = 2 * <i32>c;
+        const yc = y + 4 + 64 * c;
+        const lo0 = v128.or(v128.and(q0, mask), i8x16.shl(v128.and(i8x16.shr_u(h0, lowBit), one), 4));
+        const lo1 = v128.or(v128.and(q1, mask), i8x16.shl(v128.and(i8x16.shr_u(h1, lowBit), one), 4));
+        const hi0 = v128.or(i8x16.shr_u(q0, 4), i8x16.shl(v128.and(i8x16.shr_u(h0, lowBit + 1), one), 4));
+        const hi1 = v128.or(i8x16.shr_u(q1, 4), i8x16.shl(v128.and(i8x16.shr_u(h1, lowBit + 1), one), 4));
+        const low = i32x4.splat(scaleK4(scales, 2 * c));
+        const high = i32x4.splat(scaleK4(scales, 2 * c + 1));
+        sumi0 = i32x4.add(sumi0, i32x4.mul(quadsUnsigned(lo0, v128.load(yc)), low));
+        sumi1 = i32x4.add(sumi1, i32x4.mul(quadsUnsigned(lo1, v128.load(yc, 16)), low));
+        sumi0 = i32x4.add(sumi0, i32x4.mul(quadsUnsigned(hi0, v128.load(yc, 32)), high));
+        sumi1 = i32x4.add(sumi1, i32x4.mul(quadsUnsigned(hi1, v128.load(yc, 48)), high));
+      }
+      // ggml's AVX2 Q5_K folds the mins into one scalar: summs += dmin · Σ min·(sub-block sum)
+      let total: i32 = 0;
+      for (let s: usize = 0; s < 8; s++) total += minK4(scales, s) * subBlockSum(y, s);
+      summs = summs + (-yd * loadHalf(x + 2)) * <f32>total;
+      const d = yd * loadHalf(x);
+      acc0 = fuse(acc0, sumi0, d);
+      acc1 = fuse(acc1, sumi1, d);
+    }
+    store<f32>(out + (<usize>r << 2), hsum8(acc0, acc1) + summs);
+  }
+}
+
 /** out[r] = row r of Q6_K weights · Q8_K activations: levels q+32 in 0..63, then Σq·y = Σ(q+32)·y − 32·Σy. */
 export function matvec_q6_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 256);

@@ -11,6 +11,7 @@ const KERNELS: Partial<Record<GgmlType, KernelName>> = {
   [GgmlType.Q8_0]: "matvec_q8_0",
   [GgmlType.Q4_0]: "matvec_q4_0",
   [GgmlType.Q4_K]: "matvec_q4_k",
+  [GgmlType.Q5_K]: "matvec_q5_k",
   [GgmlType.Q6_K]: "matvec_q6_k",
 };
 
