@@ -123,19 +123,19 @@ export function matvec_q8_0(weights: usize, rows: i32, activations: usize, n: i3
 }
 
 /**
- * Q4_0 stores q in 0..15 for q − 8: per group of four, Σ(q − 8)·y = Σq·y − 8·Σy. The −8·Σy lanes depend on
- * the activations only, so they are computed once per product here, not once per row.
+ * Q4_0 and Q5_0 store q + 2^shift (0..15 or 0..31): per group of four, Σ(q − 2^shift)·y = Σq·y − 2^shift·Σy.
+ * The bias lanes depend on the activations only, so they are computed once per product, not once per row.
  */
-export function prepare_q4_0(activations: usize, n: i32): void {
+export function prepare_bias(activations: usize, n: i32, shift: i32): void {
   const bias = biasLanes(activations, n);
   for (let b: usize = 0; b < <usize>(n / 32); b++) {
     const y = activations + b * Q8_0_SIZE;
-    v128.store(bias + b * 32, i32x4.neg(i32x4.shl(quadSums(v128.load(y, 2)), 3)));
-    v128.store(bias + b * 32, i32x4.neg(i32x4.shl(quadSums(v128.load(y, 18)), 3)), 16);
+    v128.store(bias + b * 32, i32x4.neg(i32x4.shl(quadSums(v128.load(y, 2)), shift)));
+    v128.store(bias + b * 32, i32x4.neg(i32x4.shl(quadSums(v128.load(y, 18)), shift)), 16);
   }
 }
 
-/** out[r] = row r of Q4_0 weights · Q8_0 activations (after prepare_q4_0 on the activations). */
+/** out[r] = row r of Q4_0 weights · Q8_0 activations (after prepare_bias(…, 3) on the activations). */
 export function matvec_q4_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 32);
   const rowBytes = blocks * Q4_0_SIZE;
@@ -157,6 +157,84 @@ export function matvec_q4_0(weights: usize, rows: i32, activations: usize, n: i3
     }
     store<f32>(out + (<usize>r << 2), hsum8(acc0, acc1));
   }
+}
+
+/** The fifth bits of 16 elements as 0 or 16, from the u32 qh at `qh` (elements `first`..`first`+15). */
+// @ts-ignore: decorator
+@inline function fifthBits(qh: usize, first: i32): v128 {
+  const bytes = v128.load32_zero(qh);
+  const spread = first == 0
+    ? i8x16.swizzle(bytes, i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1))
+    : i8x16.swizzle(bytes, i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+  const bit = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  return v128.and(i8x16.ne(v128.and(spread, bit), i8x16.splat(0)), i8x16.splat(16));
+}
+
+const Q5_0_SIZE: usize = 22;
+const Q4_1_SIZE: usize = 20;
+const Q5_1_SIZE: usize = 24;
+const Q8_1_SIZE: usize = 36;
+
+/** out[r] = row r of Q5_0 weights · Q8_0 activations (after prepare_bias(…, 4) on the activations). */
+export function matvec_q5_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+  const blocks = <usize>(n / 32);
+  const rowBytes = blocks * Q5_0_SIZE;
+  const mask = i8x16.splat(0x0f);
+  const bias = biasLanes(activations, n);
+  for (let r = 0; r < rows; r++) {
+    const w = weights + <usize>r * rowBytes;
+    let acc0 = f32x4.splat(0);
+    let acc1 = f32x4.splat(0);
+    for (let b: usize = 0; b < blocks; b++) {
+      const x = w + b * Q5_0_SIZE;
+      const y = activations + b * Q8_0_SIZE;
+      const packed = v128.load(x, 6);
+      const lo = v128.or(v128.and(packed, mask), fifthBits(x + 2, 0));
+      const hi = v128.or(i8x16.shr_u(packed, 4), fifthBits(x + 2, 16));
+      const d = loadHalf(x) * loadHalf(y);
+      acc0 = fuse(acc0, i32x4.add(quadsUnsigned(lo, v128.load(y, 2)), v128.load(bias + b * 32)), d);
+      acc1 = fuse(acc1, i32x4.add(quadsUnsigned(hi, v128.load(y, 18)), v128.load(bias + b * 32, 16)), d);
+    }
+    store<f32>(out + (<usize>r << 2), hsum8(acc0, acc1));
+  }
+}
+
+/**
+ * The "_1" types against Q8_1 (d | s = d·Σq | qs): Σ(q·d + m)·y·dy = d·dy·Σq·y + m·s, the min term summed
+ * in one f32 scalar as ggml's AVX2 kernels do.
+ */
+// @ts-ignore: decorator
+@inline function withMinRow(w: usize, blocks: usize, size: usize, qsOffset: usize, qhOffset: usize, activations: usize, out: usize): void {
+  const mask = i8x16.splat(0x0f);
+  let acc0 = f32x4.splat(0);
+  let acc1 = f32x4.splat(0);
+  let mins: f32 = 0;
+  for (let b: usize = 0; b < blocks; b++) {
+    const x = w + b * size;
+    const y = activations + b * Q8_1_SIZE;
+    mins = mins + loadHalf(x + 2) * loadHalf(y + 2);
+    const packed = v128.load(x + qsOffset);
+    let lo = v128.and(packed, mask);
+    let hi = i8x16.shr_u(packed, 4);
+    if (qhOffset != 0) {
+      lo = v128.or(lo, fifthBits(x + qhOffset, 0));
+      hi = v128.or(hi, fifthBits(x + qhOffset, 16));
+    }
+    const d = loadHalf(x) * loadHalf(y);
+    acc0 = fuse(acc0, quadsUnsigned(lo, v128.load(y, 4)), d);
+    acc1 = fuse(acc1, quadsUnsigned(hi, v128.load(y, 20)), d);
+  }
+  store<f32>(out, hsum8(acc0, acc1) + mins);
+}
+
+export function matvec_q4_1(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+  const blocks = <usize>(n / 32);
+  for (let r = 0; r < rows; r++) withMinRow(weights + <usize>r * blocks * Q4_1_SIZE, blocks, Q4_1_SIZE, 4, 0, activations, out + (<usize>r << 2));
+}
+
+export function matvec_q5_1(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+  const blocks = <usize>(n / 32);
+  for (let r = 0; r < rows; r++) withMinRow(weights + <usize>r * blocks * Q5_1_SIZE, blocks, Q5_1_SIZE, 8, 4, activations, out + (<usize>r << 2));
 }
 
 // ---- k-quants: 256-element super-blocks against Q8_K activations (d f32 | qs[256] | bsums[16] i16) ----

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import v8 from "node:v8";
 
 /** The matrix × vector kernels of kernels/matvec.ts, in the order workers refer to them by index. */
-export const KERNEL_NAMES = ["matvec_q8_0", "matvec_q4_0", "matvec_q4_k", "matvec_q5_k", "matvec_q6_k"] as const;
+export const KERNEL_NAMES = ["matvec_q8_0", "matvec_q4_0", "matvec_q5_0", "matvec_q4_1", "matvec_q5_1", "matvec_q4_k", "matvec_q5_k", "matvec_q6_k"] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
 /** (weights, rows, activations, n, out): pointers are byte offsets into the shared memory. */
@@ -52,7 +52,7 @@ export function instantiate(
   memory: WebAssembly.Memory,
 ): {
   kernels: Record<KernelName, Matvec>;
-  prepareQ4_0: (activations: number, n: number) => void;
+  prepareBias: (activations: number, n: number, shift: number) => void;
   quantizeQ8_0: (src: number, dst: number, n: number) => void;
   siluMul: SiluMul;
   attendToken: AttendToken;
@@ -70,7 +70,7 @@ export function instantiate(
   const kernels = Object.fromEntries(KERNEL_NAMES.map((name) => [name, exports[name] as Matvec])) as Record<KernelName, Matvec>;
   return {
     kernels,
-    prepareQ4_0: exports.prepare_q4_0 as (activations: number, n: number) => void,
+    prepareBias: exports.prepare_bias as (activations: number, n: number, shift: number) => void,
     quantizeQ8_0: exports.quantize_q8_0 as (src: number, dst: number, n: number) => void,
     siluMul: exports.silu_mul as SiluMul,
     attendToken: exports.attend_token as AttendToken,
@@ -87,16 +87,16 @@ export class KernelInstance {
   readonly kernels: Record<KernelName, Matvec>;
   readonly siluMul: SiluMul;
   readonly attendToken: AttendToken;
-  /** Writes Q4_0's per-block bias lanes just past a row of Q8_0 activations (32 bytes a block). */
-  readonly prepareQ4_0: (activations: number, n: number) => void;
+  /** Writes Q4_0's / Q5_0's per-block bias lanes just past a row of Q8_0 activations (32 bytes a block). */
+  readonly prepareBias: (activations: number, n: number, shift: number) => void;
   /** f32 row → Q8_0 blocks, as the scalar twin's Q8_0.quantizeRow. */
   readonly quantizeQ8_0: (src: number, dst: number, n: number) => void;
   private top: number;
   private bytes: Uint8Array;
 
   constructor() {
-    const { kernels, prepareQ4_0, quantizeQ8_0, siluMul, attendToken, heapBase } = instantiate(kernelModule(), this.memory);
-    this.prepareQ4_0 = prepareQ4_0;
+    const { kernels, prepareBias, quantizeQ8_0, siluMul, attendToken, heapBase } = instantiate(kernelModule(), this.memory);
+    this.prepareBias = prepareBias;
     this.quantizeQ8_0 = quantizeQ8_0;
     this.kernels = kernels;
     this.siluMul = siluMul;

@@ -7,9 +7,15 @@ import { ScalarBackend } from "../scalar/scalar-backend.js";
 import { KernelInstance, KernelName, kernelsUseRelaxedSimd } from "./kernels.js";
 import { ThreadPool } from "./thread-pool.js";
 
+/** Types whose kernels need prepareBias's lanes (the shift is log2 of the level that means zero). */
+const BIAS_SHIFT: Partial<Record<GgmlType, number>> = { [GgmlType.Q4_0]: 3, [GgmlType.Q5_0]: 4 };
+
 const KERNELS: Partial<Record<GgmlType, KernelName>> = {
   [GgmlType.Q8_0]: "matvec_q8_0",
   [GgmlType.Q4_0]: "matvec_q4_0",
+  [GgmlType.Q5_0]: "matvec_q5_0",
+  [GgmlType.Q4_1]: "matvec_q4_1",
+  [GgmlType.Q5_1]: "matvec_q5_1",
   [GgmlType.Q4_K]: "matvec_q4_k",
   [GgmlType.Q5_K]: "matvec_q5_k",
   [GgmlType.Q6_K]: "matvec_q6_k",
@@ -45,9 +51,10 @@ export class WasmBackend extends ScalarBackend {
     const rows = w.rows;
     const aRow = rowBytes(activation, cols);
     const weights = this.residentCopy(w);
-    // activations, then (Q4_0) 32 bytes of bias lanes a block, then the output row, then the f32 input row
+    // activations, then (Q4_0, Q5_0) 32 bytes of bias lanes a block, then the output row, then the f32 input row
     const activations = this.scratchSpace(aRow + 16 + (cols / 32) * 32 + rows * 4 + cols * 4 + 16);
-    const outAt = Math.ceil((activations + aRow) / 16) * 16 + (w.type === GgmlType.Q4_0 ? (cols / 32) * 32 : 0);
+    const biasShift = BIAS_SHIFT[w.type];
+    const outAt = Math.ceil((activations + aRow) / 16) * 16 + (biasShift !== undefined ? (cols / 32) * 32 : 0);
     const inputAt = outAt + Math.ceil(rows / 4) * 16;
     const inWasm = format.dotType === GgmlType.Q8_0;
     const out = new Float32Array(tokens * rows);
@@ -58,7 +65,7 @@ export class WasmBackend extends ScalarBackend {
       } else {
         activation.quantizeRow(x, t * cols, this.instance.heap, activations, cols);
       }
-      if (w.type === GgmlType.Q4_0) this.instance.prepareQ4_0(activations, cols);
+      if (biasShift !== undefined) this.instance.prepareBias(activations, cols, biasShift);
       this.pool.run(kernel, weights, rowBytes(format, cols), rows, activations, cols, outAt);
       out.set(new Float32Array(this.instance.heap.buffer, outAt, rows), t * rows);
     }
