@@ -135,30 +135,6 @@ export function prepare_bias(activations: usize, n: i32, shift: i32): void {
   }
 }
 
-/** out[r] = row r of Q4_0 weights · Q8_0 activations (after prepare_bias(…, 3) on the activations). */
-export function matvec_q4_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
-  const blocks = <usize>(n / 32);
-  const rowBytes = blocks * Q4_0_SIZE;
-  const mask = i8x16.splat(0x0f);
-  const bias = biasLanes(activations, n);
-  for (let r = 0; r < rows; r++) {
-    const w = weights + <usize>r * rowBytes;
-    let acc0 = f32x4.splat(0);
-    let acc1 = f32x4.splat(0);
-    for (let b: usize = 0; b < blocks; b++) {
-      const x = w + b * Q4_0_SIZE;
-      const y = activations + b * Q8_0_SIZE;
-      const packed = v128.load(x, 2);
-      const d = loadHalf(x) * loadHalf(y);
-      const lanes0 = i32x4.add(quadsUnsigned(v128.and(packed, mask), v128.load(y, 2)), v128.load(bias + b * 32));
-      const lanes1 = i32x4.add(quadsUnsigned(i8x16.shr_u(packed, 4), v128.load(y, 18)), v128.load(bias + b * 32, 16));
-      acc0 = fuse(acc0, lanes0, d);
-      acc1 = fuse(acc1, lanes1, d);
-    }
-    store<f32>(out + (<usize>r << 2), hsum8(acc0, acc1));
-  }
-}
-
 /** The fifth bits of 16 elements as 0 or 16, from the u32 qh at `qh` (elements `first`..`first`+15). */
 // @ts-ignore: decorator
 @inline function fifthBits(qh: usize, first: i32): v128 {
@@ -175,28 +151,44 @@ const Q4_1_SIZE: usize = 20;
 const Q5_1_SIZE: usize = 24;
 const Q8_1_SIZE: usize = 36;
 
+/**
+ * One row of the symmetric types against Q8_0: unsigned levels (four bits in qs, the fifth from qh when
+ * qhOffset is set) with the bias lanes prepare_bias left for these activations.
+ */
+// @ts-ignore: decorator
+@inline function biasedRow(w: usize, blocks: usize, size: usize, qsOffset: usize, qhOffset: usize, activations: usize, bias: usize, out: usize): void {
+  const mask = i8x16.splat(0x0f);
+  let acc0 = f32x4.splat(0);
+  let acc1 = f32x4.splat(0);
+  for (let b: usize = 0; b < blocks; b++) {
+    const x = w + b * size;
+    const y = activations + b * Q8_0_SIZE;
+    const packed = v128.load(x + qsOffset);
+    let lo = v128.and(packed, mask);
+    let hi = i8x16.shr_u(packed, 4);
+    if (qhOffset != 0) {
+      lo = v128.or(lo, fifthBits(x + qhOffset, 0));
+      hi = v128.or(hi, fifthBits(x + qhOffset, 16));
+    }
+    const d = loadHalf(x) * loadHalf(y);
+    acc0 = fuse(acc0, i32x4.add(quadsUnsigned(lo, v128.load(y, 2)), v128.load(bias + b * 32)), d);
+    acc1 = fuse(acc1, i32x4.add(quadsUnsigned(hi, v128.load(y, 18)), v128.load(bias + b * 32, 16)), d);
+  }
+  store<f32>(out, hsum8(acc0, acc1));
+}
+
+/** out[r] = row r of Q4_0 weights · Q8_0 activations (after prepare_bias(…, 3) on the activations). */
+export function matvec_q4_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+  const blocks = <usize>(n / 32);
+  const bias = biasLanes(activations, n);
+  for (let r = 0; r < rows; r++) biasedRow(weights + <usize>r * blocks * Q4_0_SIZE, blocks, Q4_0_SIZE, 2, 0, activations, bias, out + (<usize>r << 2));
+}
+
 /** out[r] = row r of Q5_0 weights · Q8_0 activations (after prepare_bias(…, 4) on the activations). */
 export function matvec_q5_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 32);
-  const rowBytes = blocks * Q5_0_SIZE;
-  const mask = i8x16.splat(0x0f);
   const bias = biasLanes(activations, n);
-  for (let r = 0; r < rows; r++) {
-    const w = weights + <usize>r * rowBytes;
-    let acc0 = f32x4.splat(0);
-    let acc1 = f32x4.splat(0);
-    for (let b: usize = 0; b < blocks; b++) {
-      const x = w + b * Q5_0_SIZE;
-      const y = activations + b * Q8_0_SIZE;
-      const packed = v128.load(x, 6);
-      const lo = v128.or(v128.and(packed, mask), fifthBits(x + 2, 0));
-      const hi = v128.or(i8x16.shr_u(packed, 4), fifthBits(x + 2, 16));
-      const d = loadHalf(x) * loadHalf(y);
-      acc0 = fuse(acc0, i32x4.add(quadsUnsigned(lo, v128.load(y, 2)), v128.load(bias + b * 32)), d);
-      acc1 = fuse(acc1, i32x4.add(quadsUnsigned(hi, v128.load(y, 18)), v128.load(bias + b * 32, 16)), d);
-    }
-    store<f32>(out + (<usize>r << 2), hsum8(acc0, acc1));
-  }
+  for (let r = 0; r < rows; r++) biasedRow(weights + <usize>r * blocks * Q5_0_SIZE, blocks, Q5_0_SIZE, 6, 2, activations, bias, out + (<usize>r << 2));
 }
 
 /**
