@@ -342,6 +342,111 @@ export function matvec_q5_k(weights: usize, rows: i32, activations: usize, n: i3
   }
 }
 
+const Q2_K_SIZE: usize = 84;
+const Q3_K_SIZE: usize = 110;
+
+/** out[r] = row r of Q2_K weights · Q8_K activations: 2-bit levels, 4-bit scale and min per 16. */
+export function matvec_q2_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+  const blocks = <usize>(n / 256);
+  const rowBytes = blocks * Q2_K_SIZE;
+  const three = i8x16.splat(3);
+  for (let r = 0; r < rows; r++) {
+    const w = weights + <usize>r * rowBytes;
+    let acc0 = f32x4.splat(0);
+    let acc1 = f32x4.splat(0);
+    for (let b: usize = 0; b < blocks; b++) {
+      const x = w + b * Q2_K_SIZE;
+      const y = activations + b * Q8_K_SIZE;
+      const yd = load<f32>(y);
+      // The mins go into the eight lanes first: lane l holds sub-blocks 2l and 2l+1.
+      const terms0 = minLanes2(x, y, 0);
+      const terms1 = minLanes2(x, y, 8);
+      const dminNeg = -yd * loadHalf(x + 82);
+      acc0 = fuse(acc0, terms0, dminNeg);
+      acc1 = fuse(acc1, terms1, dminNeg);
+      let sumi0 = i32x4.splat(0);
+      let sumi1 = i32x4.splat(0);
+      for (let g: usize = 0; g < 8; g++) {
+        const half = g >> 2;
+        const shift = 2 * <i32>(g & 3);
+        const q0 = v128.and(i8x16.shr_u(v128.load(x + 16 + 32 * half), shift), three);
+        const q1 = v128.and(i8x16.shr_u(v128.load(x + 16 + 32 * half, 16), shift), three);
+        const yg = y + 4 + 32 * g;
+        sumi0 = i32x4.add(sumi0, i32x4.mul(quadsUnsigned(q0, v128.load(yg)), i32x4.splat(<i32>(load<u8>(x + 2 * g) & 0xf))));
+        sumi1 = i32x4.add(sumi1, i32x4.mul(quadsUnsigned(q1, v128.load(yg, 16)), i32x4.splat(<i32>(load<u8>(x + 2 * g + 1) & 0xf))));
+      }
+      const d = yd * loadHalf(x + 80);
+      acc0 = fuse(acc0, sumi0, d);
+      acc1 = fuse(acc1, sumi1, d);
+    }
+    store<f32>(out + (<usize>r << 2), hsum8(acc0, acc1));
+  }
+}
+
+/** Four min lanes of Q2_K from sub-block `first` on: lane l = term(first + 2l) + term(first + 2l + 1). */
+// @ts-ignore: decorator
+@inline function minLanes2(x: usize, y: usize, first: i32): v128 {
+  const t0 = minTerm2(x, y, first) + minTerm2(x, y, first + 1);
+  const t1 = minTerm2(x, y, first + 2) + minTerm2(x, y, first + 3);
+  const t2 = minTerm2(x, y, first + 4) + minTerm2(x, y, first + 5);
+  const t3 = minTerm2(x, y, first + 6) + minTerm2(x, y, first + 7);
+  return i32x4.replace_lane(i32x4.replace_lane(i32x4.replace_lane(i32x4.splat(t0), 1, t1), 2, t2), 3, t3);
+}
+
+/** Q2_K sub-block s's min times the sum of its sixteen activations. */
+// @ts-ignore: decorator
+@inline function minTerm2(x: usize, y: usize, s: i32): i32 {
+  return <i32>(load<u8>(x + <usize>s) >> 4) * <i32>load<i16>(y + 260 + (<usize>s << 1));
+}
+
+/** Q3_K's 6-bit scale j (0..15), signed: low 4 bits in bytes 0..7, high 2 bits in 8..11. */
+// @ts-ignore: decorator
+@inline function scaleQ3(p: usize, j: usize): i32 {
+  const low = j < 8 ? <i32>(load<u8>(p + j) & 0xf) : <i32>(load<u8>(p + j - 8) >> 4);
+  const high = <i32>((load<u8>(p + 8 + (j & 3)) >> <u8>(2 * (j >> 2))) & 3);
+  return (low | (high << 4)) - 32;
+}
+
+/** out[r] = row r of Q3_K weights · Q8_K activations: levels q+4 in 0..7, Σq·y = Σ(q+4)·y − 4·Σy. */
+export function matvec_q3_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+  const blocks = <usize>(n / 256);
+  const rowBytes = blocks * Q3_K_SIZE;
+  const three = i8x16.splat(3);
+  const one = i8x16.splat(1);
+  for (let r = 0; r < rows; r++) {
+    const w = weights + <usize>r * rowBytes;
+    let acc0 = f32x4.splat(0);
+    let acc1 = f32x4.splat(0);
+    for (let b: usize = 0; b < blocks; b++) {
+      const x = w + b * Q3_K_SIZE;
+      const y = activations + b * Q8_K_SIZE;
+      let sumi0 = i32x4.splat(0);
+      let sumi1 = i32x4.splat(0);
+      for (let g: usize = 0; g < 8; g++) {
+        const half = g >> 2;
+        const j = <i32>(g & 3);
+        const bit = 4 * <i32>half + j;
+        const u0 = v128.or(
+          v128.and(i8x16.shr_u(v128.load(x + 32 + 32 * half), 2 * j), three),
+          i8x16.shl(v128.and(i8x16.shr_u(v128.load(x), bit), one), 2),
+        );
+        const u1 = v128.or(
+          v128.and(i8x16.shr_u(v128.load(x + 32 + 32 * half, 16), 2 * j), three),
+          i8x16.shl(v128.and(i8x16.shr_u(v128.load(x, 16), bit), one), 2),
+        );
+        const y0 = v128.load(y + 4 + 32 * g);
+        const y1 = v128.load(y + 4 + 32 * g, 16);
+        sumi0 = i32x4.add(sumi0, i32x4.mul(i32x4.sub(quadsUnsigned(u0, y0), i32x4.shl(quadSums(y0), 2)), i32x4.splat(scaleQ3(x + 96, 2 * g))));
+        sumi1 = i32x4.add(sumi1, i32x4.mul(i32x4.sub(quadsUnsigned(u1, y1), i32x4.shl(quadSums(y1), 2)), i32x4.splat(scaleQ3(x + 96, 2 * g + 1))));
+      }
+      const d = load<f32>(y) * loadHalf(x + 108);
+      acc0 = fuse(acc0, sumi0, d);
+      acc1 = fuse(acc1, sumi1, d);
+    }
+    store<f32>(out + (<usize>r << 2), hsum8(acc0, acc1));
+  }
+}
+
 /** out[r] = row r of Q6_K weights · Q8_K activations: levels q+32 in 0..63, then Σq·y = Σ(q+32)·y − 32·Σy. */
 export function matvec_q6_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 256);

@@ -201,7 +201,7 @@ describe("the WASM kernels against their scalar twins", () => {
     const got = wasm.swiglu(gate, up);
     assert.ok(got.every((v, i) => Object.is(v, expected[i])), "swiglu differs");
   });
-  for (const type of [GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_1, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K]) {
+  for (const type of [GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_1, GgmlType.Q5_1, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K]) {
     it(`${ggmlTypeName(type)} matmul is bit-identical, on its very first call and after`, () => {
       const shapes = quantFormat(type).blockSize === 256 ? [[256, 1, 1], [256, 33, 3], [1024, 7, 2]] : [[32, 1, 1], [256, 33, 3], [1024, 7, 2]];
       for (const [cols, rows, tokens] of shapes) {

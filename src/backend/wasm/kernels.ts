@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import v8 from "node:v8";
 
 /** The matrix × vector kernels of kernels/matvec.ts, in the order workers refer to them by index. */
-export const KERNEL_NAMES = ["matvec_q8_0", "matvec_q4_0", "matvec_q5_0", "matvec_q4_1", "matvec_q5_1", "matvec_q4_k", "matvec_q5_k", "matvec_q6_k"] as const;
+export const KERNEL_NAMES = ["matvec_q8_0", "matvec_q4_0", "matvec_q5_0", "matvec_q4_1", "matvec_q5_1", "matvec_q2_k", "matvec_q3_k", "matvec_q4_k", "matvec_q5_k", "matvec_q6_k"] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
 /** (weights, rows, activations, n, out): pointers are byte offsets into the shared memory. */

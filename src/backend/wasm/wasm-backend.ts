@@ -16,6 +16,8 @@ const KERNELS: Partial<Record<GgmlType, KernelName>> = {
   [GgmlType.Q5_0]: "matvec_q5_0",
   [GgmlType.Q4_1]: "matvec_q4_1",
   [GgmlType.Q5_1]: "matvec_q5_1",
+  [GgmlType.Q2_K]: "matvec_q2_k",
+  [GgmlType.Q3_K]: "matvec_q3_k",
   [GgmlType.Q4_K]: "matvec_q4_k",
   [GgmlType.Q5_K]: "matvec_q5_k",
   [GgmlType.Q6_K]: "matvec_q6_k",
