@@ -248,6 +248,46 @@ const Q6_K_SIZE: usize = 210;
   return j < 4 ? <i32>(load<u8>(p + j + 4) & 63) : <i32>((load<u8>(p + j + 4) >> 4) | ((load<u8>(p + j) >> 6) << 4));
 }
 
+/**
+ * Activations to Q8_K, as quantize_row_q8_K_ref: iscale = −127 / (the value of largest magnitude),
+ * q = min(127, nearest_int(iscale·x)), d = 1/iscale (f32), and the sum of every sixteen q.
+ */
+export function quantize_q8_k(src: usize, dst: usize, n: i32): void {
+  for (let b: usize = 0; b < <usize>(n / 256); b++) {
+    const x = src + b * 1024;
+    const y = dst + b * Q8_K_SIZE;
+    let amax4 = f32x4.splat(0);
+    for (let k: usize = 0; k < 1024; k += 16) amax4 = f32x4.max(amax4, f32x4.abs(v128.load(x + k)));
+    const amax = max(max(f32x4.extract_lane(amax4, 0), f32x4.extract_lane(amax4, 1)), max(f32x4.extract_lane(amax4, 2), f32x4.extract_lane(amax4, 3)));
+    if (amax == 0) {
+      memory.fill(y, 0, Q8_K_SIZE);
+      continue;
+    }
+    let signed: f32 = 0;
+    for (let k: usize = 0; k < 256; k++) {
+      const v = load<f32>(x + (k << 2));
+      if (abs(v) == amax) {
+        signed = v; // the first element of largest magnitude, as the reference's strict `>` scan keeps
+        break;
+      }
+    }
+    const iscale: f32 = -127 / signed;
+    const scale = f32x4.splat(iscale);
+    const top = i32x4.splat(127);
+    for (let k: usize = 0; k < 256; k += 16) {
+      const q0 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(scale, v128.load(x + (k << 2))))), top);
+      const q1 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(scale, v128.load(x + (k << 2), 16)))), top);
+      const q2 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(scale, v128.load(x + (k << 2), 32)))), top);
+      const q3 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(scale, v128.load(x + (k << 2), 48)))), top);
+      v128.store(y + 4 + k, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)));
+      const sums = i32x4.add(i32x4.add(q0, q1), i32x4.add(q2, q3));
+      const total = i32x4.extract_lane(sums, 0) + i32x4.extract_lane(sums, 1) + i32x4.extract_lane(sums, 2) + i32x4.extract_lane(sums, 3);
+      store<i16>(y + 260 + (k >> 3), <i16>total);
+    }
+    store<f32>(y, <f32>1 / iscale);
+  }
+}
+
 /** out[r] = row r of Q4_K weights · Q8_K activations. */
 export function matvec_q4_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 256);

@@ -194,6 +194,23 @@ describe("the WASM kernels against their scalar twins", () => {
     assert.deepEqual(kernels.heap.slice(dst, dst + expected.length), expected);
   });
 
+  it("Q8_K activation quantization writes the scalar twin's bytes", () => {
+    const kernels = new KernelInstance();
+    const n = 1024;
+    const x = randn(n, 2);
+    x[300] = -9; // block 1's value of largest magnitude is negative …
+    x[301] = 9; // … and tied with a later positive one: the first wins
+    x.fill(0, 512, 768); // block 2: all zero
+    for (let i = 768; i < 1024; i++) x[i] = ((i % 5) - 2) * 0.5; // exact ties for nearest_int
+    const src = kernels.allocate(n * 4);
+    const dst = kernels.allocate((n / 256) * 292);
+    new Float32Array(kernels.heap.buffer).set(x, src / 4);
+    kernels.quantizeQ8_K(src, dst, n);
+    const expected = new Uint8Array((n / 256) * 292);
+    quantFormat(GgmlType.Q8_K).quantizeRow(x, 0, expected, 0, n);
+    assert.deepEqual(kernels.heap.slice(dst, dst + expected.length), expected);
+  });
+
   it("SwiGLU (ggml's vectorised exp) is bit-identical, including far tails", () => {
     const gate = Float32Array.from([...randn(4096, 4), -200, -120, -90, -88, 88, 90, 200, 0, -0, 1e-30, -1e-30, 30]);
     const up = randn(gate.length);

@@ -54,6 +54,7 @@ export function instantiate(
   kernels: Record<KernelName, Matvec>;
   prepareBias: (activations: number, n: number, shift: number) => void;
   quantizeQ8_0: (src: number, dst: number, n: number) => void;
+  quantizeQ8_K: (src: number, dst: number, n: number) => void;
   siluMul: SiluMul;
   attendToken: AttendToken;
   heapBase: number;
@@ -72,6 +73,7 @@ export function instantiate(
     kernels,
     prepareBias: exports.prepare_bias as (activations: number, n: number, shift: number) => void,
     quantizeQ8_0: exports.quantize_q8_0 as (src: number, dst: number, n: number) => void,
+    quantizeQ8_K: exports.quantize_q8_k as (src: number, dst: number, n: number) => void,
     siluMul: exports.silu_mul as SiluMul,
     attendToken: exports.attend_token as AttendToken,
     heapBase: (exports.heap_base as () => number)(),
@@ -91,11 +93,14 @@ export class KernelInstance {
   readonly prepareBias: (activations: number, n: number, shift: number) => void;
   /** f32 row → Q8_0 blocks, as the scalar twin's Q8_0.quantizeRow. */
   readonly quantizeQ8_0: (src: number, dst: number, n: number) => void;
+  /** f32 row → Q8_K blocks, as the scalar twin's Q8_K.quantizeRow. */
+  readonly quantizeQ8_K: (src: number, dst: number, n: number) => void;
   private top: number;
   private bytes: Uint8Array;
 
   constructor() {
-    const { kernels, prepareBias, quantizeQ8_0, siluMul, attendToken, heapBase } = instantiate(kernelModule(), this.memory);
+    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, siluMul, attendToken, heapBase } = instantiate(kernelModule(), this.memory);
+    this.quantizeQ8_K = quantizeQ8_K;
     this.prepareBias = prepareBias;
     this.quantizeQ8_0 = quantizeQ8_0;
     this.kernels = kernels;

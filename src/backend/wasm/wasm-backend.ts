@@ -58,12 +58,13 @@ export class WasmBackend extends ScalarBackend {
     const biasShift = BIAS_SHIFT[w.type];
     const outAt = Math.ceil((activations + aRow) / 16) * 16 + (biasShift !== undefined ? (cols / 32) * 32 : 0);
     const inputAt = outAt + Math.ceil(rows / 4) * 16;
-    const inWasm = format.dotType === GgmlType.Q8_0;
+    const quantizeInWasm =
+      format.dotType === GgmlType.Q8_0 ? this.instance.quantizeQ8_0 : format.dotType === GgmlType.Q8_K ? this.instance.quantizeQ8_K : undefined;
     const out = new Float32Array(tokens * rows);
     for (let t = 0; t < tokens; t++) {
-      if (inWasm) {
+      if (quantizeInWasm) {
         new Float32Array(this.instance.heap.buffer).set(x.subarray(t * cols, (t + 1) * cols), inputAt / 4);
-        this.instance.quantizeQ8_0(inputAt, activations, cols);
+        quantizeInWasm(inputAt, activations, cols);
       } else {
         activation.quantizeRow(x, t * cols, this.instance.heap, activations, cols);
       }
