@@ -32,6 +32,12 @@ import { floatToHalf } from "./half";
   return quads(x, y);
 }
 
+/** scale · (Σ u·y − 2^shift · Σ y) per group of four, for levels stored as q + 2^shift in u. */
+// @ts-ignore: decorator
+@inline function scaledBiasedQuads(u: v128, y: v128, shift: i32, scale: i32): v128 {
+  return i32x4.mul(i32x4.sub(quadsUnsigned(u, y), i32x4.shl(quadSums(y), shift)), i32x4.splat(scale));
+}
+
 /** Four sums of four consecutive signed bytes. */
 @inline function quadSums(y: v128): v128 {
   return i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(y));
@@ -476,8 +482,8 @@ export function matvec_q3_k(weights: usize, rows: i32, activations: usize, n: i3
         );
         const y0 = v128.load(y + 4 + 32 * g);
         const y1 = v128.load(y + 4 + 32 * g, 16);
-        sumi0 = i32x4.add(sumi0, i32x4.mul(i32x4.sub(quadsUnsigned(u0, y0), i32x4.shl(quadSums(y0), 2)), i32x4.splat(scaleQ3(x + 96, 2 * g))));
-        sumi1 = i32x4.add(sumi1, i32x4.mul(i32x4.sub(quadsUnsigned(u1, y1), i32x4.shl(quadSums(y1), 2)), i32x4.splat(scaleQ3(x + 96, 2 * g + 1))));
+        sumi0 = i32x4.add(sumi0, scaledBiasedQuads(u0, y0, 2, scaleQ3(x + 96, 2 * g)));
+        sumi1 = i32x4.add(sumi1, scaledBiasedQuads(u1, y1, 2, scaleQ3(x + 96, 2 * g + 1)));
       }
       const d = load<f32>(y) * loadHalf(x + 108);
       acc0 = fuse(acc0, sumi0, d);
@@ -518,10 +524,8 @@ export function matvec_q6_k(weights: usize, rows: i32, activations: usize, n: i3
         const u1 = v128.or(v128.and(l1, low4), i8x16.shl(v128.and(i8x16.shr_u(v128.load(qh, 16), shift), two), 4));
         const y0 = v128.load(y + 4 + 32 * g);
         const y1 = v128.load(y + 4 + 32 * g, 16);
-        const s0 = i32x4.splat(<i32>load<i8>(x + 192 + 2 * g));
-        const s1 = i32x4.splat(<i32>load<i8>(x + 192 + 2 * g + 1));
-        sumi0 = i32x4.add(sumi0, i32x4.mul(i32x4.sub(quadsUnsigned(u0, y0), i32x4.shl(quadSums(y0), 5)), s0));
-        sumi1 = i32x4.add(sumi1, i32x4.mul(i32x4.sub(quadsUnsigned(u1, y1), i32x4.shl(quadSums(y1), 5)), s1));
+        sumi0 = i32x4.add(sumi0, scaledBiasedQuads(u0, y0, 5, <i32>load<i8>(x + 192 + 2 * g)));
+        sumi1 = i32x4.add(sumi1, scaledBiasedQuads(u1, y1, 5, <i32>load<i8>(x + 192 + 2 * g + 1)));
       }
       const d = load<f32>(y) * loadHalf(x + 208);
       acc0 = fuse(acc0, sumi0, d);

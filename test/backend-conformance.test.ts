@@ -148,6 +148,18 @@ for (const backend of BACKENDS) {
   });
 }
 
+/** Runs a WASM activation quantizer on x and compares its bytes with the scalar twin's quantizeRow. */
+function assertSameQuantization(kernels: KernelInstance, quantize: (src: number, dst: number, n: number) => void, type: GgmlType, x: Float32Array): void {
+  const format = quantFormat(type);
+  const expected = new Uint8Array(rowBytes(format, x.length));
+  format.quantizeRow(x, 0, expected, 0, x.length);
+  const src = kernels.allocate(x.length * 4);
+  const dst = kernels.allocate(expected.length);
+  new Float32Array(kernels.heap.buffer).set(x, src / 4);
+  quantize(src, dst, x.length);
+  assert.deepEqual(kernels.heap.slice(dst, dst + expected.length), expected);
+}
+
 describe("the WASM kernels against their scalar twins", () => {
   const scalar = new ScalarBackend();
   const wasm = new WasmBackend();
@@ -185,13 +197,7 @@ describe("the WASM kernels against their scalar twins", () => {
     for (let i = 32; i < 64; i++) x[i] = (i % 2 === 0 ? 1 : -1) * ((i % 7) + 0.5);
     x[32] = 127;
     x.fill(0, 64, 96); // block 2: all zero
-    const src = kernels.allocate(n * 4);
-    const dst = kernels.allocate((n / 32) * 34);
-    new Float32Array(kernels.heap.buffer).set(x, src / 4);
-    kernels.quantizeQ8_0(src, dst, n);
-    const expected = new Uint8Array((n / 32) * 34);
-    quantFormat(GgmlType.Q8_0).quantizeRow(x, 0, expected, 0, n);
-    assert.deepEqual(kernels.heap.slice(dst, dst + expected.length), expected);
+    assertSameQuantization(kernels, kernels.quantizeQ8_0, GgmlType.Q8_0, x);
   });
 
   it("Q8_K activation quantization writes the scalar twin's bytes", () => {
@@ -202,13 +208,7 @@ describe("the WASM kernels against their scalar twins", () => {
     x[301] = 9; // … and tied with a later positive one: the first wins
     x.fill(0, 512, 768); // block 2: all zero
     for (let i = 768; i < 1024; i++) x[i] = ((i % 5) - 2) * 0.5; // exact ties for nearest_int
-    const src = kernels.allocate(n * 4);
-    const dst = kernels.allocate((n / 256) * 292);
-    new Float32Array(kernels.heap.buffer).set(x, src / 4);
-    kernels.quantizeQ8_K(src, dst, n);
-    const expected = new Uint8Array((n / 256) * 292);
-    quantFormat(GgmlType.Q8_K).quantizeRow(x, 0, expected, 0, n);
-    assert.deepEqual(kernels.heap.slice(dst, dst + expected.length), expected);
+    assertSameQuantization(kernels, kernels.quantizeQ8_K, GgmlType.Q8_K, x);
   });
 
   it("SwiGLU (ggml's vectorised exp) is bit-identical, including far tails", () => {

@@ -38,12 +38,6 @@ export class Metadata {
     return v;
   }
 
-  requireNumber(key: string): number {
-    const v = this.number(key);
-    if (v === undefined) throw new GgufError("bad-value", "required key is missing", key);
-    return v;
-  }
-
   array(key: string): GgufArrayValue | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;

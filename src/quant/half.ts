@@ -47,11 +47,6 @@ export function floatToHalf(value: number): number {
   return sign | half;
 }
 
-/** Rounds a value through f16 and back, as storing it in an f16 slot does. */
-export function roundToHalf(value: number): number {
-  return HALF_TO_FLOAT[floatToHalf(value)];
-}
-
 export function bf16ToFloat(bits: number): number {
   scratchBits[0] = (bits & 0xffff) << 16;
   return scratch[0];

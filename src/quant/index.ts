@@ -33,7 +33,3 @@ export function quantFormat(type: number): QuantFormat {
   if (!format) throw new Error(`tensor type ${ggmlTypeName(type)} is not supported`);
   return format;
 }
-
-export function supportedTypes(): QuantFormat[] {
-  return [...FORMATS.values()];
-}
