@@ -7,7 +7,8 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { GgmlType, ggmlTypeName, GgufFile } from "../src/gguf/index.js";
+import { GgmlType, GgufFile } from "../src/gguf/index.js";
+import { pureQuant, Q4_K_M, QuantPlan } from "../src/synth/mix.js";
 import { PRESETS } from "../src/synth/presets.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 import { llama3Vocabulary } from "./llama3-vocab.js";
@@ -19,23 +20,25 @@ const quick = process.env.BENCH_QUICK === "1";
 
 interface Case {
   preset: "tinyllama-1.1b" | "llama3.2-1b";
-  type: GgmlType;
+  quant: QuantPlan;
 }
 
 const CASES: Case[] = quick
-  ? [{ preset: "tinyllama-1.1b", type: GgmlType.Q4_0 }]
-  : (["tinyllama-1.1b", "llama3.2-1b"] as const).flatMap((preset) => [GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K].map((type) => ({ preset, type })));
+  ? [{ preset: "tinyllama-1.1b", quant: pureQuant(GgmlType.Q4_0, "Q4_0") }]
+  : (["tinyllama-1.1b", "llama3.2-1b"] as const).flatMap((preset) =>
+      [pureQuant(GgmlType.Q4_0, "Q4_0"), pureQuant(GgmlType.Q8_0, "Q8_0"), Q4_K_M].map((quant) => ({ preset, quant })),
+    );
 
-function modelFor({ preset, type }: Case): string {
+function modelFor({ preset, quant }: Case): string {
   mkdirSync(CACHE, { recursive: true });
-  const path = join(CACHE, `${preset}-${ggmlTypeName(type)}.gguf`);
+  const path = join(CACHE, `${preset}-${quant.name}.gguf`);
   if (existsSync(path)) return path;
   process.stderr.write(`generating ${path} …\n`);
   if (preset === "llama3.2-1b") {
-    synthesizeModel(path, { shape: PRESETS[preset], type, vocabFrom: llama3Vocabulary(join(SHARED_MODELS, "tokenizers", "llama-3.2")), seed: 1 });
+    synthesizeModel(path, { shape: PRESETS[preset], quant, vocabFrom: llama3Vocabulary(join(SHARED_MODELS, "tokenizers", "llama-3.2")), seed: 1 });
   } else {
     const vocab = GgufFile.open(join(SHARED_MODELS, "llama-2-tiny-random.gguf"));
-    synthesizeModel(path, { shape: PRESETS[preset], type, vocabFrom: vocab, seed: 1 });
+    synthesizeModel(path, { shape: PRESETS[preset], quant, vocabFrom: vocab, seed: 1 });
     vocab.close();
   }
   return path;
@@ -46,8 +49,8 @@ const summary: string[] = ["| model | type | pp ratio | tg ratio |", "| --- | --
 for (const c of CASES) {
   const path = modelFor(c);
   const out = execFileSync(process.execPath, [join(ROOT, "bin", "tsllm.js"), "bench", path, ...args, "--compare", "--verbose"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-  process.stdout.write(`\n## ${c.preset} ${ggmlTypeName(c.type)}\n${out}`);
+  process.stdout.write(`\n## ${c.preset} ${c.quant.name}\n${out}`);
   const ratios = [...out.matchAll(/\| (pp|tg)\d+ \| ([\d.]+)× \|/g)].map((m) => m[2]);
-  summary.push(`| ${c.preset} | ${ggmlTypeName(c.type)} | ${ratios[0] ?? "-"}× | ${ratios[1] ?? "-"}× |`);
+  summary.push(`| ${c.preset} | ${c.quant.name} | ${ratios[0] ?? "-"}× | ${ratios[1] ?? "-"}× |`);
 }
 process.stdout.write(`\n## tsllm / llama.cpp (same machine, same run)\n${summary.join("\n")}\n`);

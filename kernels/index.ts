@@ -2,3 +2,4 @@
 export * from "./matvec";
 export * from "./activation";
 export * from "./attention";
+export * from "./interleaved";

@@ -1,63 +1,13 @@
 // WebAssembly SIMD kernels for quantized matrix × vector products.
 
 import { floatToHalf } from "./half";
+import { fuse, loadHalf, quads, quadSums, quadsUnsigned, scaledBiasedQuads } from "./simd";
 //
 // Each kernel reproduces, bit for bit, its scalar TypeScript twin in src/quant/ (and so ggml's AVX2 order):
 // integer products are summed in groups of four into eight 32-bit lanes per 32-element block, each lane
 // is fused into its f32 accumulator with one rounding (as _mm256_fmadd_ps), and the eight lanes are
 // reduced in hsum_float_8's order. Built twice: with relaxed SIMD (hardware FMA, pmaddubsw-style dot) and
 // with plain SIMD128 as the fallback, selected by ASC_FEATURE_RELAXED_SIMD at compile time.
-
-/** f16 bits → f32: shift into place and rescale by 2^112 (exact for normal and subnormal halves). */
-@inline function halfToFloat(h: u32): f32 {
-  const magnitude = reinterpret<f32>((h & 0x7fff) << 13) * reinterpret<f32>(0x77800000); // 2^112
-  // The sign goes in by bits, not by a branch: scale signs are random, so a branch mispredicts half the time.
-  return reinterpret<f32>(reinterpret<u32>(magnitude) | ((h & 0x8000) << 16));
-}
-
-@inline function loadHalf(ptr: usize): f32 {
-  return halfToFloat(<u32>load<u16>(ptr));
-}
-
-/** Four lane sums of 16 signed bytes × 16 signed bytes: lane l = Σ x[4l..4l+3]·y[4l..4l+3]. */
-@inline function quads(x: v128, y: v128): v128 {
-  const a = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(x), i16x8.extend_low_i8x16_s(y));
-  const b = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(x), i16x8.extend_high_i8x16_s(y));
-  return i32x4.add(v128.shuffle<i32>(a, b, 0, 2, 4, 6), v128.shuffle<i32>(a, b, 1, 3, 5, 7));
-}
-
-/** The same for x in 0..127: relaxed SIMD's i8 × i7 dot (pmaddubsw) is exact there. */
-@inline function quadsUnsigned(x: v128, y: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(y, x));
-  return quads(x, y);
-}
-
-/** scale · (Σ u·y − 2^shift · Σ y) per group of four, for levels stored as q + 2^shift in u. */
-// @ts-ignore: decorator
-@inline function scaledBiasedQuads(u: v128, y: v128, shift: i32, scale: i32): v128 {
-  return i32x4.mul(i32x4.sub(quadsUnsigned(u, y), i32x4.shl(quadSums(y), shift)), i32x4.splat(scale));
-}
-
-/** Four sums of four consecutive signed bytes. */
-@inline function quadSums(y: v128): v128 {
-  return i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(y));
-}
-
-/**
- * acc = fma(lanes, d, acc) lane by lane with one rounding. With relaxed SIMD this is the hardware FMA
- * (fused on x86-64 and ARM64); without, the sum is taken in f64, which rounds twice: identical except
- * in rare ties.
- */
-@inline function fuse(acc: v128, lanes: v128, d: f32): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(f32x4.convert_i32x4_s(lanes), f32x4.splat(d), acc);
-  const dd = f64x2.splat(<f64>d);
-  const low = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(lanes), dd), f64x2.promote_low_f32x4(acc));
-  const high = f64x2.add(
-    f64x2.mul(f64x2.convert_low_i32x4_s(v128.shuffle<i32>(lanes, lanes, 2, 3, 0, 1)), dd),
-    f64x2.promote_low_f32x4(v128.shuffle<i32>(acc, acc, 2, 3, 0, 1)),
-  );
-  return v128.shuffle<i32>(f32x4.demote_f64x2_zero(low), f32x4.demote_f64x2_zero(high), 0, 1, 4, 5);
-}
 
 /** hsum_float_8 of lanes 0..3 in `a` and 4..7 in `b`: (lo + hi), then lanes 0+2 and 1+3, then their sum. */
 @inline function hsum8(a: v128, b: v128): f32 {
@@ -103,11 +53,11 @@ export function quantize_q8_0(src: usize, dst: usize, n: i32): void {
 }
 const Q4_0_SIZE: usize = 18;
 
-/** out[r] = row r of Q8_0 weights · Q8_0 activations, for `rows` rows of `n` elements. */
-export function matvec_q8_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+/** out[r] = row r of Q8_0 weights · Q8_0 activations, for rows first … end − 1 of `n` elements. */
+export function matvec_q8_0(weights: usize, first: i32, end: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 32);
   const rowBytes = blocks * Q8_0_SIZE;
-  for (let r = 0; r < rows; r++) {
+  for (let r = first; r < end; r++) {
     const w = weights + <usize>r * rowBytes;
     let acc0 = f32x4.splat(0);
     let acc1 = f32x4.splat(0);
@@ -184,17 +134,17 @@ const Q8_1_SIZE: usize = 36;
 }
 
 /** out[r] = row r of Q4_0 weights · Q8_0 activations (after prepare_bias(…, 3) on the activations). */
-export function matvec_q4_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+export function matvec_q4_0(weights: usize, first: i32, end: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 32);
   const bias = biasLanes(activations, n);
-  for (let r = 0; r < rows; r++) biasedRow(weights + <usize>r * blocks * Q4_0_SIZE, blocks, Q4_0_SIZE, 2, 0, activations, bias, out + (<usize>r << 2));
+  for (let r = first; r < end; r++) biasedRow(weights + <usize>r * blocks * Q4_0_SIZE, blocks, Q4_0_SIZE, 2, 0, activations, bias, out + (<usize>r << 2));
 }
 
 /** out[r] = row r of Q5_0 weights · Q8_0 activations (after prepare_bias(…, 4) on the activations). */
-export function matvec_q5_0(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+export function matvec_q5_0(weights: usize, first: i32, end: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 32);
   const bias = biasLanes(activations, n);
-  for (let r = 0; r < rows; r++) biasedRow(weights + <usize>r * blocks * Q5_0_SIZE, blocks, Q5_0_SIZE, 6, 2, activations, bias, out + (<usize>r << 2));
+  for (let r = first; r < end; r++) biasedRow(weights + <usize>r * blocks * Q5_0_SIZE, blocks, Q5_0_SIZE, 6, 2, activations, bias, out + (<usize>r << 2));
 }
 
 /**
@@ -225,14 +175,14 @@ export function matvec_q5_0(weights: usize, rows: i32, activations: usize, n: i3
   store<f32>(out, hsum8(acc0, acc1) + mins);
 }
 
-export function matvec_q4_1(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+export function matvec_q4_1(weights: usize, first: i32, end: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 32);
-  for (let r = 0; r < rows; r++) withMinRow(weights + <usize>r * blocks * Q4_1_SIZE, blocks, Q4_1_SIZE, 4, 0, activations, out + (<usize>r << 2));
+  for (let r = first; r < end; r++) withMinRow(weights + <usize>r * blocks * Q4_1_SIZE, blocks, Q4_1_SIZE, 4, 0, activations, out + (<usize>r << 2));
 }
 
-export function matvec_q5_1(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+export function matvec_q5_1(weights: usize, first: i32, end: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 32);
-  for (let r = 0; r < rows; r++) withMinRow(weights + <usize>r * blocks * Q5_1_SIZE, blocks, Q5_1_SIZE, 8, 4, activations, out + (<usize>r << 2));
+  for (let r = first; r < end; r++) withMinRow(weights + <usize>r * blocks * Q5_1_SIZE, blocks, Q5_1_SIZE, 8, 4, activations, out + (<usize>r << 2));
 }
 
 // ---- k-quants: 256-element super-blocks against Q8_K activations (d f32 | qs[256] | bsums[16] i16) ----
@@ -295,11 +245,11 @@ export function quantize_q8_k(src: usize, dst: usize, n: i32): void {
 }
 
 /** out[r] = row r of Q4_K weights · Q8_K activations. */
-export function matvec_q4_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+export function matvec_q4_k(weights: usize, first: i32, end: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 256);
   const rowBytes = blocks * Q4_K_SIZE;
   const mask = i8x16.splat(0x0f);
-  for (let r = 0; r < rows; r++) {
+  for (let r = first; r < end; r++) {
     const w = weights + <usize>r * rowBytes;
     let acc0 = f32x4.splat(0);
     let acc1 = f32x4.splat(0);
@@ -341,12 +291,12 @@ export function matvec_q4_k(weights: usize, rows: i32, activations: usize, n: i3
 const Q5_K_SIZE: usize = 176;
 
 /** out[r] = row r of Q5_K weights · Q8_K activations (levels 0..31: four bits in qs, the fifth in qh). */
-export function matvec_q5_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+export function matvec_q5_k(weights: usize, first: i32, end: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 256);
   const rowBytes = blocks * Q5_K_SIZE;
   const mask = i8x16.splat(0x0f);
   const one = i8x16.splat(1);
-  for (let r = 0; r < rows; r++) {
+  for (let r = first; r < end; r++) {
     const w = weights + <usize>r * rowBytes;
     let acc0 = f32x4.splat(0);
     let acc1 = f32x4.splat(0);
@@ -392,11 +342,11 @@ const Q2_K_SIZE: usize = 84;
 const Q3_K_SIZE: usize = 110;
 
 /** out[r] = row r of Q2_K weights · Q8_K activations: 2-bit levels, 4-bit scale and min per 16. */
-export function matvec_q2_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+export function matvec_q2_k(weights: usize, first: i32, end: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 256);
   const rowBytes = blocks * Q2_K_SIZE;
   const three = i8x16.splat(3);
-  for (let r = 0; r < rows; r++) {
+  for (let r = first; r < end; r++) {
     const w = weights + <usize>r * rowBytes;
     let acc0 = f32x4.splat(0);
     let acc1 = f32x4.splat(0);
@@ -454,12 +404,12 @@ export function matvec_q2_k(weights: usize, rows: i32, activations: usize, n: i3
 }
 
 /** out[r] = row r of Q3_K weights · Q8_K activations: levels q+4 in 0..7, Σq·y = Σ(q+4)·y − 4·Σy. */
-export function matvec_q3_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+export function matvec_q3_k(weights: usize, first: i32, end: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 256);
   const rowBytes = blocks * Q3_K_SIZE;
   const three = i8x16.splat(3);
   const one = i8x16.splat(1);
-  for (let r = 0; r < rows; r++) {
+  for (let r = first; r < end; r++) {
     const w = weights + <usize>r * rowBytes;
     let acc0 = f32x4.splat(0);
     let acc1 = f32x4.splat(0);
@@ -494,12 +444,12 @@ export function matvec_q3_k(weights: usize, rows: i32, activations: usize, n: i3
 }
 
 /** out[r] = row r of Q6_K weights · Q8_K activations: levels q+32 in 0..63, then Σq·y = Σ(q+32)·y − 32·Σy. */
-export function matvec_q6_k(weights: usize, rows: i32, activations: usize, n: i32, out: usize): void {
+export function matvec_q6_k(weights: usize, first: i32, end: i32, activations: usize, n: i32, out: usize): void {
   const blocks = <usize>(n / 256);
   const rowBytes = blocks * Q6_K_SIZE;
   const low4 = i8x16.splat(0x0f);
   const two = i8x16.splat(3);
-  for (let r = 0; r < rows; r++) {
+  for (let r = first; r < end; r++) {
     const w = weights + <usize>r * rowBytes;
     let acc0 = f32x4.splat(0);
     let acc1 = f32x4.splat(0);

@@ -235,4 +235,28 @@ describe("the WASM kernels against their scalar twins", () => {
       }
     });
   }
+  for (const type of [GgmlType.Q4_0]) {
+    it(`${ggmlTypeName(type)} interleaved matmul (rows in fours) is bit-identical to the blockwise twin, on its first call and after`, () => {
+      const format = quantFormat(type);
+      const activation = quantFormat(format.dotType);
+      for (const [cols, rows, tokens] of [[32, 4, 1], [256, 8, 5], [1024, 12, 2], [2048, 16, 9]]) {
+        const w = weightOf(type, randn(cols * rows, 0.3), cols);
+        const x = randn(cols * tokens, 2);
+        x.set([0.5, -0.5, 1.5, -2.5, 0, -0], 0);
+        if (cols >= 64) x.fill(0, 32, 64);
+        const quantized = new Uint8Array(rowBytes(activation, cols) * tokens);
+        for (let t = 0; t < tokens; t++) activation.quantizeRow(x, t * cols, quantized, t * rowBytes(activation, cols), cols);
+        const expected = new Float32Array(tokens * rows);
+        for (let t = 0; t < tokens; t++) {
+          for (let r = 0; r < rows; r++) {
+            expected[t * rows + r] = format.blockwiseDot!(cols, w.data, r * rowBytes(format, cols), quantized, t * rowBytes(activation, cols));
+          }
+        }
+        for (let call = 0; call < 3; call++) {
+          const got = wasm.matmul(w, x, tokens);
+          assert.ok(got.every((v, i) => Object.is(v, expected[i])), `${cols}×${rows}×${tokens}, call ${call}`);
+        }
+      }
+    });
+  }
 });

@@ -6,6 +6,7 @@ import { after, describe, it } from "node:test";
 import { loadModel, loadTokenizer } from "../src/engine/load.js";
 import { GgmlType, GgufFile, ggmlTypeName } from "../src/gguf/index.js";
 import { PRESETS } from "../src/synth/presets.js";
+import { pureQuant } from "../src/synth/mix.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 import { llamaCppGreedy, llamaCppTokenize } from "./helpers/llama-cpp.js";
 import { describe as describeAgreement, judge, RefStep } from "./helpers/logprobs.js";
@@ -88,7 +89,7 @@ describe("live against llama.cpp (node-llama-cpp)", () => {
   it("synthetic Llama-3 shape (rope_freqs scaling, base 500000, tied output, head size 64), F16 and Q8_0", async () => {
     for (const type of [GgmlType.F16, GgmlType.Q8_0]) {
       const path = join(scratch, `synth-llama3-${ggmlTypeName(type)}.gguf`);
-      synthesizeModel(path, { shape: PRESETS["small-llama3"], type, vocabFrom: vocab, seed: 11 });
+      synthesizeModel(path, { shape: PRESETS["small-llama3"], quant: pureQuant(type, ggmlTypeName(type)), vocabFrom: vocab, seed: 11 });
       const file = GgufFile.open(path);
       assert.ok(file.tensor("rope_freqs.weight") && !file.tensor("output.weight"));
       file.close();
@@ -99,7 +100,7 @@ describe("live against llama.cpp (node-llama-cpp)", () => {
   for (const [type, tolerance] of TYPES) {
     it(`synthetic ${ggmlTypeName(type)}: greedy tokens and log-probabilities`, async () => {
       const path = join(scratch, `synth-${ggmlTypeName(type)}.gguf`);
-      synthesizeModel(path, { shape: PRESETS.small, type, vocabFrom: vocab, seed: 7 });
+      synthesizeModel(path, { shape: PRESETS.small, quant: pureQuant(type, ggmlTypeName(type)), vocabFrom: vocab, seed: 7 });
       assert.ok(readFileSync(path).length > 100_000);
       console.log(`  ${ggmlTypeName(type).padEnd(5)} ${await compareLive(path, PROMPTS.slice(0, 2), 64, tolerance)}`);
     });

@@ -3,6 +3,7 @@ import { GgmlType, ggmlTypeFromName } from "../gguf/ggml-types.js";
 import { GgufFile } from "../gguf/reader.js";
 import { isSupportedType } from "../quant/index.js";
 import { PRESETS } from "../synth/presets.js";
+import { quantPlanNamed } from "../synth/mix.js";
 import { synthesizeModel } from "../synth/synth.js";
 import { UsageError } from "./fail.js";
 import { requireModelFile } from "./model-path.js";
@@ -26,13 +27,17 @@ async function synthCommand(argv: string[]): Promise<void> {
   if (values.arch !== "llama") throw new UsageError(`--arch ${values.arch} is not supported yet (llama is)`);
   const shape = PRESETS[values.preset];
   if (!shape) throw new UsageError(`unknown --preset ${values.preset} (known: ${Object.keys(PRESETS).join(", ")})`);
-  const type = ggmlTypeFromName(values.type);
-  if (type === undefined || !WEIGHT_TYPES.has(type) || !isSupportedType(type)) throw new UsageError(`--type ${values.type} is not a weight type we can write`);
+  const writable = (name: string): GgmlType | undefined => {
+    const type = ggmlTypeFromName(name);
+    return type !== undefined && WEIGHT_TYPES.has(type) && isSupportedType(type) ? type : undefined;
+  };
+  const quant = quantPlanNamed(values.type, writable);
+  if (!quant) throw new UsageError(`--type ${values.type} is not a weight type or mix we can write (types: F32, F16, BF16, Q4_0 … Q6_K; mixes: Q4_K_M)`);
   if (!values.output) throw new UsageError("missing -o OUT.gguf");
   const vocabFrom = GgufFile.open(requireModelFile(values["vocab-from"]));
   try {
     const started = performance.now();
-    const result = synthesizeModel(values.output, { shape, type, vocabFrom, seed: numberOption(values.seed, "--seed", 1) });
+    const result = synthesizeModel(values.output, { shape, quant, vocabFrom, seed: numberOption(values.seed, "--seed", 1) });
     process.stderr.write(
       `wrote ${values.output}: ${result.tensors} tensors, ${formatCount(result.parameters)} parameters, ${values.type}, ${((performance.now() - started) / 1000).toFixed(1)} s\n`,
     );

@@ -196,3 +196,10 @@ export function dotHalves(
 }
 
 const tinyLanes = new Float32Array(8);
+
+/** The interleaved kernels' order: acc = fma(blockSum(b), scale(b), acc) for b = 0 … blocks − 1. */
+export function blockwiseOrder(blocks: number, blockSum: (b: number) => number, scale: (b: number) => number): number {
+  let acc = 0;
+  for (let b = 0; b < blocks; b++) acc = fma32(blockSum(b), scale(b), acc);
+  return acc;
+}

@@ -15,6 +15,12 @@ export interface QuantFormat {
   quantizeRow(src: Float32Array, srcOffset: number, dst: Uint8Array, dstOffset: number, n: number): void;
   /** Dot product of n elements: weights of this type · activations of `dotType`. */
   vecDot(n: number, w: Uint8Array, wOffset: number, a: Uint8Array, aOffset: number): number;
+  /**
+   * The same product in the order of the row-interleaved kernels (llama.cpp's repacked gemv/gemm):
+   * each block's integer dot finished exactly, then acc = fma(Σq·y, d_w·d_a, acc) block after block.
+   * Absent for types that have no interleaved kernel.
+   */
+  blockwiseDot?(n: number, w: Uint8Array, wOffset: number, a: Uint8Array, aOffset: number): number;
 }
 
 export function rowBytes(format: Pick<QuantFormat, "blockSize" | "typeSize">, n: number): number {

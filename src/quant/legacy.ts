@@ -1,5 +1,5 @@
 import { GgmlType } from "../gguf/ggml-types.js";
-import { fmaBlockLanes, hsumFloat8 } from "./float-order.js";
+import { blockwiseOrder, fmaBlockLanes, hsumFloat8 } from "./float-order.js";
 import { QuantFormat } from "./format.js";
 import { readHalf } from "./half.js";
 import { f32 } from "./rounding.js";
@@ -58,6 +58,18 @@ export function legacyFormat(spec: LegacyBlockSpec): QuantFormat {
       }
       return withMin ? f32(hsumFloat8(acc) + mins) : hsumFloat8(acc);
     },
+    blockwiseDot: withMin
+      ? undefined
+      : (n, w, wo, a, ao) =>
+          blockwiseOrder(
+            n / QK,
+            (b) => {
+              let sum = 0;
+              for (let j = 0; j < QK; j++) sum += (spec.level(w, wo + b * size, j) - bias) * int8(a[ao + b * partnerSize + partnerQs + j]);
+              return sum;
+            },
+            (b) => f32(readHalf(w, wo + b * size) * readHalf(a, ao + b * partnerSize)),
+          ),
   };
 }
 

@@ -2,38 +2,27 @@ import { GgmlType, ggmlTypeName } from "../gguf/ggml-types.js";
 import { GgufValue, GgufValueType } from "../gguf/types.js";
 import { TensorToWrite, writeGguf } from "../gguf/writer.js";
 import { quantFormat, rowBytes } from "../quant/index.js";
+import { QuantPlan } from "./mix.js";
 import { NormalSource } from "./normal.js";
 import { ModelShape } from "./presets.js";
 
 export interface SynthOptions {
   shape: ModelShape;
-  type: GgmlType;
+  quant: QuantPlan;
   /** Metadata (a GGUF's, usually) whose tokenizer.* keys the model takes over as its vocabulary. */
   vocabFrom: { metadata: ReadonlyMap<string, GgufValue> };
   seed: number;
   name?: string;
 }
 
-/** llama_ftype for general.file_type, by the type of the big matrices. */
 /** Projection scale: calm enough that the residual stream stays well-conditioned, like a trained model. */
 const PROJ = 0.5;
 /** Output scale: logits with a clear top token, so greedy runs are not decided by ties. */
 const OUT = 4;
-const FILE_TYPES: Partial<Record<GgmlType, number>> = {
-  [GgmlType.F32]: 0,
-  [GgmlType.F16]: 1,
-  [GgmlType.Q4_0]: 2,
-  [GgmlType.Q4_1]: 3,
-  [GgmlType.Q8_0]: 7,
-  [GgmlType.Q5_0]: 8,
-  [GgmlType.Q5_1]: 9,
-  [GgmlType.Q2_K]: 10,
-  [GgmlType.Q3_K]: 11,
-  [GgmlType.Q4_K]: 14,
-  [GgmlType.Q5_K]: 16,
-  [GgmlType.Q6_K]: 18,
-  [GgmlType.BF16]: 32,
-};
+/** Above this many parameters, matrices are assembled from a pool of quantized rows (see pooledBytes). */
+const POOLED_ABOVE = 100_000_000;
+/** Distinct random rows per pooled matrix. */
+const POOL_ROWS = 64;
 
 interface TensorPlan {
   name: string;
@@ -50,16 +39,14 @@ function typeFor(requested: GgmlType, cols: number): GgmlType {
   return cols % 32 === 0 ? GgmlType.Q8_0 : GgmlType.F16;
 }
 
-function planTensors(shape: ModelShape, vocabSize: number, type: GgmlType): TensorPlan[] {
+function planTensors(shape: ModelShape, vocabSize: number, quant: QuantPlan): TensorPlan[] {
   const { embedding: d, heads, kvHeads, feedForward: ff } = shape;
   const headDim = d / heads;
-  const matrix = (name: string, cols: number, rows: number, std: number): TensorPlan => ({
-    name,
-    dims: [cols, rows],
-    type: typeFor(type, cols),
-    std,
-    mean: 0,
-  });
+  const matrix = (name: string, cols: number, rows: number, std: number): TensorPlan => {
+    const layer = /^blk\.(\d+)\./.exec(name)?.[1];
+    const type = quant.typeOf(name, layer === undefined ? undefined : Number(layer), shape.layers, !shape.tiedOutput);
+    return { name, dims: [cols, rows], type: typeFor(type, cols), std, mean: 0 };
+  };
   const norm = (name: string): TensorPlan => ({ name, dims: [d], type: GgmlType.F32, std: 0.1, mean: 1 });
   // A tied embedding doubles as the output matrix, so it takes the output's scale.
   const plans: TensorPlan[] = [matrix("token_embd.weight", d, vocabSize, shape.tiedOutput ? OUT / Math.sqrt(d) : 1)];
@@ -103,6 +90,29 @@ function llama3RopeFactors(headDim: number, base: number): Float32Array {
   return out;
 }
 
+/**
+ * A big random matrix without quantizing every row (llama-quantize's k-quant search is slow in JS):
+ * POOL_ROWS rows are quantized, and each row of the matrix takes each of its blocks from a pool row
+ * picked by a hash of (row, block). Blocks are self-contained, so every row is valid and rows differ.
+ */
+function pooledBytes(plan: TensorPlan, normal: NormalSource): Uint8Array {
+  const format = quantFormat(plan.type);
+  const [cols, rows] = plan.dims;
+  const pool = tensorBytes({ ...plan, dims: [cols, POOL_ROWS] }, normal.fill(new Float32Array(cols * POOL_ROWS), plan.std, plan.mean));
+  const stride = rowBytes(format, cols);
+  const unitElements = format.blockSize === 1 ? 32 : format.blockSize;
+  const unit = cols % unitElements === 0 ? rowBytes(format, unitElements) : stride;
+  const out = new Uint8Array(stride * rows);
+  for (let r = 0; r < rows; r++) {
+    for (let at = 0; at < stride; at += unit) {
+      const source = (Math.imul(r + 1, 0x9e3779b1) ^ Math.imul(at / unit + 1, 0x85ebca6b)) >>> 0;
+      const from = ((source ^ (source >>> 15)) % POOL_ROWS) * stride + at;
+      out.set(pool.subarray(from, from + unit), r * stride + at);
+    }
+  }
+  return out;
+}
+
 function tensorBytes(plan: TensorPlan, values: Float32Array): Uint8Array {
   const format = quantFormat(plan.type);
   const cols = plan.dims[0];
@@ -114,7 +124,7 @@ function tensorBytes(plan: TensorPlan, values: Float32Array): Uint8Array {
 }
 
 export function synthesizeModel(path: string, options: SynthOptions): { tensors: number; parameters: number } {
-  const { shape, type, vocabFrom, seed } = options;
+  const { shape, quant, vocabFrom, seed } = options;
   const tokens = vocabFrom.metadata.get("tokenizer.ggml.tokens");
   if (!tokens || tokens.type !== GgufValueType.ARRAY) throw new Error("the --vocab-from file has no tokenizer.ggml.tokens");
   const vocabSize = (tokens.value as unknown[]).length;
@@ -122,8 +132,8 @@ export function synthesizeModel(path: string, options: SynthOptions): { tensors:
   const f32 = (value: number): GgufValue => ({ type: GgufValueType.FLOAT32, value });
   const metadata = new Map<string, GgufValue>([
     ["general.architecture", { type: GgufValueType.STRING, value: "llama" }],
-    ["general.name", { type: GgufValueType.STRING, value: options.name ?? `synthetic llama ${ggmlTypeName(type)}` }],
-    ["general.file_type", u32(FILE_TYPES[type] ?? 0)],
+    ["general.name", { type: GgufValueType.STRING, value: options.name ?? `synthetic llama ${quant.name}` }],
+    ["general.file_type", u32(quant.fileType)],
     ["llama.context_length", u32(shape.context)],
     ["llama.embedding_length", u32(shape.embedding)],
     ["llama.block_count", u32(shape.layers)],
@@ -136,13 +146,16 @@ export function synthesizeModel(path: string, options: SynthOptions): { tensors:
   ]);
   for (const [key, value] of vocabFrom.metadata) if (key.startsWith("tokenizer.")) metadata.set(key, value);
 
-  const plans = planTensors(shape, vocabSize, type);
+  const plans = planTensors(shape, vocabSize, quant);
+  const parameters = plans.reduce((s, p) => s + p.dims.reduce((a, b) => a * b, 1), 0);
+  const pooled = parameters > POOLED_ABOVE;
   const normal = new NormalSource(seed);
   const tensors: TensorToWrite[] = plans.map((plan) => ({
     name: plan.name,
     dims: plan.dims,
     type: plan.type,
     data: () => {
+      if (pooled && plan.dims.length === 2) return pooledBytes(plan, normal);
       const count = plan.dims.reduce((a, b) => a * b, 1);
       const values =
         plan.name === "rope_freqs.weight"
@@ -152,5 +165,5 @@ export function synthesizeModel(path: string, options: SynthOptions): { tensors:
     },
   }));
   writeGguf(path, { metadata, tensors });
-  return { tensors: plans.length, parameters: plans.reduce((s, p) => s + p.dims.reduce((a, b) => a * b, 1), 0) };
+  return { tensors: plans.length, parameters };
 }

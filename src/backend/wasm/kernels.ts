@@ -1,12 +1,21 @@
 import { readFileSync } from "node:fs";
 import v8 from "node:v8";
 
-/** The matrix × vector kernels of kernels/matvec.ts, in the order workers refer to them by index. */
-export const KERNEL_NAMES = ["matvec_q8_0", "matvec_q4_0", "matvec_q5_0", "matvec_q4_1", "matvec_q5_1", "matvec_q2_k", "matvec_q3_k", "matvec_q4_k", "matvec_q5_k", "matvec_q6_k"] as const;
+/**
+ * The kernels that split across threads, in the order workers refer to them by index: matrix × vector
+ * (kernels/matvec.ts) and the interleaved matrix × matrix ones (kernels/interleaved.ts).
+ */
+export const KERNEL_NAMES = [
+  "matvec_q8_0", "matvec_q4_0", "matvec_q5_0", "matvec_q4_1", "matvec_q5_1", "matvec_q2_k", "matvec_q3_k", "matvec_q4_k", "matvec_q5_k", "matvec_q6_k",
+  "gemm_q4_0x4",
+] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
-/** (weights, rows, activations, n, out): pointers are byte offsets into the shared memory. */
-export type Matvec = (weights: number, rows: number, activations: number, n: number, out: number) => void;
+/**
+ * (weights, first, end, activations, n, out, tokens, outStride): the kernel computes units first … end − 1
+ * (rows, or groups of rows for the interleaved layouts); pointers are byte offsets into the shared memory.
+ */
+export type RangeKernel = (weights: number, first: number, end: number, activations: number, n: number, out: number, tokens: number, outStride: number) => void;
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the most a 32-bit memory can address
@@ -51,10 +60,12 @@ export function instantiate(
   module: WebAssembly.Module,
   memory: WebAssembly.Memory,
 ): {
-  kernels: Record<KernelName, Matvec>;
+  kernels: Record<KernelName, RangeKernel>;
   prepareBias: (activations: number, n: number, shift: number) => void;
   quantizeQ8_0: (src: number, dst: number, n: number) => void;
   quantizeQ8_K: (src: number, dst: number, n: number) => void;
+  quantizeQ8_0Planes: (src: number, acts: number, n: number, tokens: number) => void;
+  repackQ4_0x4: (src: number, dst: number, rows: number, n: number) => void;
   siluMul: SiluMul;
   attendToken: AttendToken;
   heapBase: number;
@@ -68,12 +79,14 @@ export function instantiate(
     },
   });
   const exports = instance.exports as Record<string, unknown>;
-  const kernels = Object.fromEntries(KERNEL_NAMES.map((name) => [name, exports[name] as Matvec])) as Record<KernelName, Matvec>;
+  const kernels = Object.fromEntries(KERNEL_NAMES.map((name) => [name, exports[name] as RangeKernel])) as Record<KernelName, RangeKernel>;
   return {
     kernels,
     prepareBias: exports.prepare_bias as (activations: number, n: number, shift: number) => void,
     quantizeQ8_0: exports.quantize_q8_0 as (src: number, dst: number, n: number) => void,
     quantizeQ8_K: exports.quantize_q8_k as (src: number, dst: number, n: number) => void,
+    quantizeQ8_0Planes: exports.quantize_q8_0_planes as (src: number, acts: number, n: number, tokens: number) => void,
+    repackQ4_0x4: exports.repack_q4_0x4 as (src: number, dst: number, rows: number, n: number) => void,
     siluMul: exports.silu_mul as SiluMul,
     attendToken: exports.attend_token as AttendToken,
     heapBase: (exports.heap_base as () => number)(),
@@ -86,7 +99,7 @@ export function instantiate(
  */
 export class KernelInstance {
   readonly memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
-  readonly kernels: Record<KernelName, Matvec>;
+  readonly kernels: Record<KernelName, RangeKernel>;
   readonly siluMul: SiluMul;
   readonly attendToken: AttendToken;
   /** Writes Q4_0's / Q5_0's per-block bias lanes just past a row of Q8_0 activations (32 bytes a block). */
@@ -95,11 +108,17 @@ export class KernelInstance {
   readonly quantizeQ8_0: (src: number, dst: number, n: number) => void;
   /** f32 row → Q8_K blocks, as the scalar twin's Q8_K.quantizeRow. */
   readonly quantizeQ8_K: (src: number, dst: number, n: number) => void;
+  /** T rows of f32 → Q8_0 planes (qs, then widened scales, then block sums; see kernels/interleaved.ts). */
+  readonly quantizeQ8_0Planes: (src: number, acts: number, n: number, tokens: number) => void;
+  /** Standard Q4_0 rows → four-row interleaved blocks. */
+  readonly repackQ4_0x4: (src: number, dst: number, rows: number, n: number) => void;
   private top: number;
   private bytes: Uint8Array;
 
   constructor() {
-    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, siluMul, attendToken, heapBase } = instantiate(kernelModule(), this.memory);
+    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, quantizeQ8_0Planes, repackQ4_0x4, siluMul, attendToken, heapBase } = instantiate(kernelModule(), this.memory);
+    this.quantizeQ8_0Planes = quantizeQ8_0Planes;
+    this.repackQ4_0x4 = repackQ4_0x4;
     this.quantizeQ8_K = quantizeQ8_K;
     this.prepareBias = prepareBias;
     this.quantizeQ8_0 = quantizeQ8_0;

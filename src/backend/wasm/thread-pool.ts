@@ -1,18 +1,36 @@
 import { Worker } from "node:worker_threads";
 import { KERNEL_NAMES, KernelInstance, KernelName, kernelModule } from "./kernels.js";
 
-/** One worker's control slot: a job sequence number, the last one done, and the job's arguments. */
-export const SLOT = { seq: 0, done: 1, kernel: 2, weights: 3, rows: 4, activations: 5, n: 6, out: 7, size: 16 } as const;
-
-/** How long a waiting thread spins before it sleeps in Atomics.wait: dispatch stays in microseconds. */
-const SPIN_MS = 0.2;
-
-/** Below this many weights a product is not worth splitting across threads. */
-const MIN_PARALLEL_WEIGHTS = 1 << 18;
+/** One worker's control slot: a job sequence number, the last one done, the kernel and its arguments. */
+export const SLOT = { seq: 0, done: 1, kernel: 2, weights: 3, first: 4, end: 5, activations: 6, n: 7, out: 8, tokens: 9, outStride: 10, size: 16 } as const;
 
 /**
- * Splits each matrix × vector across the main thread and `threads − 1` workers that share the kernels'
- * memory. Rows are divided evenly; the main thread takes the first share and then waits for the rest.
+ * How long a waiting thread spins before it sleeps in Atomics.wait: dispatch stays in microseconds. The
+ * main thread waits only for the rest of a product; workers wait across the host's own work between
+ * products (norms, attention), which lasts milliseconds, and waking from Atomics.wait costs tens of µs.
+ */
+export const MAIN_SPIN_MS = 0.2;
+export const WORKER_SPIN_MS = 20;
+
+/** Below this many multiply-adds a product is not worth splitting across threads. */
+const MIN_PARALLEL_WORK = 1 << 18;
+
+/** A kernel call over units 0 … units − 1, `work` multiply-adds in all (see RangeKernel for the rest). */
+export interface RangeJob {
+  kernel: KernelName;
+  units: number;
+  work: number;
+  weights: number;
+  activations: number;
+  n: number;
+  out: number;
+  tokens: number;
+  outStride: number;
+}
+
+/**
+ * Splits each kernel call across the main thread and `threads − 1` workers that share the kernels'
+ * memory. Units are divided evenly; the main thread takes the first share and then waits for the rest.
  */
 export class ThreadPool {
   private readonly control: Int32Array;
@@ -33,47 +51,48 @@ export class ThreadPool {
     }
   }
 
-  run(kernel: KernelName, weights: number, rowBytes: number, rows: number, activations: number, n: number, out: number): void {
+  run(job: RangeJob): void {
     const parts = this.workers.length + 1;
-    const share = Math.ceil(rows / parts);
-    // Small matrices finish before a worker would wake up: keep them on this thread.
-    if (parts === 1 || rows < 2 * parts || rows * n < MIN_PARALLEL_WEIGHTS) {
-      this.instance.kernels[kernel](weights, rows, activations, n, out);
+    const kernel = this.instance.kernels[job.kernel];
+    const call = (first: number, end: number): void => kernel(job.weights, first, end, job.activations, job.n, job.out, job.tokens, job.outStride);
+    // Small products finish before a worker would wake up: keep them on this thread.
+    if (parts === 1 || job.units < 2 * parts || job.work < MIN_PARALLEL_WORK) {
+      call(0, job.units);
       return;
     }
-    this.dispatch(KERNEL_NAMES.indexOf(kernel), weights, rowBytes, rows, activations, n, out, () =>
-      this.instance.kernels[kernel](weights, Math.min(rows, share), activations, n, out),
-    );
+    this.dispatch(KERNEL_NAMES.indexOf(job.kernel), job, () => call(0, Math.min(job.units, Math.ceil(job.units / parts))));
   }
 
-  /** Posts each worker its share of rows (kernel −1: an empty job), runs `own` here, and waits for all. */
-  private dispatch(kernel: number, weights: number, rowBytes: number, rows: number, activations: number, n: number, out: number, own?: () => void): void {
-    const share = Math.ceil(rows / (this.workers.length + 1));
+  /** Posts each worker its share of units (kernel −1: an empty job), runs `own` here, and waits for all. */
+  private dispatch(kernel: number, job: Omit<RangeJob, "kernel" | "work">, own?: () => void): void {
+    const share = Math.ceil(job.units / (this.workers.length + 1));
     const seq = ++this.seq;
     const c = this.control;
     this.workers.forEach((_, i) => {
-      const start = Math.min(rows, (i + 1) * share);
-      const end = Math.min(rows, start + share);
       const base = i * SLOT.size;
       c[base + SLOT.kernel] = kernel;
-      c[base + SLOT.weights] = weights + start * rowBytes;
-      c[base + SLOT.rows] = end - start;
-      c[base + SLOT.activations] = activations;
-      c[base + SLOT.n] = n;
-      c[base + SLOT.out] = out + start * 4;
+      c[base + SLOT.weights] = job.weights;
+      c[base + SLOT.first] = Math.min(job.units, (i + 1) * share);
+      c[base + SLOT.end] = Math.min(job.units, (i + 2) * share);
+      c[base + SLOT.activations] = job.activations;
+      c[base + SLOT.n] = job.n;
+      c[base + SLOT.out] = job.out;
+      c[base + SLOT.tokens] = job.tokens;
+      c[base + SLOT.outStride] = job.outStride;
       Atomics.store(c, base + SLOT.seq, seq);
       Atomics.notify(c, base + SLOT.seq);
     });
     own?.();
-    this.workers.forEach((_, i) => waitFor(c, i * SLOT.size + SLOT.done, seq));
+    this.workers.forEach((_, i) => waitFor(c, i * SLOT.size + SLOT.done, seq, MAIN_SPIN_MS));
   }
 
   /** Mean time of an empty dispatch to every worker and back, in microseconds. */
   measureDispatch(rounds = 2000): number {
     if (this.workers.length === 0) return 0;
-    for (let i = 0; i < rounds; i++) this.dispatch(-1, 0, 0, 0, 0, 0, 0); // wakes and warms the workers
+    const empty = { units: 0, weights: 0, activations: 0, n: 0, out: 0, tokens: 0, outStride: 0 };
+    for (let i = 0; i < rounds; i++) this.dispatch(-1, empty); // wakes and warms the workers
     const started = performance.now();
-    for (let i = 0; i < rounds; i++) this.dispatch(-1, 0, 0, 0, 0, 0, 0);
+    for (let i = 0; i < rounds; i++) this.dispatch(-1, empty);
     return ((performance.now() - started) * 1000) / rounds;
   }
 
@@ -84,11 +103,11 @@ export class ThreadPool {
 }
 
 /** Waits until control[index] reaches `value`: a short spin, then sleeps woken by Atomics.notify. */
-export function waitFor(control: Int32Array, index: number, value: number): void {
+export function waitFor(control: Int32Array, index: number, value: number, spinMs: number): void {
   const started = performance.now();
   let spins = 0;
   while (Atomics.load(control, index) < value) {
-    if (++spins % 256 === 0 && performance.now() - started > SPIN_MS) {
+    if (++spins % 256 === 0 && performance.now() - started > spinMs) {
       const seen = Atomics.load(control, index);
       if (seen < value) Atomics.wait(control, index, seen, 50);
     }

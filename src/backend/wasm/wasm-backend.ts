@@ -23,6 +23,18 @@ const KERNELS: Partial<Record<GgmlType, KernelName>> = {
   [GgmlType.Q6_K]: "matvec_q6_k",
 };
 
+/** Types with a four-row interleaved layout: their repack routine, block size in it, and gemm kernel. */
+interface InterleavedKernel {
+  repack: "repackQ4_0x4";
+  groupBytesPerBlock: number;
+  gemm: KernelName;
+}
+const INTERLEAVED: Partial<Record<GgmlType, InterleavedKernel>> = {
+  [GgmlType.Q4_0]: { repack: "repackQ4_0x4", groupBytesPerBlock: 80, gemm: "gemm_q4_0x4" },
+};
+/** Bytes of standard rows staged at a time while repacking. */
+const REPACK_CHUNK = 1 << 20;
+
 /**
  * The scalar backend with its hot loop, quantized matrix × vector, moved into WebAssembly SIMD on worker
  * threads for the types that have kernels; every other operation and type still runs on the scalar
@@ -45,6 +57,8 @@ export class WasmBackend extends ScalarBackend {
   }
 
   override matmul(w: Weight, x: Float32Array, tokens: number): Float32Array {
+    const interleaved = INTERLEAVED[w.type];
+    if (interleaved && w.rows % 4 === 0) return this.interleavedMatmul(w, interleaved, x, tokens);
     const kernel = KERNELS[w.type];
     if (!kernel) return super.matmul(w, x, tokens);
     const format = quantFormat(w.type);
@@ -69,10 +83,25 @@ export class WasmBackend extends ScalarBackend {
         activation.quantizeRow(x, t * cols, this.instance.heap, activations, cols);
       }
       if (biasShift !== undefined) this.instance.prepareBias(activations, cols, biasShift);
-      this.pool.run(kernel, weights, rowBytes(format, cols), rows, activations, cols, outAt);
+      this.pool.run({ kernel, units: rows, work: rows * cols, weights, activations, n: cols, out: outAt, tokens: 1, outStride: rows });
       out.set(new Float32Array(this.instance.heap.buffer, outAt, rows), t * rows);
     }
     return out;
+  }
+
+  /** Every token in one call: activations quantized to Q8_0 planes, weights repacked four rows at a time. */
+  private interleavedMatmul(w: Weight, kernel: InterleavedKernel, x: Float32Array, tokens: number): Float32Array {
+    const { cols, rows } = w;
+    const weights = this.repackedCopy(w, kernel);
+    const inputBytes = tokens * cols * 4;
+    const planeBytes = tokens * (cols / 32) * 40;
+    const at = this.scratchSpace(inputBytes + planeBytes + tokens * rows * 4 + 32);
+    const actsAt = at + inputBytes;
+    const outAt = Math.ceil((actsAt + planeBytes) / 16) * 16;
+    new Float32Array(this.instance.heap.buffer).set(x.subarray(0, tokens * cols), at / 4);
+    this.instance.quantizeQ8_0Planes(at, actsAt, cols, tokens);
+    this.pool.run({ kernel: kernel.gemm, units: rows / 4, work: rows * cols * tokens, weights, activations: actsAt, n: cols, out: outAt, tokens, outStride: rows });
+    return new Float32Array(this.instance.heap.buffer).slice(outAt / 4, outAt / 4 + tokens * rows);
   }
 
   /** Mean empty dispatch round trip to the worker threads, in microseconds. */
@@ -141,6 +170,24 @@ export class WasmBackend extends ScalarBackend {
       this.instance.heap.set(w.data, at);
       this.resident.set(w, at);
     }
+    return at;
+  }
+
+  /** The weight in its interleaved layout, repacked once through a staging area of the scratch space. */
+  private repackedCopy(w: Weight, kernel: InterleavedKernel): number {
+    let at = this.resident.get(w);
+    if (at !== undefined) return at;
+    const stride = w.data.length / w.rows;
+    const groupBytes = (w.cols / 32) * kernel.groupBytesPerBlock;
+    at = this.instance.allocate((w.rows / 4) * groupBytes);
+    const chunkRows = Math.max(4, Math.floor(REPACK_CHUNK / stride / 4) * 4);
+    for (let row = 0; row < w.rows; row += chunkRows) {
+      const count = Math.min(chunkRows, w.rows - row);
+      const staging = this.scratchSpace(count * stride);
+      this.instance.heap.set(w.data.subarray(row * stride, (row + count) * stride), staging);
+      this.instance[kernel.repack](staging, at + (row / 4) * groupBytes, count, w.cols);
+    }
+    this.resident.set(w, at);
     return at;
   }
 

@@ -1,0 +1,226 @@
+// Matrix × matrix kernels over weights repacked four rows at a time ("x4" layouts), for prompt batches
+// and single tokens alike. Vector lanes run across four rows, so a block's integer dot product is
+// finished in integers and scaled once per (row, token, block):
+//   acc[r] = fma(f32(Σ q·y), f32(dw[r]·dy), acc[r])      for each block, in order.
+// That is the order of llama.cpp's repacked gemv/gemm kernels rather than vec_dot's eight-lane one; the
+// scalar twin is src/quant/blockwise.ts.
+//
+// Activations come as "Q8_0 planes" for T tokens of n elements (B = n/32 blocks a token):
+//   qs  [T·B][32] i8   at acts
+//   d   [T·B]     f32  at acts + T·B·32   (the f16 scale, widened)
+//   sum [T·B]     i32  at acts + T·B·36   (Σ qs of the block, for the biased weight types)
+
+import { floatToHalf } from "./half";
+import { fuseLanes, halfToFloat, loadHalf, quads } from "./simd";
+
+/** Q4_0 repacked: per group of four rows and per block, 4 f32 scales then 64 bytes of nibbles. */
+const Q4_0X4_BLOCK: usize = 80;
+
+/** One block's 32 activations of one token → Q8_0 planes (quantize_row_q8_0_ref's arithmetic). */
+export function quantize_q8_0_planes(src: usize, acts: usize, n: i32, tokens: i32): void {
+  const blocks = <usize>(n / 32) * <usize>tokens;
+  const dPlane = acts + blocks * 32;
+  const sumPlane = acts + blocks * 36;
+  for (let b: usize = 0; b < blocks; b++) {
+    const x = src + b * 128;
+    let amax = f32x4.splat(0);
+    for (let k: usize = 0; k < 128; k += 16) amax = f32x4.max(amax, f32x4.abs(v128.load(x + k)));
+    const m = max(max(f32x4.extract_lane(amax, 0), f32x4.extract_lane(amax, 1)), max(f32x4.extract_lane(amax, 2), f32x4.extract_lane(amax, 3)));
+    const d: f32 = m / 127;
+    const id = f32x4.splat(d != 0 ? <f32>1 / d : 0);
+    store<f32>(dPlane + (b << 2), halfToFloat(floatToHalf(d)));
+    let sums = i32x4.splat(0);
+    for (let k: usize = 0; k < 32; k += 16) {
+      const q0 = roundAway4(f32x4.mul(v128.load(x + k * 4), id));
+      const q1 = roundAway4(f32x4.mul(v128.load(x + k * 4, 16), id));
+      const q2 = roundAway4(f32x4.mul(v128.load(x + k * 4, 32), id));
+      const q3 = roundAway4(f32x4.mul(v128.load(x + k * 4, 48), id));
+      sums = i32x4.add(sums, i32x4.add(i32x4.add(q0, q1), i32x4.add(q2, q3)));
+      v128.store(acts + b * 32 + k, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)));
+    }
+    store<i32>(sumPlane + (b << 2), i32x4.extract_lane(sums, 0) + i32x4.extract_lane(sums, 1) + i32x4.extract_lane(sums, 2) + i32x4.extract_lane(sums, 3));
+  }
+}
+
+/** C's roundf on four lanes (half away from zero), as i32. */
+// @ts-ignore: decorator
+@inline function roundAway4(v: v128): v128 {
+  const a = f32x4.abs(v);
+  const t = f32x4.trunc(a);
+  const up = f32x4.ge(f32x4.sub(a, t), f32x4.splat(0.5));
+  const magnitude = i32x4.sub(i32x4.trunc_sat_f32x4_s(t), up); // `up` lanes are −1
+  return v128.bitselect(i32x4.neg(magnitude), magnitude, f32x4.lt(v, f32x4.splat(0)));
+}
+
+/** Standard Q4_0 rows (rows a multiple of 4) → the x4 layout. */
+export function repack_q4_0x4(src: usize, dst: usize, rows: i32, n: i32): void {
+  const blocks = <usize>(n / 32);
+  for (let g: usize = 0; g < <usize>(rows >> 2); g++) {
+    for (let b: usize = 0; b < blocks; b++) {
+      const to = dst + (g * blocks + b) * Q4_0X4_BLOCK;
+      for (let r: usize = 0; r < 4; r++) {
+        const from = src + ((g * 4 + r) * blocks + b) * 18;
+        store<f32>(to + (r << 2), loadHalf(from));
+        for (let i: usize = 0; i < 4; i++) store<u32>(to + 16 + 16 * i + 4 * r, load<u32>(from + 2 + 4 * i));
+      }
+    }
+  }
+}
+
+/**
+ * Adds four rows' products of unsigned levels u (four consecutive elements per row) with the same four
+ * activations y: i16 pair sums under relaxed SIMD (exact while fewer than 8 products of 15·127 pile up
+ * per lane), i32 row sums otherwise.
+ */
+// @ts-ignore: decorator
+@inline function dotAcc(s: v128, u: v128, y: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.add(s, i16x8.relaxed_dot_i8x16_i7x16_s(y, u));
+  return i32x4.add(s, quads(u, y));
+}
+
+/** dotAcc's sums as one i32 per row. */
+// @ts-ignore: decorator
+@inline function rowTotals(s: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.extadd_pairwise_i16x8_s(s);
+  return s;
+}
+
+/** The high nibbles of 16 bytes: a 16-bit shift and a mask (x86 has no byte shift; i8x16.shr_u costs more). */
+// @ts-ignore: decorator
+@inline function highNibbles(p: v128, mask: v128): v128 {
+  return v128.and(i16x8.shr_u(p, 4), mask);
+}
+
+/** Adds one 16-byte chunk of nibbles p (4 rows × elements 4i…4i+3 low, 16+4i… high) times its activations. */
+// @ts-ignore: decorator
+@inline function q4Pair(s: v128, p: v128, yLo: v128, yHi: v128, mask: v128): v128 {
+  return dotAcc(dotAcc(s, v128.and(p, mask), yLo), highNibbles(p, mask), yHi);
+}
+
+/** q4Pair with the activations of chunk i (a constant) loaded from the token's block at y. */
+// @ts-ignore: decorator
+@inline function q4Chunk(s: v128, p: v128, y: usize, i: usize, mask: v128): v128 {
+  return q4Pair(s, p, v128.load32_splat(y + 4 * i), v128.load32_splat(y + 16 + 4 * i), mask);
+}
+
+/** acc = fma(row totals of s − 8·Σy, dw·dy, acc): the block's one rounding step. */
+// @ts-ignore: decorator
+@inline function q4Finish(acc: v128, s: v128, dw: v128, dPlane: usize, sumPlane: usize, a: usize): v128 {
+  const sums = i32x4.sub(rowTotals(s), i32x4.shl(v128.load32_splat(sumPlane + (a << 2)), 3));
+  return fuseLanes(acc, sums, f32x4.mul(dw, v128.load32_splat(dPlane + (a << 2))));
+}
+
+/**
+ * out[t·outStride + r] for rows 4·first … 4·end − 1 and tokens 0 … tokens − 1: Q4_0x4 weights · Q8_0
+ * planes. Prompt batches go four tokens at a time, so each weight block is loaded and unpacked once for
+ * four; single tokens go two row groups at a time, so each activation load serves eight rows.
+ */
+export function gemm_q4_0x4(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32): void {
+  const blocks = <usize>(n / 32);
+  const all = blocks * <usize>tokens;
+  const dPlane = acts + all * 32;
+  const sumPlane = acts + all * 36;
+  const mask = i8x16.splat(0x0f);
+  const groupBytes = blocks * Q4_0X4_BLOCK;
+  const stride = <usize>outStride << 2;
+  let g = <usize>first;
+  if (tokens == 1) {
+    for (; g + 2 <= <usize>end; g += 2) {
+      const w = weights + g * groupBytes;
+      let acc0 = f32x4.splat(0);
+      let acc1 = f32x4.splat(0);
+      for (let b: usize = 0; b < blocks; b++) {
+        const x0 = w + b * Q4_0X4_BLOCK;
+        const x1 = x0 + groupBytes;
+        const y = acts + (b << 5);
+        // chunks written out: a loop here is not unrolled, and its bookkeeping costs a third of the time
+        const yLo0 = v128.load32_splat(y);
+        const yHi0 = v128.load32_splat(y, 16);
+        let s0 = q4Pair(v128.splat<i32>(0), v128.load(x0, 16), yLo0, yHi0, mask);
+        let s1 = q4Pair(v128.splat<i32>(0), v128.load(x1, 16), yLo0, yHi0, mask);
+        const yLo1 = v128.load32_splat(y, 4);
+        const yHi1 = v128.load32_splat(y, 20);
+        s0 = q4Pair(s0, v128.load(x0, 32), yLo1, yHi1, mask);
+        s1 = q4Pair(s1, v128.load(x1, 32), yLo1, yHi1, mask);
+        const yLo2 = v128.load32_splat(y, 8);
+        const yHi2 = v128.load32_splat(y, 24);
+        s0 = q4Pair(s0, v128.load(x0, 48), yLo2, yHi2, mask);
+        s1 = q4Pair(s1, v128.load(x1, 48), yLo2, yHi2, mask);
+        const yLo3 = v128.load32_splat(y, 12);
+        const yHi3 = v128.load32_splat(y, 28);
+        s0 = q4Pair(s0, v128.load(x0, 64), yLo3, yHi3, mask);
+        s1 = q4Pair(s1, v128.load(x1, 64), yLo3, yHi3, mask);
+        acc0 = q4Finish(acc0, s0, v128.load(x0), dPlane, sumPlane, b);
+        acc1 = q4Finish(acc1, s1, v128.load(x1), dPlane, sumPlane, b);
+      }
+      v128.store(out + (g << 4), acc0);
+      v128.store(out + (g << 4), acc1, 16);
+    }
+  }
+  for (; g < <usize>end; g++) {
+    const w = weights + g * groupBytes;
+    const o = out + (g << 4);
+    let t: usize = 0;
+    for (; t + 4 <= <usize>tokens; t += 4) {
+      let acc0 = f32x4.splat(0);
+      let acc1 = f32x4.splat(0);
+      let acc2 = f32x4.splat(0);
+      let acc3 = f32x4.splat(0);
+      for (let b: usize = 0; b < blocks; b++) {
+        const x = w + b * Q4_0X4_BLOCK;
+        const a0 = t * blocks + b;
+        const y0 = acts + (a0 << 5);
+        const y1 = y0 + (blocks << 5);
+        const y2 = y1 + (blocks << 5);
+        const y3 = y2 + (blocks << 5);
+        let s0 = v128.splat<i32>(0);
+        let s1 = v128.splat<i32>(0);
+        let s2 = v128.splat<i32>(0);
+        let s3 = v128.splat<i32>(0);
+        const p0 = v128.load(x, 16);
+        s0 = q4Chunk(s0, p0, y0, 0, mask);
+        s1 = q4Chunk(s1, p0, y1, 0, mask);
+        s2 = q4Chunk(s2, p0, y2, 0, mask);
+        s3 = q4Chunk(s3, p0, y3, 0, mask);
+        const p1 = v128.load(x, 32);
+        s0 = q4Chunk(s0, p1, y0, 1, mask);
+        s1 = q4Chunk(s1, p1, y1, 1, mask);
+        s2 = q4Chunk(s2, p1, y2, 1, mask);
+        s3 = q4Chunk(s3, p1, y3, 1, mask);
+        const p2 = v128.load(x, 48);
+        s0 = q4Chunk(s0, p2, y0, 2, mask);
+        s1 = q4Chunk(s1, p2, y1, 2, mask);
+        s2 = q4Chunk(s2, p2, y2, 2, mask);
+        s3 = q4Chunk(s3, p2, y3, 2, mask);
+        const p3 = v128.load(x, 64);
+        s0 = q4Chunk(s0, p3, y0, 3, mask);
+        s1 = q4Chunk(s1, p3, y1, 3, mask);
+        s2 = q4Chunk(s2, p3, y2, 3, mask);
+        s3 = q4Chunk(s3, p3, y3, 3, mask);
+        const dw = v128.load(x);
+        acc0 = q4Finish(acc0, s0, dw, dPlane, sumPlane, a0);
+        acc1 = q4Finish(acc1, s1, dw, dPlane, sumPlane, a0 + blocks);
+        acc2 = q4Finish(acc2, s2, dw, dPlane, sumPlane, a0 + 2 * blocks);
+        acc3 = q4Finish(acc3, s3, dw, dPlane, sumPlane, a0 + 3 * blocks);
+      }
+      v128.store(o + t * stride, acc0);
+      v128.store(o + (t + 1) * stride, acc1);
+      v128.store(o + (t + 2) * stride, acc2);
+      v128.store(o + (t + 3) * stride, acc3);
+    }
+    for (; t < <usize>tokens; t++) {
+      let acc = f32x4.splat(0);
+      for (let b: usize = 0; b < blocks; b++) {
+        const x = w + b * Q4_0X4_BLOCK;
+        const a = t * blocks + b;
+        const y = acts + (a << 5);
+        let s = q4Chunk(v128.splat<i32>(0), v128.load(x, 16), y, 0, mask);
+        s = q4Chunk(s, v128.load(x, 32), y, 1, mask);
+        s = q4Chunk(s, v128.load(x, 48), y, 2, mask);
+        s = q4Chunk(s, v128.load(x, 64), y, 3, mask);
+        acc = q4Finish(acc, s, v128.load(x), dPlane, sumPlane, a);
+      }
+      v128.store(o + t * stride, acc);
+    }
+  }
+}

@@ -1,0 +1,56 @@
+// SIMD building blocks shared by the kernels (not exported from the module).
+
+/** f16 bits → f32: shift into place and rescale by 2^112 (exact for normal and subnormal halves). */
+@inline export function halfToFloat(h: u32): f32 {
+  const magnitude = reinterpret<f32>((h & 0x7fff) << 13) * reinterpret<f32>(0x77800000); // 2^112
+  // The sign goes in by bits, not by a branch: scale signs are random, so a branch mispredicts half the time.
+  return reinterpret<f32>(reinterpret<u32>(magnitude) | ((h & 0x8000) << 16));
+}
+
+@inline export function loadHalf(ptr: usize): f32 {
+  return halfToFloat(<u32>load<u16>(ptr));
+}
+
+/** Four lane sums of 16 signed bytes × 16 signed bytes: lane l = Σ x[4l..4l+3]·y[4l..4l+3]. */
+@inline export function quads(x: v128, y: v128): v128 {
+  const a = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(x), i16x8.extend_low_i8x16_s(y));
+  const b = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(x), i16x8.extend_high_i8x16_s(y));
+  return i32x4.add(v128.shuffle<i32>(a, b, 0, 2, 4, 6), v128.shuffle<i32>(a, b, 1, 3, 5, 7));
+}
+
+/** The same for x in 0..127: relaxed SIMD's i8 × i7 dot (pmaddubsw) is exact there. */
+@inline export function quadsUnsigned(x: v128, y: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(y, x));
+  return quads(x, y);
+}
+
+/** scale · (Σ u·y − 2^shift · Σ y) per group of four, for levels stored as q + 2^shift in u. */
+// @ts-ignore: decorator
+@inline export function scaledBiasedQuads(u: v128, y: v128, shift: i32, scale: i32): v128 {
+  return i32x4.mul(i32x4.sub(quadsUnsigned(u, y), i32x4.shl(quadSums(y), shift)), i32x4.splat(scale));
+}
+
+/** Four sums of four consecutive signed bytes. */
+@inline export function quadSums(y: v128): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(y));
+}
+
+/** acc = fma(lanes, d, acc) with one scale for every lane (see fuseLanes). */
+@inline export function fuse(acc: v128, lanes: v128, d: f32): v128 {
+  return fuseLanes(acc, lanes, f32x4.splat(d));
+}
+
+/**
+ * acc = fma(lanes, d, acc) lane by lane with one rounding. With relaxed SIMD this is the hardware FMA
+ * (fused on x86-64 and ARM64); without, the sum is taken in f64, which rounds twice: identical except
+ * in rare ties.
+ */
+@inline export function fuseLanes(acc: v128, lanes: v128, d: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(f32x4.convert_i32x4_s(lanes), d, acc);
+  const low = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(lanes), f64x2.promote_low_f32x4(d)), f64x2.promote_low_f32x4(acc));
+  const high = f64x2.add(
+    f64x2.mul(f64x2.convert_low_i32x4_s(v128.shuffle<i32>(lanes, lanes, 2, 3, 0, 1)), f64x2.promote_low_f32x4(v128.shuffle<i32>(d, d, 2, 3, 0, 1))),
+    f64x2.promote_low_f32x4(v128.shuffle<i32>(acc, acc, 2, 3, 0, 1)),
+  );
+  return v128.shuffle<i32>(f32x4.demote_f64x2_zero(low), f32x4.demote_f64x2_zero(high), 0, 1, 4, 5);
+}
