@@ -235,11 +235,12 @@ describe("the WASM kernels against their scalar twins", () => {
       }
     });
   }
-  for (const type of [GgmlType.Q4_0]) {
+  for (const type of [GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q6_K]) {
     it(`${ggmlTypeName(type)} interleaved matmul (rows in fours) is bit-identical to the blockwise twin, on its first call and after`, () => {
       const format = quantFormat(type);
       const activation = quantFormat(format.dotType);
-      for (const [cols, rows, tokens] of [[32, 4, 1], [256, 8, 5], [1024, 12, 2], [2048, 16, 9]]) {
+      const shapes = format.blockSize === 256 ? [[256, 4, 1], [256, 8, 5], [1024, 12, 2], [2048, 16, 9]] : [[32, 4, 1], [256, 8, 5], [1024, 12, 2], [2048, 16, 9]];
+      for (const [cols, rows, tokens] of shapes) {
         const w = weightOf(type, randn(cols * rows, 0.3), cols);
         const x = randn(cols * tokens, 2);
         x.set([0.5, -0.5, 1.5, -2.5, 0, -0], 0);

@@ -101,6 +101,23 @@ export function kQuantFormat(spec: KQuantSpec): QuantFormat {
       }
       return spec.mins === "scalar" ? f32(total + minsScalar) : total;
     },
+    blockwiseDot(n, w, wo, a, ao) {
+      let acc = 0;
+      for (let b = 0; b < n / QK_K; b++) {
+        spec.unpack(w, wo + b * spec.typeSize, block);
+        const y = ao + b * Q8_K_SIZE;
+        const yd = q8kScale(a, y);
+        let isum = 0;
+        for (let e = 0; e < QK_K; e++) isum += block.scale[Math.floor(e / spec.subSize)] * block.q[e] * int8(a[y + 4 + e]);
+        acc = fma32(f32(isum), f32(yd * block.d), acc);
+        if (spec.mins === "none") continue;
+        let msum = 0;
+        const groups = spec.subSize / 16;
+        for (let s = 0; s < subs; s++) for (let g = 0; g < groups; g++) msum += block.min[s] * q8kBlockSum(a, y, s * groups + g);
+        acc = fma32(f32(msum), f32(-block.dmin * yd), acc);
+      }
+      return acc;
+    },
   };
 }
 

@@ -7,7 +7,7 @@ import v8 from "node:v8";
  */
 export const KERNEL_NAMES = [
   "matvec_q8_0", "matvec_q4_0", "matvec_q5_0", "matvec_q4_1", "matvec_q5_1", "matvec_q2_k", "matvec_q3_k", "matvec_q4_k", "matvec_q5_k", "matvec_q6_k",
-  "gemm_q4_0x4",
+  "gemm_q4_0x4", "gemm_q8_0x4", "gemm_q4_kx4", "gemm_q6_kx4",
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
@@ -66,6 +66,9 @@ export function instantiate(
   quantizeQ8_K: (src: number, dst: number, n: number) => void;
   quantizeQ8_0Planes: (src: number, acts: number, n: number, tokens: number) => void;
   repackQ4_0x4: (src: number, dst: number, rows: number, n: number) => void;
+  repackQ8_0x4: (src: number, dst: number, rows: number, n: number) => void;
+  repackQ4_Kx4: (src: number, dst: number, rows: number, n: number) => void;
+  repackQ6_Kx4: (src: number, dst: number, rows: number, n: number) => void;
   siluMul: SiluMul;
   attendToken: AttendToken;
   heapBase: number;
@@ -87,6 +90,9 @@ export function instantiate(
     quantizeQ8_K: exports.quantize_q8_k as (src: number, dst: number, n: number) => void,
     quantizeQ8_0Planes: exports.quantize_q8_0_planes as (src: number, acts: number, n: number, tokens: number) => void,
     repackQ4_0x4: exports.repack_q4_0x4 as (src: number, dst: number, rows: number, n: number) => void,
+    repackQ8_0x4: exports.repack_q8_0x4 as (src: number, dst: number, rows: number, n: number) => void,
+    repackQ4_Kx4: exports.repack_q4_kx4 as (src: number, dst: number, rows: number, n: number) => void,
+    repackQ6_Kx4: exports.repack_q6_kx4 as (src: number, dst: number, rows: number, n: number) => void,
     siluMul: exports.silu_mul as SiluMul,
     attendToken: exports.attend_token as AttendToken,
     heapBase: (exports.heap_base as () => number)(),
@@ -112,11 +118,20 @@ export class KernelInstance {
   readonly quantizeQ8_0Planes: (src: number, acts: number, n: number, tokens: number) => void;
   /** Standard Q4_0 rows → four-row interleaved blocks. */
   readonly repackQ4_0x4: (src: number, dst: number, rows: number, n: number) => void;
+  /** Standard Q8_0 rows → four-row interleaved blocks of split nibbles. */
+  readonly repackQ8_0x4: (src: number, dst: number, rows: number, n: number) => void;
+  /** Standard Q4_K rows → four-row interleaved super-blocks with unpacked scales and mins. */
+  readonly repackQ4_Kx4: (src: number, dst: number, rows: number, n: number) => void;
+  /** Standard Q6_K rows → four-row interleaved super-blocks with the levels unpacked to bytes. */
+  readonly repackQ6_Kx4: (src: number, dst: number, rows: number, n: number) => void;
   private top: number;
   private bytes: Uint8Array;
 
   constructor() {
-    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, quantizeQ8_0Planes, repackQ4_0x4, siluMul, attendToken, heapBase } = instantiate(kernelModule(), this.memory);
+    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, quantizeQ8_0Planes, repackQ4_0x4, repackQ8_0x4, repackQ4_Kx4, repackQ6_Kx4, siluMul, attendToken, heapBase } = instantiate(kernelModule(), this.memory);
+    this.repackQ6_Kx4 = repackQ6_Kx4;
+    this.repackQ4_Kx4 = repackQ4_Kx4;
+    this.repackQ8_0x4 = repackQ8_0x4;
     this.quantizeQ8_0Planes = quantizeQ8_0Planes;
     this.repackQ4_0x4 = repackQ4_0x4;
     this.quantizeQ8_K = quantizeQ8_K;

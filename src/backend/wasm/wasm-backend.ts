@@ -25,12 +25,19 @@ const KERNELS: Partial<Record<GgmlType, KernelName>> = {
 
 /** Types with a four-row interleaved layout: their repack routine, block size in it, and gemm kernel. */
 interface InterleavedKernel {
-  repack: "repackQ4_0x4";
+  repack: "repackQ4_0x4" | "repackQ8_0x4" | "repackQ4_Kx4" | "repackQ6_Kx4";
+  /** Elements a block and bytes a block for four rows, in the interleaved layout. */
+  blockSize: number;
   groupBytesPerBlock: number;
+  /** Activations as Q8_0 planes, or as standard Q8_K blocks. */
+  activations: "q8_0-planes" | "q8_k";
   gemm: KernelName;
 }
 const INTERLEAVED: Partial<Record<GgmlType, InterleavedKernel>> = {
-  [GgmlType.Q4_0]: { repack: "repackQ4_0x4", groupBytesPerBlock: 80, gemm: "gemm_q4_0x4" },
+  [GgmlType.Q4_0]: { repack: "repackQ4_0x4", blockSize: 32, groupBytesPerBlock: 80, activations: "q8_0-planes", gemm: "gemm_q4_0x4" },
+  [GgmlType.Q8_0]: { repack: "repackQ8_0x4", blockSize: 32, groupBytesPerBlock: 144, activations: "q8_0-planes", gemm: "gemm_q8_0x4" },
+  [GgmlType.Q4_K]: { repack: "repackQ4_Kx4", blockSize: 256, groupBytesPerBlock: 640, activations: "q8_k", gemm: "gemm_q4_kx4" },
+  [GgmlType.Q6_K]: { repack: "repackQ6_Kx4", blockSize: 256, groupBytesPerBlock: 1104, activations: "q8_k", gemm: "gemm_q6_kx4" },
 };
 /** Bytes of standard rows staged at a time while repacking. */
 const REPACK_CHUNK = 1 << 20;
@@ -94,12 +101,13 @@ export class WasmBackend extends ScalarBackend {
     const { cols, rows } = w;
     const weights = this.repackedCopy(w, kernel);
     const inputBytes = tokens * cols * 4;
-    const planeBytes = tokens * (cols / 32) * 40;
+    const planeBytes = kernel.activations === "q8_k" ? tokens * (cols / 256) * 292 : tokens * (cols / 32) * 40;
     const at = this.scratchSpace(inputBytes + planeBytes + tokens * rows * 4 + 32);
     const actsAt = at + inputBytes;
     const outAt = Math.ceil((actsAt + planeBytes) / 16) * 16;
     new Float32Array(this.instance.heap.buffer).set(x.subarray(0, tokens * cols), at / 4);
-    this.instance.quantizeQ8_0Planes(at, actsAt, cols, tokens);
+    if (kernel.activations === "q8_k") this.instance.quantizeQ8_K(at, actsAt, cols * tokens);
+    else this.instance.quantizeQ8_0Planes(at, actsAt, cols, tokens);
     this.pool.run({ kernel: kernel.gemm, units: rows / 4, work: rows * cols * tokens, weights, activations: actsAt, n: cols, out: outAt, tokens, outStride: rows });
     return new Float32Array(this.instance.heap.buffer).slice(outAt / 4, outAt / 4 + tokens * rows);
   }
@@ -178,7 +186,7 @@ export class WasmBackend extends ScalarBackend {
     let at = this.resident.get(w);
     if (at !== undefined) return at;
     const stride = w.data.length / w.rows;
-    const groupBytes = (w.cols / 32) * kernel.groupBytesPerBlock;
+    const groupBytes = (w.cols / kernel.blockSize) * kernel.groupBytesPerBlock;
     at = this.instance.allocate((w.rows / 4) * groupBytes);
     const chunkRows = Math.max(4, Math.floor(REPACK_CHUNK / stride / 4) * 4);
     for (let row = 0; row < w.rows; row += chunkRows) {
