@@ -11,7 +11,7 @@
 //   sum [T·B]     i32  at acts + T·B·36   (Σ qs of the block, for the biased weight types)
 
 import { floatToHalf } from "./half";
-import { fuseLanes, halfToFloat, loadHalf, quads } from "./simd";
+import { fuseLanes, halfToFloat, loadHalf, q8_0Scale, quads, quadSums, quantize16 } from "./simd";
 
 /** Q4_0 repacked: per group of four rows and per block, 4 f32 scales then 64 bytes of nibbles. */
 const Q4_0X4_BLOCK: usize = 80;
@@ -23,33 +23,16 @@ export function quantize_q8_0_planes(src: usize, acts: usize, n: i32, tokens: i3
   const sumPlane = acts + blocks * 36;
   for (let b: usize = 0; b < blocks; b++) {
     const x = src + b * 128;
-    let amax = f32x4.splat(0);
-    for (let k: usize = 0; k < 128; k += 16) amax = f32x4.max(amax, f32x4.abs(v128.load(x + k)));
-    const m = max(max(f32x4.extract_lane(amax, 0), f32x4.extract_lane(amax, 1)), max(f32x4.extract_lane(amax, 2), f32x4.extract_lane(amax, 3)));
-    const d: f32 = m / 127;
+    const d = q8_0Scale(x);
     const id = f32x4.splat(d != 0 ? <f32>1 / d : 0);
     store<f32>(dPlane + (b << 2), halfToFloat(floatToHalf(d)));
-    let sums = i32x4.splat(0);
-    for (let k: usize = 0; k < 32; k += 16) {
-      const q0 = roundAway4(f32x4.mul(v128.load(x + k * 4), id));
-      const q1 = roundAway4(f32x4.mul(v128.load(x + k * 4, 16), id));
-      const q2 = roundAway4(f32x4.mul(v128.load(x + k * 4, 32), id));
-      const q3 = roundAway4(f32x4.mul(v128.load(x + k * 4, 48), id));
-      sums = i32x4.add(sums, i32x4.add(i32x4.add(q0, q1), i32x4.add(q2, q3)));
-      v128.store(acts + b * 32 + k, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)));
-    }
+    const first = quantize16(x, id);
+    const second = quantize16(x + 64, id);
+    v128.store(acts + b * 32, first);
+    v128.store(acts + b * 32 + 16, second);
+    const sums = i32x4.add(quadSums(first), quadSums(second));
     store<i32>(sumPlane + (b << 2), i32x4.extract_lane(sums, 0) + i32x4.extract_lane(sums, 1) + i32x4.extract_lane(sums, 2) + i32x4.extract_lane(sums, 3));
   }
-}
-
-/** C's roundf on four lanes (half away from zero), as i32. */
-// @ts-ignore: decorator
-@inline function roundAway4(v: v128): v128 {
-  const a = f32x4.abs(v);
-  const t = f32x4.trunc(a);
-  const up = f32x4.ge(f32x4.sub(a, t), f32x4.splat(0.5));
-  const magnitude = i32x4.sub(i32x4.trunc_sat_f32x4_s(t), up); // `up` lanes are −1
-  return v128.bitselect(i32x4.neg(magnitude), magnitude, f32x4.lt(v, f32x4.splat(0)));
 }
 
 /** Standard Q4_0 rows (rows a multiple of 4) → the x4 layout. */

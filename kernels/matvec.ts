@@ -1,7 +1,7 @@
 // WebAssembly SIMD kernels for quantized matrix × vector products.
 
 import { floatToHalf } from "./half";
-import { fuse, loadHalf, quads, quadSums, quadsUnsigned, scaledBiasedQuads } from "./simd";
+import { fuse, loadHalf, q8_0Scale, quads, quadSums, quadsUnsigned, quantize16, scaledBiasedQuads } from "./simd";
 //
 // Each kernel reproduces, bit for bit, its scalar TypeScript twin in src/quant/ (and so ggml's AVX2 order):
 // integer products are summed in groups of four into eight 32-bit lanes per 32-element block, each lane
@@ -24,33 +24,15 @@ const Q8_0_SIZE: usize = 34;
 export function quantize_q8_0(src: usize, dst: usize, n: i32): void {
   for (let b: usize = 0; b < <usize>(n / 32); b++) {
     const x = src + b * 128;
-    let amax = f32x4.splat(0);
-    for (let k: usize = 0; k < 128; k += 16) amax = f32x4.max(amax, f32x4.abs(v128.load(x + k)));
-    const m = max(max(f32x4.extract_lane(amax, 0), f32x4.extract_lane(amax, 1)), max(f32x4.extract_lane(amax, 2), f32x4.extract_lane(amax, 3)));
-    const d: f32 = m / 127;
+    const d = q8_0Scale(x);
     const id = f32x4.splat(d != 0 ? <f32>1 / d : 0);
     const y = dst + b * Q8_0_SIZE;
     store<u16>(y, <u16>floatToHalf(d));
-    for (let k: usize = 0; k < 32; k += 16) {
-      let q0 = roundAway4(f32x4.mul(v128.load(x + k * 4), id));
-      let q1 = roundAway4(f32x4.mul(v128.load(x + k * 4, 16), id));
-      let q2 = roundAway4(f32x4.mul(v128.load(x + k * 4, 32), id));
-      let q3 = roundAway4(f32x4.mul(v128.load(x + k * 4, 48), id));
-      const bytes = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3));
-      v128.store(y + 2 + k, bytes);
-    }
+    v128.store(y + 2, quantize16(x, id));
+    v128.store(y + 18, quantize16(x + 64, id));
   }
 }
 
-/** C's roundf on four lanes (half away from zero), as i32. */
-// @ts-ignore: decorator
-@inline function roundAway4(v: v128): v128 {
-  const a = f32x4.abs(v);
-  const t = f32x4.trunc(a);
-  const up = f32x4.ge(f32x4.sub(a, t), f32x4.splat(0.5));
-  const magnitude = i32x4.sub(i32x4.trunc_sat_f32x4_s(t), up); // `up` lanes are −1
-  return v128.bitselect(i32x4.neg(magnitude), magnitude, f32x4.lt(v, f32x4.splat(0)));
-}
 const Q4_0_SIZE: usize = 18;
 
 /** out[r] = row r of Q8_0 weights · Q8_0 activations, for rows first … end − 1 of `n` elements. */

@@ -54,3 +54,29 @@
   );
   return v128.shuffle<i32>(f32x4.demote_f64x2_zero(low), f32x4.demote_f64x2_zero(high), 0, 1, 4, 5);
 }
+
+/** The largest |x| of the 32 f32 at x, and Q8_0's scale d = amax/127 from it. */
+@inline export function q8_0Scale(x: usize): f32 {
+  let amax = f32x4.splat(0);
+  for (let k: usize = 0; k < 128; k += 16) amax = f32x4.max(amax, f32x4.abs(v128.load(x + k)));
+  const m = max(max(f32x4.extract_lane(amax, 0), f32x4.extract_lane(amax, 1)), max(f32x4.extract_lane(amax, 2), f32x4.extract_lane(amax, 3)));
+  return m / 127;
+}
+
+/** 16 f32 at x times id, rounded as C's roundf (half away from zero), narrowed to 16 bytes. */
+@inline export function quantize16(x: usize, id: v128): v128 {
+  const q0 = roundAway4(f32x4.mul(v128.load(x), id));
+  const q1 = roundAway4(f32x4.mul(v128.load(x, 16), id));
+  const q2 = roundAway4(f32x4.mul(v128.load(x, 32), id));
+  const q3 = roundAway4(f32x4.mul(v128.load(x, 48), id));
+  return i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3));
+}
+
+/** C's roundf on four lanes (half away from zero), as i32. */
+@inline export function roundAway4(v: v128): v128 {
+  const a = f32x4.abs(v);
+  const t = f32x4.trunc(a);
+  const up = f32x4.ge(f32x4.sub(a, t), f32x4.splat(0.5));
+  const magnitude = i32x4.sub(i32x4.trunc_sat_f32x4_s(t), up); // `up` lanes are −1
+  return v128.bitselect(i32x4.neg(magnitude), magnitude, f32x4.lt(v, f32x4.splat(0)));
+}
