@@ -73,12 +73,7 @@ export function kQuantFormat(spec: KQuantSpec): QuantFormat {
         const dminNeg = f32(-yd * block.dmin);
         if (spec.mins !== "none") {
           // Σ min·(sum of the activations under that sub-block), the integer part exact
-          const groups = spec.subSize / 16;
-          const minTerm = (s: number): number => {
-            let qsum = 0;
-            for (let g = 0; g < groups; g++) qsum += q8kBlockSum(a, y, s * groups + g);
-            return block.min[s] * qsum;
-          };
+          const minTerm = (s: number): number => block.min[s] * subBlockSum(a, y, s, spec.subSize);
           if (spec.mins === "lanes8") for (let l = 0; l < 8; l++) acc[l] = fma32(dminNeg, minTerm(2 * l) + minTerm(2 * l + 1), acc[l]);
           if (spec.mins === "lanes4") for (let l = 0; l < 4; l++) minLanes[l] = fma32(dminNeg, minTerm(2 * l) + minTerm(2 * l + 1), minLanes[l]);
           if (spec.mins === "scalar") {
@@ -112,13 +107,20 @@ export function kQuantFormat(spec: KQuantSpec): QuantFormat {
         acc = fma32(f32(isum), f32(yd * block.d), acc);
         if (spec.mins === "none") continue;
         let msum = 0;
-        const groups = spec.subSize / 16;
-        for (let s = 0; s < subs; s++) for (let g = 0; g < groups; g++) msum += block.min[s] * q8kBlockSum(a, y, s * groups + g);
+        for (let s = 0; s < subs; s++) msum += block.min[s] * subBlockSum(a, y, s, spec.subSize);
         acc = fma32(f32(msum), f32(-block.dmin * yd), acc);
       }
       return acc;
     },
   };
+}
+
+/** Sum of the Q8_K activations under sub-block s (16 or 32 elements) of the block at y. */
+function subBlockSum(a: Uint8Array, y: number, s: number, subSize: number): number {
+  const groups = subSize / 16;
+  let sum = 0;
+  for (let g = 0; g < groups; g++) sum += q8kBlockSum(a, y, s * groups + g);
+  return sum;
 }
 
 /** get_scale_min_k4: the 6-bit scale and min of sub-block j, packed into 12 bytes at `at`. */

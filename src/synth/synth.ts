@@ -1,4 +1,4 @@
-import { GgmlType, ggmlTypeName } from "../gguf/ggml-types.js";
+import { GgmlType } from "../gguf/ggml-types.js";
 import { GgufValue, GgufValueType } from "../gguf/types.js";
 import { TensorToWrite, writeGguf } from "../gguf/writer.js";
 import { quantFormat, rowBytes } from "../quant/index.js";

@@ -17,6 +17,11 @@ export type KernelName = (typeof KERNEL_NAMES)[number];
  */
 export type RangeKernel = (weights: number, first: number, end: number, activations: number, n: number, out: number, tokens: number, outStride: number) => void;
 
+/** The repack routines of kernels/interleaved.ts: standard rows (a multiple of four) → four-row interleaved blocks. */
+export const REPACK_NAMES = ["repack_q4_0x4", "repack_q8_0x4", "repack_q4_kx4", "repack_q6_kx4"] as const;
+export type RepackName = (typeof REPACK_NAMES)[number];
+export type Repack = (src: number, dst: number, rows: number, n: number) => void;
+
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the most a 32-bit memory can address
 const GROWTH_STEP = 64 << 20;
@@ -65,10 +70,7 @@ export function instantiate(
   quantizeQ8_0: (src: number, dst: number, n: number) => void;
   quantizeQ8_K: (src: number, dst: number, n: number) => void;
   quantizeQ8_0Planes: (src: number, acts: number, n: number, tokens: number) => void;
-  repackQ4_0x4: (src: number, dst: number, rows: number, n: number) => void;
-  repackQ8_0x4: (src: number, dst: number, rows: number, n: number) => void;
-  repackQ4_Kx4: (src: number, dst: number, rows: number, n: number) => void;
-  repackQ6_Kx4: (src: number, dst: number, rows: number, n: number) => void;
+  repacks: Record<RepackName, Repack>;
   siluMul: SiluMul;
   attendToken: AttendToken;
   heapBase: number;
@@ -89,10 +91,7 @@ export function instantiate(
     quantizeQ8_0: exports.quantize_q8_0 as (src: number, dst: number, n: number) => void,
     quantizeQ8_K: exports.quantize_q8_k as (src: number, dst: number, n: number) => void,
     quantizeQ8_0Planes: exports.quantize_q8_0_planes as (src: number, acts: number, n: number, tokens: number) => void,
-    repackQ4_0x4: exports.repack_q4_0x4 as (src: number, dst: number, rows: number, n: number) => void,
-    repackQ8_0x4: exports.repack_q8_0x4 as (src: number, dst: number, rows: number, n: number) => void,
-    repackQ4_Kx4: exports.repack_q4_kx4 as (src: number, dst: number, rows: number, n: number) => void,
-    repackQ6_Kx4: exports.repack_q6_kx4 as (src: number, dst: number, rows: number, n: number) => void,
+    repacks: Object.fromEntries(REPACK_NAMES.map((name) => [name, exports[name] as Repack])) as Record<RepackName, Repack>,
     siluMul: exports.silu_mul as SiluMul,
     attendToken: exports.attend_token as AttendToken,
     heapBase: (exports.heap_base as () => number)(),
@@ -116,24 +115,14 @@ export class KernelInstance {
   readonly quantizeQ8_K: (src: number, dst: number, n: number) => void;
   /** T rows of f32 → Q8_0 planes (qs, then widened scales, then block sums; see kernels/interleaved.ts). */
   readonly quantizeQ8_0Planes: (src: number, acts: number, n: number, tokens: number) => void;
-  /** Standard Q4_0 rows → four-row interleaved blocks. */
-  readonly repackQ4_0x4: (src: number, dst: number, rows: number, n: number) => void;
-  /** Standard Q8_0 rows → four-row interleaved blocks of split nibbles. */
-  readonly repackQ8_0x4: (src: number, dst: number, rows: number, n: number) => void;
-  /** Standard Q4_K rows → four-row interleaved super-blocks with unpacked scales and mins. */
-  readonly repackQ4_Kx4: (src: number, dst: number, rows: number, n: number) => void;
-  /** Standard Q6_K rows → four-row interleaved super-blocks with the levels unpacked to bytes. */
-  readonly repackQ6_Kx4: (src: number, dst: number, rows: number, n: number) => void;
+  readonly repacks: Record<RepackName, Repack>;
   private top: number;
   private bytes: Uint8Array;
 
   constructor() {
-    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, quantizeQ8_0Planes, repackQ4_0x4, repackQ8_0x4, repackQ4_Kx4, repackQ6_Kx4, siluMul, attendToken, heapBase } = instantiate(kernelModule(), this.memory);
-    this.repackQ6_Kx4 = repackQ6_Kx4;
-    this.repackQ4_Kx4 = repackQ4_Kx4;
-    this.repackQ8_0x4 = repackQ8_0x4;
+    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, quantizeQ8_0Planes, repacks, siluMul, attendToken, heapBase } = instantiate(kernelModule(), this.memory);
     this.quantizeQ8_0Planes = quantizeQ8_0Planes;
-    this.repackQ4_0x4 = repackQ4_0x4;
+    this.repacks = repacks;
     this.quantizeQ8_K = quantizeQ8_K;
     this.prepareBias = prepareBias;
     this.quantizeQ8_0 = quantizeQ8_0;

@@ -4,7 +4,7 @@ import { quantFormat, rowBytes } from "../../quant/index.js";
 import { Weight } from "../../tensor/weight.js";
 import { AttentionShape, HalfStorage, LayerKv } from "../backend.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
-import { KernelInstance, KernelName, kernelsUseRelaxedSimd } from "./kernels.js";
+import { KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
 import { ThreadPool } from "./thread-pool.js";
 
 /** Types whose kernels need prepareBias's lanes (the shift is log2 of the level that means zero). */
@@ -25,20 +25,22 @@ const KERNELS: Partial<Record<GgmlType, KernelName>> = {
 
 /** Types with a four-row interleaved layout: their repack routine, block size in it, and gemm kernel. */
 interface InterleavedKernel {
-  repack: "repackQ4_0x4" | "repackQ8_0x4" | "repackQ4_Kx4" | "repackQ6_Kx4";
+  repack: RepackName;
   /** Elements a block and bytes a block for four rows, in the interleaved layout. */
   blockSize: number;
   groupBytesPerBlock: number;
-  /** Activations as Q8_0 planes, or as standard Q8_K blocks. */
+  /** Activations as Q8_0 planes (32 quants, a widened f32 scale and an i32 sum: 40 bytes a block), or as standard Q8_K rows. */
   activations: "q8_0-planes" | "q8_k";
   gemm: KernelName;
 }
 const INTERLEAVED: Partial<Record<GgmlType, InterleavedKernel>> = {
-  [GgmlType.Q4_0]: { repack: "repackQ4_0x4", blockSize: 32, groupBytesPerBlock: 80, activations: "q8_0-planes", gemm: "gemm_q4_0x4" },
-  [GgmlType.Q8_0]: { repack: "repackQ8_0x4", blockSize: 32, groupBytesPerBlock: 144, activations: "q8_0-planes", gemm: "gemm_q8_0x4" },
-  [GgmlType.Q4_K]: { repack: "repackQ4_Kx4", blockSize: 256, groupBytesPerBlock: 640, activations: "q8_k", gemm: "gemm_q4_kx4" },
-  [GgmlType.Q6_K]: { repack: "repackQ6_Kx4", blockSize: 256, groupBytesPerBlock: 1104, activations: "q8_k", gemm: "gemm_q6_kx4" },
+  [GgmlType.Q4_0]: { repack: "repack_q4_0x4", blockSize: 32, groupBytesPerBlock: 80, activations: "q8_0-planes", gemm: "gemm_q4_0x4" },
+  [GgmlType.Q8_0]: { repack: "repack_q8_0x4", blockSize: 32, groupBytesPerBlock: 144, activations: "q8_0-planes", gemm: "gemm_q8_0x4" },
+  [GgmlType.Q4_K]: { repack: "repack_q4_kx4", blockSize: 256, groupBytesPerBlock: 640, activations: "q8_k", gemm: "gemm_q4_kx4" },
+  [GgmlType.Q6_K]: { repack: "repack_q6_kx4", blockSize: 256, groupBytesPerBlock: 1104, activations: "q8_k", gemm: "gemm_q6_kx4" },
 };
+/** Bytes a 32-element block of activations takes in the Q8_0 planes. */
+const Q8_0_PLANE_BYTES = 40;
 /** Bytes of standard rows staged at a time while repacking. */
 const REPACK_CHUNK = 1 << 20;
 
@@ -96,12 +98,12 @@ export class WasmBackend extends ScalarBackend {
     return out;
   }
 
-  /** Every token in one call: activations quantized to Q8_0 planes, weights repacked four rows at a time. */
+  /** Every token in one call: activations quantized to Q8_0 planes or Q8_K rows, weights repacked four rows at a time. */
   private interleavedMatmul(w: Weight, kernel: InterleavedKernel, x: Float32Array, tokens: number): Float32Array {
     const { cols, rows } = w;
     const weights = this.repackedCopy(w, kernel);
     const inputBytes = tokens * cols * 4;
-    const planeBytes = kernel.activations === "q8_k" ? tokens * (cols / 256) * 292 : tokens * (cols / 32) * 40;
+    const planeBytes = tokens * (kernel.activations === "q8_k" ? rowBytes(quantFormat(GgmlType.Q8_K), cols) : (cols / 32) * Q8_0_PLANE_BYTES);
     const at = this.scratchSpace(inputBytes + planeBytes + tokens * rows * 4 + 32);
     const actsAt = at + inputBytes;
     const outAt = Math.ceil((actsAt + planeBytes) / 16) * 16;
@@ -193,7 +195,7 @@ export class WasmBackend extends ScalarBackend {
       const count = Math.min(chunkRows, w.rows - row);
       const staging = this.scratchSpace(count * stride);
       this.instance.heap.set(w.data.subarray(row * stride, (row + count) * stride), staging);
-      this.instance[kernel.repack](staging, at + (row / 4) * groupBytes, count, w.cols);
+      this.instance.repacks[kernel.repack](staging, at + (row / 4) * groupBytes, count, w.cols);
     }
     this.resident.set(w, at);
     return at;
