@@ -1,10 +1,10 @@
-// Attention of one query token over the F16 KV cache, bit-identical to the scalar twin
+// Attention of query tokens over the F16 KV cache, bit-identical to the scalar twin
 // (ScalarBackend.attention): ggml's vec_dot order for single tokens (32 lanes, reduced pairwise) or
 // tinyBLAS's order for batches (8 lanes, hsum), its vectorised exp in the softmax, and the
 // probabilities rounded to F16 before they meet V. Needs relaxed SIMD's fused multiply-add.
 
 import { expf4 } from "./expf";
-import { floatToHalf, halfToFloat } from "./half";
+import { roundThroughHalf4 } from "./half";
 
 // @ts-ignore: decorator
 @inline function madd(a: v128, b: v128, c: v128): v128 {
@@ -35,14 +35,15 @@ import { floatToHalf, halfToFloat } from "./half";
   return (f32x4.extract_lane(r, 0) + f32x4.extract_lane(r, 2)) + (f32x4.extract_lane(r, 1) + f32x4.extract_lane(r, 3));
 }
 
-/** q (f32, n values) · keys row (F16) in vec_dot (batched = 0) or tinyBLAS (batched = 1) order. */
+/** q (f32, n values) · a key row already widened to f32, in vec_dot (batched = 0) or tinyBLAS (batched = 1) order. */
 function dotRow(q: usize, k: usize, n: i32, batched: i32): f32 {
   if (batched) {
     let lo = f32x4.splat(0);
     let hi = f32x4.splat(0);
     for (let i = 0; i < n; i += 8) {
-      lo = madd(v128.load(q + (<usize>i << 2)), halves4(k + (<usize>i << 1)), lo);
-      hi = madd(v128.load(q + (<usize>i << 2), 16), halves4(k + (<usize>i << 1) + 8), hi);
+      const at = <usize>i << 2;
+      lo = madd(v128.load(q + at), v128.load(k + at), lo);
+      hi = madd(v128.load(q + at, 16), v128.load(k + at, 16), hi);
     }
     return hsum8(lo, hi);
   }
@@ -53,113 +54,157 @@ function dotRow(q: usize, k: usize, n: i32, batched: i32): f32 {
     let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
     for (let i = 0; i < np; i += 32) {
       const qi = q + (<usize>i << 2);
-      const ki = k + (<usize>i << 1);
-      a0 = madd(v128.load(qi), halves4(ki), a0);
-      a1 = madd(v128.load(qi, 16), halves4(ki + 8), a1);
-      a2 = madd(v128.load(qi, 32), halves4(ki + 16), a2);
-      a3 = madd(v128.load(qi, 48), halves4(ki + 24), a3);
-      a4 = madd(v128.load(qi, 64), halves4(ki + 32), a4);
-      a5 = madd(v128.load(qi, 80), halves4(ki + 40), a5);
-      a6 = madd(v128.load(qi, 96), halves4(ki + 48), a6);
-      a7 = madd(v128.load(qi, 112), halves4(ki + 56), a7);
+      const ki = k + (<usize>i << 2);
+      a0 = madd(v128.load(qi), v128.load(ki), a0);
+      a1 = madd(v128.load(qi, 16), v128.load(ki, 16), a1);
+      a2 = madd(v128.load(qi, 32), v128.load(ki, 32), a2);
+      a3 = madd(v128.load(qi, 48), v128.load(ki, 48), a3);
+      a4 = madd(v128.load(qi, 64), v128.load(ki, 64), a4);
+      a5 = madd(v128.load(qi, 80), v128.load(ki, 80), a5);
+      a6 = madd(v128.load(qi, 96), v128.load(ki, 96), a6);
+      a7 = madd(v128.load(qi, 112), v128.load(ki, 112), a7);
     }
     total = <f64>reduce32(a0, a1, a2, a3, a4, a5, a6, a7);
   }
-  for (let i = np; i < n; i++) total += <f64>(load<f32>(q + (<usize>i << 2)) * halfToFloat(load<u16>(k + (<usize>i << 1))));
+  for (let i = np; i < n; i++) total += <f64>(load<f32>(q + (<usize>i << 2)) * load<f32>(k + (<usize>i << 2)));
   return <f32>total;
 }
 
+/** Rows 0 … rows − 1 of one KV head (F16, `kvWidth` apart) widened to f32, packed `headDim` apart at `dst`. */
+function widenHead(src: usize, kvWidth: i32, headDim: i32, rows: i32, dst: usize): void {
+  for (let j = 0; j < rows; j++) {
+    const from = src + (<usize>(j * kvWidth) << 1);
+    const to = dst + (<usize>(j * headDim) << 2);
+    for (let d = 0; d < headDim; d += 4) v128.store(to + (<usize>d << 2), halves4(from + (<usize>d << 1)));
+  }
+}
+
 /**
- * One query token, every head: out[h] = softmax(q_h·K / √d)·V over cache cells 0..visible−1.
- * `work` holds `cells` probabilities then 32·headDim accumulators (f32).
+ * One head of one query token: out = softmax(q·K / √d)·V over cells 0 … visible − 1 of K and V widened
+ * to f32 (`headDim` apart). `probs` holds the scores, `acc` the V accumulators, `qh16` q through F16.
  */
-export function attend_token(
-  q: usize, keys: usize, values: usize, out: usize, work: usize,
-  visible: i32, cells: i32, heads: i32, kvHeads: i32, headDim: i32, scale: f32, batched: i32,
+function attendHead(
+  qh: usize, keys: usize, values: usize, o: usize, probs: usize, acc: usize, qh16: usize,
+  visible: i32, headDim: i32, scale: f32, batched: i32,
 ): void {
+  const slots = batched ? 8 : 32;
+  const rowBytes = <usize>headDim << 2;
+  for (let d: usize = 0; d < rowBytes; d += 16) v128.store(qh16 + d, roundThroughHalf4(v128.load(qh + d)));
+  let max: f32 = -Infinity;
+  for (let j = 0; j < visible; j++) {
+    const s = dotRow(qh16, keys + <usize>j * rowBytes, headDim, batched) * scale;
+    store<f32>(probs + (<usize>j << 2), s);
+    if (s > max) max = s;
+  }
+  // ggml's softmax sums chunks of eight over the padded cells; the masked ones add exact zeros.
+  let sum: f64 = 0;
+  const mx = f32x4.splat(max);
+  const lane = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
+  for (let c = 0; c < visible; c += 8) {
+    const index = i32x4.add(i32x4.splat(c), lane);
+    const lo = v128.and(expf4(f32x4.sub(v128.load(probs + (<usize>c << 2)), mx)), i32x4.lt_s(index, i32x4.splat(visible)));
+    const hi = v128.and(expf4(f32x4.sub(v128.load(probs + (<usize>c << 2), 16), mx)), i32x4.lt_s(i32x4.add(index, i32x4.splat(4)), i32x4.splat(visible)));
+    v128.store(probs + (<usize>c << 2), lo);
+    v128.store(probs + (<usize>c << 2), hi, 16);
+    sum += <f64>hsum8(lo, hi);
+  }
+  const inv = f32x4.splat(<f32>(1.0 / sum));
+  for (let j: usize = 0; j < <usize>visible << 2; j += 16) v128.store(probs + j, roundThroughHalf4(f32x4.mul(v128.load(probs + j), inv)));
+  // V: slot (j mod slots) accumulates p_j·V_j across all d at once.
+  memory.fill(acc, 0, <usize>slots * rowBytes);
+  for (let j = 0; j < visible; j++) {
+    const pj = f32x4.splat(load<f32>(probs + (<usize>j << 2)));
+    const slot = acc + <usize>(j & (slots - 1)) * rowBytes;
+    const row = values + <usize>j * rowBytes;
+    for (let d: usize = 0; d < rowBytes; d += 16) v128.store(slot + d, madd(pj, v128.load(row + d), v128.load(slot + d)));
+  }
+  for (let d = 0; d < headDim; d += 4) {
+    const at = acc + (<usize>d << 2);
+    const stride = rowBytes;
+    let total: v128;
+    if (batched) {
+      // hsum_float_8 over the eight slots, lane-wise for four d at once
+      const r0 = f32x4.add(v128.load(at), v128.load(at + 4 * stride));
+      const r1 = f32x4.add(v128.load(at + stride), v128.load(at + 5 * stride));
+      const r2 = f32x4.add(v128.load(at + 2 * stride), v128.load(at + 6 * stride));
+      const r3 = f32x4.add(v128.load(at + 3 * stride), v128.load(at + 7 * stride));
+      total = f32x4.add(f32x4.add(r0, r2), f32x4.add(r1, r3));
+    } else {
+      // GGML_F32_VEC_REDUCE over the 32 slots: (s_l + s_16+l) + (s_8+l + s_24+l), then the hadd pattern
+      let z0 = f32x4.splat(0), z1 = f32x4.splat(0), z2 = f32x4.splat(0), z3 = f32x4.splat(0);
+      let z4 = f32x4.splat(0), z5 = f32x4.splat(0), z6 = f32x4.splat(0), z7 = f32x4.splat(0);
+      for (let l: usize = 0; l < 8; l++) {
+        const x = f32x4.add(v128.load(at + l * stride), v128.load(at + (16 + l) * stride));
+        const y = f32x4.add(v128.load(at + (8 + l) * stride), v128.load(at + (24 + l) * stride));
+        const z = f32x4.add(x, y);
+        if (l == 0) z0 = z;
+        else if (l == 1) z1 = z;
+        else if (l == 2) z2 = z;
+        else if (l == 3) z3 = z;
+        else if (l == 4) z4 = z;
+        else if (l == 5) z5 = z;
+        else if (l == 6) z6 = z;
+        else z7 = z;
+      }
+      const h0 = f32x4.add(f32x4.add(z0, z4), f32x4.add(z1, z5));
+      const h1 = f32x4.add(f32x4.add(z2, z6), f32x4.add(z3, z7));
+      total = f32x4.add(h0, h1);
+    }
+    v128.store(o + (<usize>d << 2), total);
+  }
+}
+
+/** Word offsets of attend_range's parameter block (i32 words; `scale` holds f32 bits). */
+const P_Q = 0, P_KEYS = 1, P_VALUES = 2, P_OUT = 3, P_WORK = 4, P_WORK_STRIDE = 5, P_POSITIONS = 6, P_TOKENS = 7;
+const P_HEADS = 8, P_KV_HEADS = 9, P_HEAD_DIM = 10, P_SCALE = 11, P_BATCHED = 12, P_CHUNK = 13, P_CELLS = 14;
+
+/**
+ * Causal attention of `tokens` query rows [T, heads·headDim] over the F16 cache, units first … end − 1
+ * of (KV head, chunk of query tokens). Each unit widens the rows of its KV head that its tokens see
+ * once, for every query head of the group and every token of the chunk. Chunks are visited from both
+ * ends alternately, so contiguous unit ranges cost about the same under the causal mask. `part` picks
+ * the calling thread's scratch area.
+ */
+export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i32, _o: i32, _t: i32, _s: i32, part: i32): void {
+  const q = <usize>load<i32>(params + P_Q * 4);
+  const keys = <usize>load<i32>(params + P_KEYS * 4);
+  const values = <usize>load<i32>(params + P_VALUES * 4);
+  const out = <usize>load<i32>(params + P_OUT * 4);
+  const positions = <usize>load<i32>(params + P_POSITIONS * 4);
+  const tokens = load<i32>(params + P_TOKENS * 4);
+  const heads = load<i32>(params + P_HEADS * 4);
+  const kvHeads = load<i32>(params + P_KV_HEADS * 4);
+  const headDim = load<i32>(params + P_HEAD_DIM * 4);
+  const scale = load<f32>(params + P_SCALE * 4);
+  const batched = load<i32>(params + P_BATCHED * 4);
+  const chunk = load<i32>(params + P_CHUNK * 4);
+  const cells = load<i32>(params + P_CELLS * 4);
+  const work = <usize>load<i32>(params + P_WORK * 4) + <usize>part * <usize>load<i32>(params + P_WORK_STRIDE * 4);
+  const headBytes = <usize>(cells * headDim) << 2;
+  const wideKeys = work;
+  const wideValues = wideKeys + headBytes;
+  const probs = wideValues + headBytes;
+  const acc = probs + (<usize>cells << 2);
+  const qh16 = acc + (<usize>(32 * headDim) << 2);
   const kvWidth = kvHeads * headDim;
   const group = heads / kvHeads;
-  const probs = work;
-  const acc = work + (<usize>cells << 2);
-  const slots = batched ? 8 : 32;
-  const qh16 = acc + (<usize>(slots * headDim) << 2); // q rounded through F16, one head
-  for (let h = 0; h < heads; h++) {
-    const kvOffset = (h / group) * headDim;
-    const qh = q + (<usize>(h * headDim) << 2);
-    for (let d = 0; d < headDim; d++) store<f32>(qh16 + (<usize>d << 2), halfToFloat(floatToHalf(load<f32>(qh + (<usize>d << 2)))));
-    let max: f32 = -Infinity;
-    for (let j = 0; j < visible; j++) {
-      const s = dotRow(qh16, keys + (<usize>(j * kvWidth + kvOffset) << 1), headDim, batched) * scale;
-      store<f32>(probs + (<usize>j << 2), s);
-      if (s > max) max = s;
-    }
-    let sum: f64 = 0;
-    const mx = f32x4.splat(max);
-    for (let c = 0; c < cells; c += 8) {
-      let lo = f32x4.splat(0);
-      let hi = f32x4.splat(0);
-      if (c < visible) {
-        lo = expf4(f32x4.sub(v128.load(probs + (<usize>c << 2)), mx));
-        hi = expf4(f32x4.sub(v128.load(probs + (<usize>c << 2), 16), mx));
-        // cells at or past `visible` are masked: their exp is exactly 0
-        const index = i32x4.add(i32x4.splat(c), v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0));
-        lo = v128.and(lo, i32x4.lt_s(index, i32x4.splat(visible)));
-        hi = v128.and(hi, i32x4.lt_s(i32x4.add(index, i32x4.splat(4)), i32x4.splat(visible)));
+  const chunks = (tokens + chunk - 1) / chunk;
+  for (let unit = first; unit < end; unit++) {
+    const g = unit % kvHeads;
+    const k = unit / kvHeads;
+    const c = (k & 1) == 0 ? k >> 1 : chunks - 1 - (k >> 1);
+    const t0 = c * chunk;
+    const t1 = min(tokens, t0 + chunk);
+    let seen = 0;
+    for (let t = t0; t < t1; t++) seen = max(seen, load<i32>(positions + (<usize>t << 2)) + 1);
+    widenHead(keys + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideKeys);
+    widenHead(values + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideValues);
+    for (let t = t0; t < t1; t++) {
+      const visible = load<i32>(positions + (<usize>t << 2)) + 1;
+      for (let h = g * group; h < (g + 1) * group; h++) {
+        const at = <usize>((t * heads + h) * headDim) << 2;
+        attendHead(q + at, wideKeys, wideValues, out + at, probs, acc, qh16, visible, headDim, scale, batched);
       }
-      v128.store(probs + (<usize>c << 2), lo);
-      v128.store(probs + (<usize>c << 2), hi, 16);
-      sum += <f64>hsum8(lo, hi);
-    }
-    const inv = <f32>(1.0 / sum);
-    for (let j = 0; j < visible; j++) {
-      const p = probs + (<usize>j << 2);
-      store<f32>(p, halfToFloat(floatToHalf(load<f32>(p) * inv)));
-    }
-    // V: slot (j mod slots) accumulates p_j·V_j across all d at once.
-    memory.fill(acc, 0, <usize>(slots * headDim) << 2);
-    for (let j = 0; j < visible; j++) {
-      const pj = f32x4.splat(load<f32>(probs + (<usize>j << 2)));
-      const slot = acc + (<usize>((j & (slots - 1)) * headDim) << 2);
-      const row = values + (<usize>(j * kvWidth + kvOffset) << 1);
-      for (let d = 0; d < headDim; d += 4) {
-        const at = slot + (<usize>d << 2);
-        v128.store(at, madd(pj, halves4(row + (<usize>d << 1)), v128.load(at)));
-      }
-    }
-    const o = out + (<usize>(h * headDim) << 2);
-    for (let d = 0; d < headDim; d += 4) {
-      const at = acc + (<usize>d << 2);
-      const stride = <usize>headDim << 2;
-      let total: v128;
-      if (batched) {
-        // hsum_float_8 over the eight slots, lane-wise for four d at once
-        const r0 = f32x4.add(v128.load(at), v128.load(at + 4 * stride));
-        const r1 = f32x4.add(v128.load(at + stride), v128.load(at + 5 * stride));
-        const r2 = f32x4.add(v128.load(at + 2 * stride), v128.load(at + 6 * stride));
-        const r3 = f32x4.add(v128.load(at + 3 * stride), v128.load(at + 7 * stride));
-        total = f32x4.add(f32x4.add(r0, r2), f32x4.add(r1, r3));
-      } else {
-        // GGML_F32_VEC_REDUCE over the 32 slots: (s_l + s_16+l) + (s_8+l + s_24+l), then the hadd pattern
-        let z0 = f32x4.splat(0), z1 = f32x4.splat(0), z2 = f32x4.splat(0), z3 = f32x4.splat(0);
-        let z4 = f32x4.splat(0), z5 = f32x4.splat(0), z6 = f32x4.splat(0), z7 = f32x4.splat(0);
-        for (let l: usize = 0; l < 8; l++) {
-          const x = f32x4.add(v128.load(at + l * stride), v128.load(at + (16 + l) * stride));
-          const y = f32x4.add(v128.load(at + (8 + l) * stride), v128.load(at + (24 + l) * stride));
-          const z = f32x4.add(x, y);
-          if (l == 0) z0 = z;
-          else if (l == 1) z1 = z;
-          else if (l == 2) z2 = z;
-          else if (l == 3) z3 = z;
-          else if (l == 4) z4 = z;
-          else if (l == 5) z5 = z;
-          else if (l == 6) z6 = z;
-          else z7 = z;
-        }
-        const h0 = f32x4.add(f32x4.add(z0, z4), f32x4.add(z1, z5));
-        const h1 = f32x4.add(f32x4.add(z2, z6), f32x4.add(z3, z7));
-        total = f32x4.add(h0, h1);
-      }
-      v128.store(o + (<usize>d << 2), total);
     }
   }
 }

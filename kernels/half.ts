@@ -29,3 +29,23 @@ export function floatToHalf(value: f32): u32 {
   if (rem > 0x1000 || (rem == 0x1000 && (half & 1) != 0)) half++;
   return sign | half;
 }
+
+/**
+ * halfToFloat(floatToHalf(x)) on four lanes: round to nearest even at f16's precision. Normal halves
+ * round the f32 bits at bit 13; below 2^-14 adding and taking away 0.5 rounds to the subnormal step 2^-24.
+ */
+// @ts-ignore: decorator
+@inline export function roundThroughHalf4(x: v128): v128 {
+  const sign = v128.and(x, i32x4.splat(0x80000000));
+  const a = v128.xor(x, sign);
+  const normal = v128.and(
+    i32x4.add(i32x4.add(a, i32x4.splat(0xfff)), v128.and(i32x4.shr_u(a, 13), i32x4.splat(1))),
+    i32x4.splat(~0x1fff),
+  );
+  const half = f32x4.splat(0.5);
+  const tiny = f32x4.sub(f32x4.add(a, half), half);
+  let r = v128.bitselect(tiny, normal, f32x4.lt(a, f32x4.splat(reinterpret<f32>(0x38800000))));
+  r = v128.bitselect(i32x4.splat(0x7f800000), r, i32x4.ge_s(r, i32x4.splat(0x47800000)));
+  r = v128.bitselect(x, v128.or(r, sign), f32x4.ne(x, x));
+  return r;
+}

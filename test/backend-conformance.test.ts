@@ -163,23 +163,25 @@ function assertSameQuantization(kernels: KernelInstance, quantize: (src: number,
 describe("the WASM kernels against their scalar twins", () => {
   const scalar = new ScalarBackend();
   const wasm = new WasmBackend();
-  for (const [headDim, T] of [[64, 1], [64, 3], [8, 1], [8, 2], [4, 1], [32, 40]]) {
-    it(`attention over the cache is bit-identical (head size ${headDim}, ${T} token${T > 1 ? "s" : ""})`, () => {
-      const heads = 4;
-      const kvHeads = 2;
+  // The last two split across threads (by KV head and by chunks of query tokens).
+  const attentionCases = [[64, 1, 4, 2, 37], [64, 3, 4, 2, 37], [8, 1, 4, 2, 37], [8, 2, 4, 2, 37], [4, 1, 4, 2, 37], [32, 40, 4, 2, 37], [64, 1, 8, 4, 700], [64, 70, 8, 4, 200]];
+  for (const [headDim, T, heads, kvHeads, start] of attentionCases) {
+    it(`attention over the cache is bit-identical (head size ${headDim}, ${T} token${T > 1 ? "s" : ""}, ${heads}/${kvHeads} heads, from ${start})`, () => {
       const kvWidth = kvHeads * headDim;
-      const start = 37;
+      const capacity = start + T + 40;
       const positions = Array.from({ length: T }, (_, t) => start + t);
       const fill = (kv: { keys: Uint16Array; values: Uint16Array }): void => {
         const all = Array.from({ length: start + T }, (_, i) => i);
         scalar.storeKv(kv, randn((start + T) * kvWidth), randn((start + T) * kvWidth), all, kvWidth);
       };
-      const plain = { keys: new Uint16Array(128 * kvWidth), values: new Uint16Array(128 * kvWidth) };
+      const plain = { keys: new Uint16Array(capacity * kvWidth), values: new Uint16Array(capacity * kvWidth) };
       fill(plain);
-      const resident = { keys: wasm.halfStorage.allocate(128 * kvWidth), values: wasm.halfStorage.allocate(128 * kvWidth) };
+      const resident = { keys: wasm.halfStorage.allocate(capacity * kvWidth), values: wasm.halfStorage.allocate(capacity * kvWidth) };
       resident.keys.set(plain.keys);
       resident.values.set(plain.values);
       const q = randn(T * heads * headDim, 2);
+      // q is rounded through F16: the overflow edge, the subnormal range and signed zero, in the first head
+      q.set([65519, 65520, -7e4, 3e-6, -6.1e-5, -0].slice(0, headDim), 0);
       const shape = { heads, kvHeads, headDim, scale: Math.fround(1 / Math.sqrt(headDim)) };
       const expected = scalar.attention(q, plain, positions, shape);
       const got = wasm.attention(q, resident, positions, shape);

@@ -15,7 +15,7 @@ for (let done = 0; ; ) {
     const kernel = kernels[KERNEL_NAMES[index]];
     kernel(
       control[base + SLOT.weights], control[base + SLOT.first], control[base + SLOT.end], control[base + SLOT.activations],
-      control[base + SLOT.n], control[base + SLOT.out], control[base + SLOT.tokens], control[base + SLOT.outStride],
+      control[base + SLOT.n], control[base + SLOT.out], control[base + SLOT.tokens], control[base + SLOT.outStride], data.slot + 1,
     );
   }
   done = seq;

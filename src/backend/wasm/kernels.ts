@@ -3,19 +3,22 @@ import v8 from "node:v8";
 
 /**
  * The kernels that split across threads, in the order workers refer to them by index: matrix × vector
- * (kernels/matvec.ts) and the interleaved matrix × matrix ones (kernels/interleaved.ts).
+ * (kernels/matvec.ts), the interleaved matrix × matrix ones (kernels/interleaved.ts) and attention
+ * (kernels/attention.ts, whose `weights` is a parameter block).
  */
 export const KERNEL_NAMES = [
   "matvec_q8_0", "matvec_q4_0", "matvec_q5_0", "matvec_q4_1", "matvec_q5_1", "matvec_q2_k", "matvec_q3_k", "matvec_q4_k", "matvec_q5_k", "matvec_q6_k",
   "gemm_q4_0x4", "gemm_q8_0x4", "gemm_q4_kx4", "gemm_q6_kx4",
+  "attend_range",
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
 /**
- * (weights, first, end, activations, n, out, tokens, outStride): the kernel computes units first … end − 1
+ * (weights, first, end, activations, n, out, tokens, outStride, part): the kernel computes units first … end − 1
  * (rows, or groups of rows for the interleaved layouts); pointers are byte offsets into the shared memory.
+ * `part` numbers the calling thread (0 the host), for kernels that need scratch space of their own.
  */
-export type RangeKernel = (weights: number, first: number, end: number, activations: number, n: number, out: number, tokens: number, outStride: number) => void;
+export type RangeKernel = (weights: number, first: number, end: number, activations: number, n: number, out: number, tokens: number, outStride: number, part: number) => void;
 
 /** The repack routines of kernels/interleaved.ts: standard rows (a multiple of four) → four-row interleaved blocks. */
 export const REPACK_NAMES = ["repack_q4_0x4", "repack_q8_0x4", "repack_q4_kx4", "repack_q6_kx4"] as const;
@@ -55,12 +58,6 @@ function loadKernels(): { module: WebAssembly.Module; relaxed: boolean } {
 /** out[i] = silu(gate[i]) · up[i]; pointers into the shared memory, n a multiple of 4. */
 export type SiluMul = (gate: number, up: number, out: number, n: number) => void;
 
-/** One query token over the F16 KV cache (see kernels/attention.ts). */
-export type AttendToken = (
-  q: number, keys: number, values: number, out: number, work: number,
-  visible: number, cells: number, heads: number, kvHeads: number, headDim: number, scale: number, batched: number,
-) => void;
-
 export function instantiate(
   module: WebAssembly.Module,
   memory: WebAssembly.Memory,
@@ -72,7 +69,6 @@ export function instantiate(
   quantizeQ8_0Planes: (src: number, acts: number, n: number, tokens: number) => void;
   repacks: Record<RepackName, Repack>;
   siluMul: SiluMul;
-  attendToken: AttendToken;
   heapBase: number;
 } {
   const instance = new WebAssembly.Instance(module, {
@@ -93,7 +89,6 @@ export function instantiate(
     quantizeQ8_0Planes: exports.quantize_q8_0_planes as (src: number, acts: number, n: number, tokens: number) => void,
     repacks: Object.fromEntries(REPACK_NAMES.map((name) => [name, exports[name] as Repack])) as Record<RepackName, Repack>,
     siluMul: exports.silu_mul as SiluMul,
-    attendToken: exports.attend_token as AttendToken,
     heapBase: (exports.heap_base as () => number)(),
   };
 }
@@ -106,7 +101,6 @@ export class KernelInstance {
   readonly memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
   readonly kernels: Record<KernelName, RangeKernel>;
   readonly siluMul: SiluMul;
-  readonly attendToken: AttendToken;
   /** Writes Q4_0's / Q5_0's per-block bias lanes just past a row of Q8_0 activations (32 bytes a block). */
   readonly prepareBias: (activations: number, n: number, shift: number) => void;
   /** f32 row → Q8_0 blocks, as the scalar twin's Q8_0.quantizeRow. */
@@ -120,7 +114,7 @@ export class KernelInstance {
   private bytes: Uint8Array;
 
   constructor() {
-    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, quantizeQ8_0Planes, repacks, siluMul, attendToken, heapBase } = instantiate(kernelModule(), this.memory);
+    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, quantizeQ8_0Planes, repacks, siluMul, heapBase } = instantiate(kernelModule(), this.memory);
     this.quantizeQ8_0Planes = quantizeQ8_0Planes;
     this.repacks = repacks;
     this.quantizeQ8_K = quantizeQ8_K;
@@ -128,7 +122,6 @@ export class KernelInstance {
     this.quantizeQ8_0 = quantizeQ8_0;
     this.kernels = kernels;
     this.siluMul = siluMul;
-    this.attendToken = attendToken;
     this.top = heapBase;
     this.bytes = new Uint8Array(this.memory.buffer);
   }

@@ -54,7 +54,7 @@ export class ThreadPool {
   run(job: RangeJob): void {
     const parts = this.workers.length + 1;
     const kernel = this.instance.kernels[job.kernel];
-    const call = (first: number, end: number): void => kernel(job.weights, first, end, job.activations, job.n, job.out, job.tokens, job.outStride);
+    const call = (first: number, end: number): void => kernel(job.weights, first, end, job.activations, job.n, job.out, job.tokens, job.outStride, 0);
     // Small products finish before a worker would wake up: keep them on this thread.
     if (parts === 1 || job.units < 2 * parts || job.work < MIN_PARALLEL_WORK) {
       call(0, job.units);

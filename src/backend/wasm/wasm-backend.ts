@@ -41,6 +41,8 @@ const INTERLEAVED: Partial<Record<GgmlType, InterleavedKernel>> = {
 };
 /** Bytes a 32-element block of activations takes in the Q8_0 planes. */
 const Q8_0_PLANE_BYTES = 40;
+/** i32 words of attend_range's parameter block (kernels/attention.ts). */
+const ATTENTION_PARAMS = 15;
 /** Bytes of standard rows staged at a time while repacking. */
 const REPACK_CHUNK = 1 << 20;
 
@@ -137,23 +139,30 @@ export class WasmBackend extends ScalarBackend {
 
   override attention(q: Float32Array, kv: LayerKv, positions: ArrayLike<number>, shape: AttentionShape): Float32Array {
     const { heads, kvHeads, headDim, scale } = shape;
-    const batched = positions.length > 1 && headDim % 8 === 0;
+    const tokens = positions.length;
     const resident = this.residentHalves.has(kv.keys) && this.residentHalves.has(kv.values);
     if (!kernelsUseRelaxedSimd() || !resident || headDim % 4 !== 0) return super.attention(q, kv, positions, shape);
-    const cells = Math.ceil((positions[positions.length - 1] + 1) / 32) * 32;
-    const slots = batched ? 8 : 32;
+    let last = 0;
+    for (let t = 0; t < tokens; t++) last = Math.max(last, positions[t]);
+    const cells = Math.ceil((last + 1) / 32) * 32;
+    // Per thread: K and V of one head widened to f32, the scores, 32 accumulator rows and q through F16.
+    const partBytes = (2 * cells * headDim + cells + 33 * headDim) * 4;
     const qBytes = q.length * 4;
-    const workBytes = (cells + slots * headDim + headDim) * 4;
-    const at = this.scratchSpace(2 * qBytes + workBytes + 32);
-    const outAt = at + qBytes;
-    const workAt = Math.ceil((outAt + qBytes) / 16) * 16;
+    const at = this.scratchSpace(ATTENTION_PARAMS * 4 + tokens * 4 + 2 * qBytes + this.threads * partBytes + 64);
+    const positionsAt = at + ATTENTION_PARAMS * 4;
+    const qAt = Math.ceil((positionsAt + tokens * 4) / 16) * 16;
+    const outAt = qAt + qBytes;
+    const workAt = outAt + qBytes;
+    // Enough chunks of query tokens that every thread gets several units.
+    const chunk = Math.max(1, Math.min(16, Math.ceil((tokens * kvHeads) / (8 * this.threads))));
+    const params = new Int32Array(this.instance.memory.buffer, at, ATTENTION_PARAMS);
+    params.set([qAt, kv.keys.byteOffset, kv.values.byteOffset, outAt, workAt, partBytes, positionsAt, tokens, heads, kvHeads, headDim, 0, tokens > 1 && headDim % 8 === 0 ? 1 : 0, chunk, cells]);
+    new Float32Array(this.instance.memory.buffer, at + 11 * 4, 1)[0] = scale;
+    new Int32Array(this.instance.memory.buffer, positionsAt, tokens).set(positions);
     const heap = new Float32Array(this.instance.heap.buffer);
-    heap.set(q, at / 4);
-    const row = heads * headDim * 4;
-    for (let t = 0; t < positions.length; t++) {
-      this.instance.attendToken(at + t * row, kv.keys.byteOffset, kv.values.byteOffset, outAt + t * row, workAt,
-        positions[t] + 1, cells, heads, kvHeads, headDim, scale, batched ? 1 : 0);
-    }
+    heap.set(q, qAt / 4);
+    const units = kvHeads * Math.ceil(tokens / chunk);
+    this.pool.run({ kernel: "attend_range", units, work: tokens * heads * cells * headDim * 2, weights: at, activations: 0, n: 0, out: 0, tokens, outStride: 0 });
     return heap.slice(outAt / 4, (outAt + qBytes) / 4);
   }
 
