@@ -330,11 +330,12 @@ export function gemm_q8_0x4(weights: usize, first: i32, end: i32, acts: usize, n
 
 /**
  * Q4_K repacked: per group of four rows and per super-block, d ×4 and −dmin ×4 (f32), the 6-bit scales as
- * bytes [sub-block][row], the mins as i16 pairs [pair][row][2], then the 128 bytes of each row's nibbles
+ * bytes [sub-block][row], the mins as bytes [pair][row][2] (widened to i16 pairs when used; kept narrow so
+ * the layout stays within 6% of the file's size), then the 128 bytes of each row's nibbles
  * interleaved four bytes at a time: chunk c's v128 i holds bytes 32c + 4i … 32c + 4i + 3 of every row,
  * whose low nibbles are sub-block 2c and high nibbles sub-block 2c + 1.
  */
-const Q4_KX4_BLOCK: usize = 640;
+const Q4_KX4_BLOCK: usize = 608;
 const Q8_K_BYTES: usize = 292;
 
 /** get_scale_min_k4's scale (min = false) or min of sub-block j from the 12 bytes at p. */
@@ -357,10 +358,10 @@ export function repack_q4_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
         store<f32>(to + 16 + (r << 2), -loadHalf(from + 2));
         for (let j: usize = 0; j < 8; j++) {
           store<u8>(to + 32 + 4 * j + r, <u8>k4Field(from + 4, j, false));
-          store<i16>(to + 64 + 16 * (j >> 1) + 4 * r + 2 * (j & 1), <i16>k4Field(from + 4, j, true));
+          store<u8>(to + 64 + 8 * (j >> 1) + 2 * r + (j & 1), <u8>k4Field(from + 4, j, true));
         }
         for (let c: usize = 0; c < 4; c++) {
-          for (let i: usize = 0; i < 8; i++) store<u32>(to + 128 + 128 * c + 16 * i + 4 * r, load<u32>(from + 16 + 32 * c + 4 * i));
+          for (let i: usize = 0; i < 8; i++) store<u32>(to + 96 + 128 * c + 16 * i + 4 * r, load<u32>(from + 16 + 32 * c + 4 * i));
         }
       }
     }
@@ -373,12 +374,18 @@ export function repack_q4_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
   return i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(p)));
 }
 
+/** One pair of sub-blocks' mins for four rows, bytes [row][2] at p, as i16 lanes. */
+// @ts-ignore: decorator
+@inline function minPairs(p: usize): v128 {
+  return i16x8.extend_low_i8x16_u(v128.load64_zero(p));
+}
+
 /** Σ scale·q·y over one super-block for four rows, and Σ min·(sub-block sum) beside it. */
 // @ts-ignore: decorator
 @inline function q4kSuperBlock(x: usize, y: usize, mask: v128, acc: v128): v128 {
   let isum = i32x4.splat(0);
   for (let c: usize = 0; c < 4; c++) {
-    const q = x + 128 + 128 * c;
+    const q = x + 96 + 128 * c;
     const yc = y + 4 + 64 * c;
     let lo = v128.splat<i32>(0);
     let hi = v128.splat<i32>(0);
@@ -392,10 +399,10 @@ export function repack_q4_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
   }
   // sub-block sums of the activations as i16 (|Σ| ≤ 32·127), then the mins' i16 pair dots
   const sums = i16x8.narrow_i32x4_s(i32x4.extadd_pairwise_i16x8_s(v128.load(y + 260)), i32x4.extadd_pairwise_i16x8_s(v128.load(y + 276)));
-  let msum = i32x4.dot_i16x8_s(v128.load(x + 64), v128.shuffle<i32>(sums, sums, 0, 0, 0, 0));
-  msum = i32x4.add(msum, i32x4.dot_i16x8_s(v128.load(x + 80), v128.shuffle<i32>(sums, sums, 1, 1, 1, 1)));
-  msum = i32x4.add(msum, i32x4.dot_i16x8_s(v128.load(x + 96), v128.shuffle<i32>(sums, sums, 2, 2, 2, 2)));
-  msum = i32x4.add(msum, i32x4.dot_i16x8_s(v128.load(x + 112), v128.shuffle<i32>(sums, sums, 3, 3, 3, 3)));
+  let msum = i32x4.dot_i16x8_s(minPairs(x + 64), v128.shuffle<i32>(sums, sums, 0, 0, 0, 0));
+  msum = i32x4.add(msum, i32x4.dot_i16x8_s(minPairs(x + 72), v128.shuffle<i32>(sums, sums, 1, 1, 1, 1)));
+  msum = i32x4.add(msum, i32x4.dot_i16x8_s(minPairs(x + 80), v128.shuffle<i32>(sums, sums, 2, 2, 2, 2)));
+  msum = i32x4.add(msum, i32x4.dot_i16x8_s(minPairs(x + 88), v128.shuffle<i32>(sums, sums, 3, 3, 3, 3)));
   const dy = v128.load32_splat(y);
   const withScales = fuseLanes(acc, isum, f32x4.mul(v128.load(x), dy));
   return fuseLanes(withScales, msum, f32x4.mul(v128.load(x + 16), dy));

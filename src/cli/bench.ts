@@ -58,6 +58,14 @@ export async function benchCommand(argv: string[]): Promise<void> {
     const samples = Array.from({ length: reps }, () => runBenchTest(loaded.model, test, tokens));
     rows.push({ engine: "tsllm", threads: backend.threads ?? 1, result: summarize(test, samples) });
   }
+  if (values.verbose) {
+    const gib = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+    const { rss } = process.memoryUsage();
+    const peak = process.resourceUsage().maxRSS * 1024;
+    const fileSize = statSync(path).size;
+    const banks = backend instanceof WasmBackend ? `, ${backend.bankCount} WebAssembly memor${backend.bankCount === 1 ? "y" : "ies"}` : "";
+    process.stderr.write(`resident memory after the tests: ${gib(rss)} (peak ${gib(peak)}) for a ${gib(fileSize)} file: ${(rss / fileSize).toFixed(3)}× (peak ${(peak / fileSize).toFixed(3)}×)${banks}\n`);
+  }
   if (values.compare) {
     const theirs = await benchLlamaCpp(path, tests, tokens, threads, reps);
     for (const test of tests) rows.push({ engine: "llama.cpp", threads, result: summarize(test, theirs.get(test.name) ?? []) });

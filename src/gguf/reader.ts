@@ -310,6 +310,12 @@ export class GgufFile {
     return target;
   }
 
+  /** Bytes offset … offset + into.length of a tensor's data, read into `into` (any view, a WebAssembly memory's too). */
+  readTensorRange(info: GgufTensorInfo, offset: number, into: Uint8Array): void {
+    if (offset < 0 || offset + into.length > info.byteSize) throw new GgufError("bad-tensor", "read past the tensor's data", info.name);
+    this.source.readInto(this.header.dataOffset + info.offset + offset, into);
+  }
+
   close(): void {
     this.source.close();
   }

@@ -18,7 +18,8 @@ export class WeightSource {
     if (dims && (dims.length !== info.dims.length || dims.some((d, i) => d !== info.dims[i]))) {
       throw new ModelError(`${name}: shape [${info.dims}] does not match the expected [${dims}]`);
     }
-    return new Weight(name, info.type, info.dims, this.file.readTensorData(info));
+    const file = this.file;
+    return new Weight(name, info.type, info.dims, { byteLength: info.byteSize, read: (offset, into) => file.readTensorRange(info, offset, into) });
   }
 
   require(name: string, dims?: readonly number[]): Weight {

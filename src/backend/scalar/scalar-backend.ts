@@ -33,10 +33,13 @@ export class ScalarBackend implements Backend {
     const format = quantFormat(w.type);
     const cols = w.cols;
     const out = new Float32Array(ids.length * cols);
+    // Row by row from the weight's source: an embedding matrix is not copied whole for a few tokens.
+    const row = new Uint8Array(rowBytes(format, cols));
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       if (!(id >= 0 && id < w.rows)) throw new RangeError(`token id ${id} is outside ${w.name} (${w.rows} rows)`);
-      format.dequantizeRow(w.data, id * rowBytes(format, cols), out, i * cols, cols);
+      w.read(id * row.length, row);
+      format.dequantizeRow(row, 0, out, i * cols, cols);
     }
     return out;
   }

@@ -1,18 +1,29 @@
-import { workerData } from "node:worker_threads";
-import { instantiate, KERNEL_NAMES } from "./kernels.js";
+import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
+import { instantiate, KERNEL_NAMES, RangeKernel } from "./kernels.js";
 import { SLOT, waitFor, WORKER_SPIN_MS } from "./thread-pool.js";
 
-/** A kernel thread: maps the shared memory, then runs the row ranges the main thread posts to its slot. */
+/** A kernel thread: maps the shared memories, then runs the row ranges the main thread posts to its slot. */
 const data = workerData as { module: WebAssembly.Module; memory: WebAssembly.Memory; control: SharedArrayBuffer; slot: number };
-const { kernels } = instantiate(data.module, data.memory);
+const banks: Record<string, RangeKernel>[] = [instantiate(data.module, data.memory).kernels];
 const control = new Int32Array(data.control);
 const base = data.slot * SLOT.size;
+
+/** The kernels over bank `bank`, mapping the memories the host has posted since (ThreadPool.addBank). */
+function kernelsOf(bank: number): Record<string, RangeKernel> {
+  while (banks.length <= bank) {
+    const message = parentPort && receiveMessageOnPort(parentPort);
+    if (!message) throw new Error(`kernel worker: bank ${bank} was never posted`);
+    banks.push(instantiate(data.module, (message.message as { memory: WebAssembly.Memory }).memory).kernels);
+  }
+  return banks[bank];
+}
+
 for (let done = 0; ; ) {
   waitFor(control, base + SLOT.seq, done + 1, WORKER_SPIN_MS);
   const seq = Atomics.load(control, base + SLOT.seq);
   const index = control[base + SLOT.kernel];
   if (index >= 0) {
-    const kernel = kernels[KERNEL_NAMES[index]];
+    const kernel = kernelsOf(control[base + SLOT.bank])[KERNEL_NAMES[index]];
     kernel(
       control[base + SLOT.weights], control[base + SLOT.first], control[base + SLOT.end], control[base + SLOT.activations],
       control[base + SLOT.n], control[base + SLOT.out], control[base + SLOT.tokens], control[base + SLOT.outStride], data.slot + 1,

@@ -157,6 +157,27 @@ export class KernelInstance {
     return at;
   }
 
+  private scratchArea = { at: 0, size: 0 };
+
+  /**
+   * A reusable area of at least `size` bytes for one operation's inputs and outputs. It moves when a
+   * larger one is needed (the old area is handed back for reuse).
+   */
+  scratch(size: number): number {
+    const needed = size + 16;
+    if (needed > this.scratchArea.size) {
+      if (this.scratchArea.size > 0) this.release(this.scratchArea.at, this.scratchArea.size);
+      const grown = needed * 2;
+      this.scratchArea = { at: this.reuse(grown) ?? this.allocate(grown), size: grown };
+    }
+    return this.scratchArea.at;
+  }
+
+  /** Bytes handed out so far (the bump allocator's top). */
+  get used(): number {
+    return this.top;
+  }
+
   /** The whole memory as bytes; a shared memory's buffer is replaced when it grows, so this re-reads it. */
   get heap(): Uint8Array {
     if (this.bytes.byteLength !== this.memory.buffer.byteLength) this.bytes = new Uint8Array(this.memory.buffer);

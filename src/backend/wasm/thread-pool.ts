@@ -2,7 +2,7 @@ import { Worker } from "node:worker_threads";
 import { KERNEL_NAMES, KernelInstance, KernelName, kernelModule } from "./kernels.js";
 
 /** One worker's control slot: a job sequence number, the last one done, the kernel and its arguments. */
-export const SLOT = { seq: 0, done: 1, kernel: 2, weights: 3, first: 4, end: 5, activations: 6, n: 7, out: 8, tokens: 9, outStride: 10, size: 16 } as const;
+export const SLOT = { seq: 0, done: 1, kernel: 2, weights: 3, first: 4, end: 5, activations: 6, n: 7, out: 8, tokens: 9, outStride: 10, bank: 11, size: 16 } as const;
 
 /**
  * How long a waiting thread spins before it sleeps in Atomics.wait: dispatch stays in microseconds. The
@@ -18,6 +18,8 @@ const MIN_PARALLEL_WORK = 1 << 18;
 /** A kernel call over units 0 … units − 1, `work` multiply-adds in all (see RangeKernel for the rest). */
 export interface RangeJob {
   kernel: KernelName;
+  /** The memory (see ThreadPool.addBank) that every pointer of the job points into. */
+  bank: number;
   units: number;
   work: number;
   weights: number;
@@ -30,30 +32,41 @@ export interface RangeJob {
 
 /**
  * Splits each kernel call across the main thread and `threads − 1` workers that share the kernels'
- * memory. Units are divided evenly; the main thread takes the first share and then waits for the rest.
+ * memories ("banks": one 32-bit memory holds 4 GiB at most, so a large model spans several). Units are
+ * divided evenly; the main thread takes the first share and then waits for the rest.
  */
 export class ThreadPool {
   private readonly control: Int32Array;
   private readonly workers: Worker[] = [];
+  private readonly banks: KernelInstance[] = [];
   private seq = 0;
 
   constructor(
-    private readonly instance: KernelInstance,
+    first: KernelInstance,
     readonly threads: number,
   ) {
+    this.banks.push(first);
     this.control = new Int32Array(new SharedArrayBuffer(4 * SLOT.size * Math.max(1, threads - 1)));
     for (let i = 0; i < threads - 1; i++) {
       const worker = new Worker(new URL("./kernel-worker.js", import.meta.url), {
-        workerData: { module: kernelModule(), memory: instance.memory, control: this.control.buffer, slot: i },
+        workerData: { module: kernelModule(), memory: first.memory, control: this.control.buffer, slot: i },
       });
       worker.unref();
       this.workers.push(worker);
     }
   }
 
+  /** Makes another memory known to every worker; jobs name it by the returned bank number. */
+  addBank(instance: KernelInstance): number {
+    this.banks.push(instance);
+    // Workers pick this up synchronously (receiveMessageOnPort) when a job first names the bank.
+    for (const worker of this.workers) worker.postMessage({ memory: instance.memory });
+    return this.banks.length - 1;
+  }
+
   run(job: RangeJob): void {
     const parts = this.workers.length + 1;
-    const kernel = this.instance.kernels[job.kernel];
+    const kernel = this.banks[job.bank].kernels[job.kernel];
     const call = (first: number, end: number): void => kernel(job.weights, first, end, job.activations, job.n, job.out, job.tokens, job.outStride, 0);
     // Small products finish before a worker would wake up: keep them on this thread.
     if (parts === 1 || job.units < 2 * parts || job.work < MIN_PARALLEL_WORK) {
@@ -79,6 +92,7 @@ export class ThreadPool {
       c[base + SLOT.out] = job.out;
       c[base + SLOT.tokens] = job.tokens;
       c[base + SLOT.outStride] = job.outStride;
+      c[base + SLOT.bank] = job.bank;
       Atomics.store(c, base + SLOT.seq, seq);
       Atomics.notify(c, base + SLOT.seq);
     });
@@ -89,7 +103,7 @@ export class ThreadPool {
   /** Mean time of an empty dispatch to every worker and back, in microseconds. */
   measureDispatch(rounds = 2000): number {
     if (this.workers.length === 0) return 0;
-    const empty = { units: 0, weights: 0, activations: 0, n: 0, out: 0, tokens: 0, outStride: 0 };
+    const empty = { bank: 0, units: 0, weights: 0, activations: 0, n: 0, out: 0, tokens: 0, outStride: 0 };
     for (let i = 0; i < rounds; i++) this.dispatch(-1, empty); // wakes and warms the workers
     const started = performance.now();
     for (let i = 0; i < rounds; i++) this.dispatch(-1, empty);

@@ -36,9 +36,17 @@ interface InterleavedKernel {
 const INTERLEAVED: Partial<Record<GgmlType, InterleavedKernel>> = {
   [GgmlType.Q4_0]: { repack: "repack_q4_0x4", blockSize: 32, groupBytesPerBlock: 80, activations: "q8_0-planes", gemm: "gemm_q4_0x4" },
   [GgmlType.Q8_0]: { repack: "repack_q8_0x4", blockSize: 32, groupBytesPerBlock: 144, activations: "q8_0-planes", gemm: "gemm_q8_0x4" },
-  [GgmlType.Q4_K]: { repack: "repack_q4_kx4", blockSize: 256, groupBytesPerBlock: 640, activations: "q8_k", gemm: "gemm_q4_kx4" },
+  [GgmlType.Q4_K]: { repack: "repack_q4_kx4", blockSize: 256, groupBytesPerBlock: 608, activations: "q8_k", gemm: "gemm_q4_kx4" },
   [GgmlType.Q6_K]: { repack: "repack_q6_kx4", blockSize: 256, groupBytesPerBlock: 1104, activations: "q8_k", gemm: "gemm_q6_kx4" },
 };
+/** Where a weight lives: a bank (one of the kernels' memories) and a byte offset in it. */
+interface Placement {
+  bank: number;
+  at: number;
+}
+
+/** The most one bank may hold: a 32-bit memory's 4 GiB, less a page so offsets stay below 2^32. */
+const MAX_BANK_BYTES = 4 * 1024 ** 3 - 65536;
 /** Bytes a 32-element block of activations takes in the Q8_0 planes. */
 const Q8_0_PLANE_BYTES = 40;
 /** i32 words of attend_range's parameter block (kernels/attention.ts). */
@@ -53,14 +61,24 @@ const REPACK_CHUNK = 1 << 20;
  */
 export class WasmBackend extends ScalarBackend {
   override readonly name: string = "wasm";
-  private readonly instance = new KernelInstance();
+  /** The kernels' memories: one 32-bit memory holds 4 GiB at most, so larger models span several. */
+  private readonly banks: KernelInstance[] = [new KernelInstance()];
   private readonly pool: ThreadPool;
-  private readonly resident = new WeakMap<Weight, number>();
-  private scratch = { at: 0, size: 0 };
+  private readonly resident = new WeakMap<Weight, Placement>();
+  private readonly residentHalves = new WeakMap<Uint16Array, number>();
+  /** Bytes of a bank that weights and KV caches may fill; the rest is left for scratch space. */
+  private readonly bankLimit: number;
 
-  constructor(threads = availableParallelism()) {
+  constructor(threads = availableParallelism(), options: { bankBytes?: number } = {}) {
     super();
-    this.pool = new ThreadPool(this.instance, Math.max(1, Math.floor(threads)));
+    this.pool = new ThreadPool(this.banks[0], Math.max(1, Math.floor(threads)));
+    const bankBytes = Math.min(options.bankBytes ?? MAX_BANK_BYTES, MAX_BANK_BYTES);
+    this.bankLimit = bankBytes - bankBytes / 8;
+  }
+
+  /** Memories in use (more than one only for models past one memory's reach). */
+  get bankCount(): number {
+    return this.banks.length;
   }
 
   get threads(): number {
@@ -77,25 +95,26 @@ export class WasmBackend extends ScalarBackend {
     const cols = w.cols;
     const rows = w.rows;
     const aRow = rowBytes(activation, cols);
-    const weights = this.residentCopy(w);
+    const { bank, at: weights } = this.residentCopy(w);
+    const instance = this.banks[bank];
     // activations, then (Q4_0, Q5_0) 32 bytes of bias lanes a block, then the output row, then the f32 input row
-    const activations = this.scratchSpace(aRow + 16 + (cols / 32) * 32 + rows * 4 + cols * 4 + 16);
+    const activations = instance.scratch(aRow + 16 + (cols / 32) * 32 + rows * 4 + cols * 4 + 16);
     const biasShift = BIAS_SHIFT[w.type];
     const outAt = Math.ceil((activations + aRow) / 16) * 16 + (biasShift !== undefined ? (cols / 32) * 32 : 0);
     const inputAt = outAt + Math.ceil(rows / 4) * 16;
     const quantizeInWasm =
-      format.dotType === GgmlType.Q8_0 ? this.instance.quantizeQ8_0 : format.dotType === GgmlType.Q8_K ? this.instance.quantizeQ8_K : undefined;
+      format.dotType === GgmlType.Q8_0 ? instance.quantizeQ8_0 : format.dotType === GgmlType.Q8_K ? instance.quantizeQ8_K : undefined;
     const out = new Float32Array(tokens * rows);
     for (let t = 0; t < tokens; t++) {
       if (quantizeInWasm) {
-        new Float32Array(this.instance.heap.buffer).set(x.subarray(t * cols, (t + 1) * cols), inputAt / 4);
+        new Float32Array(instance.heap.buffer).set(x.subarray(t * cols, (t + 1) * cols), inputAt / 4);
         quantizeInWasm(inputAt, activations, cols);
       } else {
-        activation.quantizeRow(x, t * cols, this.instance.heap, activations, cols);
+        activation.quantizeRow(x, t * cols, instance.heap, activations, cols);
       }
-      if (biasShift !== undefined) this.instance.prepareBias(activations, cols, biasShift);
-      this.pool.run({ kernel, units: rows, work: rows * cols, weights, activations, n: cols, out: outAt, tokens: 1, outStride: rows });
-      out.set(new Float32Array(this.instance.heap.buffer, outAt, rows), t * rows);
+      if (biasShift !== undefined) instance.prepareBias(activations, cols, biasShift);
+      this.pool.run({ kernel, bank, units: rows, work: rows * cols, weights, activations, n: cols, out: outAt, tokens: 1, outStride: rows });
+      out.set(new Float32Array(instance.heap.buffer, outAt, rows), t * rows);
     }
     return out;
   }
@@ -103,17 +122,18 @@ export class WasmBackend extends ScalarBackend {
   /** Every token in one call: activations quantized to Q8_0 planes or Q8_K rows, weights repacked four rows at a time. */
   private interleavedMatmul(w: Weight, kernel: InterleavedKernel, x: Float32Array, tokens: number): Float32Array {
     const { cols, rows } = w;
-    const weights = this.repackedCopy(w, kernel);
+    const { bank, at: weights } = this.repackedCopy(w, kernel);
+    const instance = this.banks[bank];
     const inputBytes = tokens * cols * 4;
     const planeBytes = tokens * (kernel.activations === "q8_k" ? rowBytes(quantFormat(GgmlType.Q8_K), cols) : (cols / 32) * Q8_0_PLANE_BYTES);
-    const at = this.scratchSpace(inputBytes + planeBytes + tokens * rows * 4 + 32);
+    const at = instance.scratch(inputBytes + planeBytes + tokens * rows * 4 + 32);
     const actsAt = at + inputBytes;
     const outAt = Math.ceil((actsAt + planeBytes) / 16) * 16;
-    new Float32Array(this.instance.heap.buffer).set(x.subarray(0, tokens * cols), at / 4);
-    if (kernel.activations === "q8_k") this.instance.quantizeQ8_K(at, actsAt, cols * tokens);
-    else this.instance.quantizeQ8_0Planes(at, actsAt, cols, tokens);
-    this.pool.run({ kernel: kernel.gemm, units: rows / 4, work: rows * cols * tokens, weights, activations: actsAt, n: cols, out: outAt, tokens, outStride: rows });
-    return new Float32Array(this.instance.heap.buffer).slice(outAt / 4, outAt / 4 + tokens * rows);
+    new Float32Array(instance.heap.buffer).set(x.subarray(0, tokens * cols), at / 4);
+    if (kernel.activations === "q8_k") instance.quantizeQ8_K(at, actsAt, cols * tokens);
+    else instance.quantizeQ8_0Planes(at, actsAt, cols, tokens);
+    this.pool.run({ kernel: kernel.gemm, bank, units: rows / 4, work: rows * cols * tokens, weights, activations: actsAt, n: cols, out: outAt, tokens, outStride: rows });
+    return new Float32Array(instance.heap.buffer).slice(outAt / 4, outAt / 4 + tokens * rows);
   }
 
   /** Mean empty dispatch round trip to the worker threads, in microseconds. */
@@ -121,48 +141,55 @@ export class WasmBackend extends ScalarBackend {
     return this.pool.measureDispatch();
   }
 
-  private readonly residentHalves = new WeakSet<Uint16Array>();
-
-  /** KV caches live in the kernels' memory (a shared memory never moves, so the views stay valid). */
+  /** KV caches live in the kernels' memories (a shared memory never moves, so the views stay valid). */
   readonly halfStorage: HalfStorage = {
     allocate: (length) => {
-      const at = this.instance.reuse(length * 2) ?? this.instance.allocate(length * 2);
-      const array = new Uint16Array(this.instance.memory.buffer, at, length);
-      this.residentHalves.add(array);
+      const bytes = length * 2;
+      // the bank with the most room, so a layer's keys and values land together
+      let bank = this.banks.reduce((best, b, i) => (b.used < this.banks[best].used ? i : best), 0);
+      if (this.banks[bank].used + bytes > this.bankLimit) bank = this.addBank();
+      const instance = this.banks[bank];
+      const at = instance.reuse(bytes) ?? instance.allocate(bytes);
+      const array = new Uint16Array(instance.memory.buffer, at, length);
+      this.residentHalves.set(array, bank);
       return array;
     },
     release: (array) => {
+      const bank = this.residentHalves.get(array);
       this.residentHalves.delete(array);
-      this.instance.release(array.byteOffset, array.byteLength);
+      if (bank !== undefined) this.banks[bank].release(array.byteOffset, array.byteLength);
     },
   };
 
   override attention(q: Float32Array, kv: LayerKv, positions: ArrayLike<number>, shape: AttentionShape): Float32Array {
     const { heads, kvHeads, headDim, scale } = shape;
     const tokens = positions.length;
-    const resident = this.residentHalves.has(kv.keys) && this.residentHalves.has(kv.values);
-    if (!kernelsUseRelaxedSimd() || !resident || headDim % 4 !== 0) return super.attention(q, kv, positions, shape);
+    const bank = this.residentHalves.get(kv.keys);
+    if (!kernelsUseRelaxedSimd() || bank === undefined || this.residentHalves.get(kv.values) !== bank || headDim % 4 !== 0) {
+      return super.attention(q, kv, positions, shape);
+    }
+    const instance = this.banks[bank];
     let last = 0;
     for (let t = 0; t < tokens; t++) last = Math.max(last, positions[t]);
     const cells = Math.ceil((last + 1) / 32) * 32;
     // Per thread: K and V of one head widened to f32, the scores, 32 accumulator rows and q through F16.
     const partBytes = (2 * cells * headDim + cells + 33 * headDim) * 4;
     const qBytes = q.length * 4;
-    const at = this.scratchSpace(ATTENTION_PARAMS * 4 + tokens * 4 + 2 * qBytes + this.threads * partBytes + 64);
+    const at = instance.scratch(ATTENTION_PARAMS * 4 + tokens * 4 + 2 * qBytes + this.threads * partBytes + 64);
     const positionsAt = at + ATTENTION_PARAMS * 4;
     const qAt = Math.ceil((positionsAt + tokens * 4) / 16) * 16;
     const outAt = qAt + qBytes;
     const workAt = outAt + qBytes;
     // Enough chunks of query tokens that every thread gets several units.
     const chunk = Math.max(1, Math.min(16, Math.ceil((tokens * kvHeads) / (8 * this.threads))));
-    const params = new Int32Array(this.instance.memory.buffer, at, ATTENTION_PARAMS);
+    const params = new Int32Array(instance.memory.buffer, at, ATTENTION_PARAMS);
     params.set([qAt, kv.keys.byteOffset, kv.values.byteOffset, outAt, workAt, partBytes, positionsAt, tokens, heads, kvHeads, headDim, 0, tokens > 1 && headDim % 8 === 0 ? 1 : 0, chunk, cells]);
-    new Float32Array(this.instance.memory.buffer, at + 11 * 4, 1)[0] = scale;
-    new Int32Array(this.instance.memory.buffer, positionsAt, tokens).set(positions);
-    const heap = new Float32Array(this.instance.heap.buffer);
+    new Float32Array(instance.memory.buffer, at + 11 * 4, 1)[0] = scale;
+    new Int32Array(instance.memory.buffer, positionsAt, tokens).set(positions);
+    const heap = new Float32Array(instance.heap.buffer);
     heap.set(q, qAt / 4);
     const units = kvHeads * Math.ceil(tokens / chunk);
-    this.pool.run({ kernel: "attend_range", units, work: tokens * heads * cells * headDim * 2, weights: at, activations: 0, n: 0, out: 0, tokens, outStride: 0 });
+    this.pool.run({ kernel: "attend_range", bank, units, work: tokens * heads * cells * headDim * 2, weights: at, activations: 0, n: 0, out: 0, tokens, outStride: 0 });
     return heap.slice(outAt / 4, (outAt + qBytes) / 4);
   }
 
@@ -170,11 +197,12 @@ export class WasmBackend extends ScalarBackend {
   override swiglu(gate: Float32Array, up: Float32Array): Float32Array {
     if (!kernelsUseRelaxedSimd() || gate.length % 4 !== 0) return super.swiglu(gate, up);
     const bytes = gate.length * 4;
-    const at = this.scratchSpace(3 * bytes);
-    const heap = new Float32Array(this.instance.heap.buffer);
+    const instance = this.banks[0];
+    const at = instance.scratch(3 * bytes);
+    const heap = new Float32Array(instance.heap.buffer);
     heap.set(gate, at / 4);
     heap.set(up, (at + bytes) / 4);
-    this.instance.siluMul(at, at + bytes, at + 2 * bytes, gate.length);
+    instance.siluMul(at, at + bytes, at + 2 * bytes, gate.length);
     return heap.slice((at + 2 * bytes) / 4, (at + 3 * bytes) / 4);
   }
 
@@ -182,37 +210,48 @@ export class WasmBackend extends ScalarBackend {
     this.pool.dispose();
   }
 
-  private residentCopy(w: Weight): number {
-    let at = this.resident.get(w);
-    if (at === undefined) {
-      at = this.instance.allocate(w.data.length);
-      this.instance.heap.set(w.data, at);
-      this.resident.set(w, at);
+  /** The weight's bytes as they are, streamed from its source into a bank once. */
+  private residentCopy(w: Weight): Placement {
+    let placement = this.resident.get(w);
+    if (!placement) {
+      placement = this.place(w, w.byteLength);
+      const { bank, at } = placement;
+      w.read(0, this.banks[bank].heap.subarray(at, at + w.byteLength));
+      this.resident.set(w, placement);
     }
-    return at;
+    return placement;
   }
 
-  /** The weight in its interleaved layout, repacked once through a staging area of the scratch space. */
-  private repackedCopy(w: Weight, kernel: InterleavedKernel): number {
-    let at = this.resident.get(w);
-    if (at !== undefined) return at;
-    const stride = w.data.length / w.rows;
+  /** The weight in its interleaved layout, repacked once through a staging area of the bank's scratch space. */
+  private repackedCopy(w: Weight, kernel: InterleavedKernel): Placement {
+    let placement = this.resident.get(w);
+    if (placement) return placement;
+    const stride = w.byteLength / w.rows;
     const groupBytes = (w.cols / kernel.blockSize) * kernel.groupBytesPerBlock;
-    at = this.instance.allocate((w.rows / 4) * groupBytes);
+    placement = this.place(w, (w.rows / 4) * groupBytes);
+    const instance = this.banks[placement.bank];
     const chunkRows = Math.max(4, Math.floor(REPACK_CHUNK / stride / 4) * 4);
     for (let row = 0; row < w.rows; row += chunkRows) {
       const count = Math.min(chunkRows, w.rows - row);
-      const staging = this.scratchSpace(count * stride);
-      this.instance.heap.set(w.data.subarray(row * stride, (row + count) * stride), staging);
-      this.instance.repacks[kernel.repack](staging, at + (row / 4) * groupBytes, count, w.cols);
+      const staging = instance.scratch(count * stride);
+      w.read(row * stride, instance.heap.subarray(staging, staging + count * stride));
+      instance.repacks[kernel.repack](staging, placement.at + (row / 4) * groupBytes, count, w.cols);
     }
-    this.resident.set(w, at);
-    return at;
+    this.resident.set(w, placement);
+    return placement;
   }
 
-  private scratchSpace(size: number): number {
-    const needed = size + 16;
-    if (needed > this.scratch.size) this.scratch = { at: this.instance.allocate(needed * 2), size: needed * 2 };
-    return this.scratch.at;
+  /** Room for `bytes` of a weight: in the last bank while it stays under the limit, else in a new one. */
+  private place(w: Weight, bytes: number): Placement {
+    if (bytes > this.bankLimit) throw new RangeError(`${w.name}: ${bytes} bytes do not fit one WebAssembly memory`);
+    let bank = this.banks.length - 1;
+    if (this.banks[bank].used + bytes > this.bankLimit) bank = this.addBank();
+    return { bank, at: this.banks[bank].allocate(bytes) };
+  }
+
+  private addBank(): number {
+    const instance = new KernelInstance();
+    this.banks.push(instance);
+    return this.pool.addBank(instance);
   }
 }
