@@ -380,23 +380,26 @@ export function repack_q4_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
   return i16x8.extend_low_i8x16_u(v128.load64_zero(p));
 }
 
-/** Σ scale·q·y over one super-block for four rows, and Σ min·(sub-block sum) beside it. */
+/** Adds chunk i of 16 nibble bytes p (sub-blocks 2c and 2c + 1) times one token's activations at yc. */
 // @ts-ignore: decorator
-@inline function q4kSuperBlock(x: usize, y: usize, mask: v128, acc: v128): v128 {
-  let isum = i32x4.splat(0);
-  for (let c: usize = 0; c < 4; c++) {
-    const q = x + 96 + 128 * c;
-    const yc = y + 4 + 64 * c;
-    let lo = v128.splat<i32>(0);
-    let hi = v128.splat<i32>(0);
-    for (let i: usize = 0; i < 8; i++) {
-      const p = v128.load(q + 16 * i);
-      lo = dotAcc(lo, v128.and(p, mask), v128.load32_splat(yc + 4 * i));
-      hi = dotAcc(hi, highNibbles(p, mask), v128.load32_splat(yc + 32 + 4 * i));
-    }
-    isum = i32x4.add(isum, i32x4.mul(rowTotals(lo), bytesToLanes(x + 32 + 8 * c)));
-    isum = i32x4.add(isum, i32x4.mul(rowTotals(hi), bytesToLanes(x + 36 + 8 * c)));
-  }
+@inline function q4kLow(lo: v128, p: v128, yc: usize, i: usize, mask: v128): v128 {
+  return dotAcc(lo, v128.and(p, mask), v128.load32_splat(yc + 4 * i));
+}
+// @ts-ignore: decorator
+@inline function q4kHigh(hi: v128, p: v128, yc: usize, i: usize, mask: v128): v128 {
+  return dotAcc(hi, highNibbles(p, mask), v128.load32_splat(yc + 32 + 4 * i));
+}
+
+/** isum + Σ over sub-blocks 2c, 2c + 1 of scale·(row totals). */
+// @ts-ignore: decorator
+@inline function q4kScaled(isum: v128, lo: v128, hi: v128, x: usize, c: usize): v128 {
+  isum = i32x4.add(isum, i32x4.mul(rowTotals(lo), bytesToLanes(x + 32 + 8 * c)));
+  return i32x4.add(isum, i32x4.mul(rowTotals(hi), bytesToLanes(x + 36 + 8 * c)));
+}
+
+/** A super-block's end for one token: Σ min·(sub-block sum of y), then both terms scaled into acc. */
+// @ts-ignore: decorator
+@inline function q4kFinish(acc: v128, isum: v128, x: usize, y: usize): v128 {
   // sub-block sums of the activations as i16 (|Σ| ≤ 32·127), then the mins' i16 pair dots
   const sums = i16x8.narrow_i32x4_s(i32x4.extadd_pairwise_i16x8_s(v128.load(y + 260)), i32x4.extadd_pairwise_i16x8_s(v128.load(y + 276)));
   let msum = i32x4.dot_i16x8_s(minPairs(x + 64), v128.shuffle<i32>(sums, sums, 0, 0, 0, 0));
@@ -408,19 +411,80 @@ export function repack_q4_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
   return fuseLanes(withScales, msum, f32x4.mul(v128.load(x + 16), dy));
 }
 
-/** gemm_q4_0x4's contract for Q4_Kx4 weights against T tokens of standard Q8_K activations. */
+/**
+ * gemm_q4_0x4's contract for Q4_Kx4 weights against T tokens of standard Q8_K activations. Prompt
+ * batches go two tokens at a time, so each chunk of nibbles is loaded and split once for both.
+ */
 export function gemm_q4_kx4(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32): void {
   const blocks = <usize>(n / 256);
   const mask = i8x16.splat(0x0f);
   const groupBytes = blocks * Q4_KX4_BLOCK;
   const stride = <usize>outStride << 2;
+  const tokenBytes = blocks * Q8_K_BYTES;
   for (let g = <usize>first; g < <usize>end; g++) {
     const w = weights + g * groupBytes;
-    for (let t: usize = 0; t < <usize>tokens; t++) {
+    const o = out + (g << 4);
+    let t: usize = 0;
+    for (; t + 2 <= <usize>tokens; t += 2) {
+      let acc0 = f32x4.splat(0);
+      let acc1 = f32x4.splat(0);
+      for (let b: usize = 0; b < blocks; b++) {
+        const x = w + b * Q4_KX4_BLOCK;
+        const y0 = acts + t * tokenBytes + b * Q8_K_BYTES;
+        const y1 = y0 + tokenBytes;
+        let isum0 = i32x4.splat(0);
+        let isum1 = i32x4.splat(0);
+        for (let c: usize = 0; c < 4; c++) {
+          const q = x + 96 + 128 * c;
+          const yc0 = y0 + 4 + 64 * c;
+          const yc1 = y1 + 4 + 64 * c;
+          let lo0 = v128.splat<i32>(0), hi0 = v128.splat<i32>(0);
+          let lo1 = v128.splat<i32>(0), hi1 = v128.splat<i32>(0);
+          for (let i: usize = 0; i < 8; i += 2) {
+            const p = v128.load(q + 16 * i);
+            lo0 = q4kLow(lo0, p, yc0, i, mask);
+            lo1 = q4kLow(lo1, p, yc1, i, mask);
+            hi0 = q4kHigh(hi0, p, yc0, i, mask);
+            hi1 = q4kHigh(hi1, p, yc1, i, mask);
+            const r = v128.load(q + 16 * i + 16);
+            lo0 = q4kLow(lo0, r, yc0, i + 1, mask);
+            lo1 = q4kLow(lo1, r, yc1, i + 1, mask);
+            hi0 = q4kHigh(hi0, r, yc0, i + 1, mask);
+            hi1 = q4kHigh(hi1, r, yc1, i + 1, mask);
+          }
+          isum0 = q4kScaled(isum0, lo0, hi0, x, c);
+          isum1 = q4kScaled(isum1, lo1, hi1, x, c);
+        }
+        acc0 = q4kFinish(acc0, isum0, x, y0);
+        acc1 = q4kFinish(acc1, isum1, x, y1);
+      }
+      v128.store(o + t * stride, acc0);
+      v128.store(o + (t + 1) * stride, acc1);
+    }
+    for (; t < <usize>tokens; t++) {
       let acc = f32x4.splat(0);
-      const y = acts + t * blocks * Q8_K_BYTES;
-      for (let b: usize = 0; b < blocks; b++) acc = q4kSuperBlock(w + b * Q4_KX4_BLOCK, y + b * Q8_K_BYTES, mask, acc);
-      v128.store(out + (g << 4) + t * stride, acc);
+      for (let b: usize = 0; b < blocks; b++) {
+        const x = w + b * Q4_KX4_BLOCK;
+        const y = acts + t * tokenBytes + b * Q8_K_BYTES;
+        let isum = i32x4.splat(0);
+        for (let c: usize = 0; c < 4; c++) {
+          const q = x + 96 + 128 * c;
+          const yc = y + 4 + 64 * c;
+          let lo = v128.splat<i32>(0);
+          let hi = v128.splat<i32>(0);
+          for (let i: usize = 0; i < 8; i += 2) {
+            const p = v128.load(q + 16 * i);
+            lo = q4kLow(lo, p, yc, i, mask);
+            hi = q4kHigh(hi, p, yc, i, mask);
+            const r = v128.load(q + 16 * i + 16);
+            lo = q4kLow(lo, r, yc, i + 1, mask);
+            hi = q4kHigh(hi, r, yc, i + 1, mask);
+          }
+          isum = q4kScaled(isum, lo, hi, x, c);
+        }
+        acc = q4kFinish(acc, isum, x, y);
+      }
+      v128.store(o + t * stride, acc);
     }
   }
 }
