@@ -5,19 +5,12 @@
 
 import { expf4 } from "./expf";
 import { roundThroughHalf4 } from "./half";
+import { halves4 } from "./simd";
 
 // @ts-ignore: decorator
 @inline function madd(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
   return f32x4.add(f32x4.mul(a, b), c);
-}
-
-/** Four F16 values at `p` as f32 (exact: shift into place, rescale by 2^112, sign by bits). */
-// @ts-ignore: decorator
-@inline function halves4(p: usize): v128 {
-  const h = i32x4.extend_low_i16x8_u(v128.load64_zero(p));
-  const magnitude = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(reinterpret<f32>(0x77800000)));
-  return v128.or(magnitude, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
 }
 
 /** GGML_F32_VEC_REDUCE of 32 lanes held in eight vectors at `p` (lanes 4a..4a+3 in vector a). */

@@ -3,3 +3,4 @@ export * from "./matvec";
 export * from "./activation";
 export * from "./attention";
 export * from "./interleaved";
+export * from "./float";

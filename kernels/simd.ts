@@ -80,3 +80,11 @@
   const magnitude = i32x4.sub(i32x4.trunc_sat_f32x4_s(t), up); // `up` lanes are −1
   return v128.bitselect(i32x4.neg(magnitude), magnitude, f32x4.lt(v, f32x4.splat(0)));
 }
+
+/** Four F16 values at `p` as f32 (exact: shift into place, rescale by 2^112, sign by bits). */
+// @ts-ignore: decorator
+@inline export function halves4(p: usize): v128 {
+  const h = i32x4.extend_low_i16x8_u(v128.load64_zero(p));
+  const magnitude = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(reinterpret<f32>(0x77800000)));
+  return v128.or(magnitude, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}

@@ -220,9 +220,11 @@ describe("the WASM kernels against their scalar twins", () => {
     const got = wasm.swiglu(gate, up);
     assert.ok(got.every((v, i) => Object.is(v, expected[i])), "swiglu differs");
   });
-  for (const type of [GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_1, GgmlType.Q5_1, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K]) {
+  const floatShapes = [[32, 1, 1], [256, 33, 3], [1024, 7, 2], [100, 5, 2], [2048, 64, 4]]; // 100: a tail past the 32 lanes
+  for (const type of [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_1, GgmlType.Q5_1, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K]) {
     it(`${ggmlTypeName(type)} matmul is bit-identical, on its very first call and after`, () => {
-      const shapes = quantFormat(type).blockSize === 256 ? [[256, 1, 1], [256, 33, 3], [1024, 7, 2]] : [[32, 1, 1], [256, 33, 3], [1024, 7, 2]];
+      const blockSize = quantFormat(type).blockSize;
+      const shapes = blockSize === 1 ? floatShapes : blockSize === 256 ? [[256, 1, 1], [256, 33, 3], [1024, 7, 2]] : [[32, 1, 1], [256, 33, 3], [1024, 7, 2]];
       for (const [cols, rows, tokens] of shapes) {
         const w = weightOf(type, randn(cols * rows, 0.3), cols);
         const x = randn(cols * tokens, 2);

@@ -23,6 +23,13 @@ const KERNELS: Partial<Record<GgmlType, KernelName>> = {
   [GgmlType.Q6_K]: "matvec_q6_k",
 };
 
+/** Float weights: activations are rounded to the partner type on the host, then widened to f32. */
+const FLOAT_KERNELS: Partial<Record<GgmlType, KernelName>> = {
+  [GgmlType.F32]: "matmul_f32",
+  [GgmlType.F16]: "matmul_f16",
+  [GgmlType.BF16]: "matmul_bf16",
+};
+
 /** Types with a four-row interleaved layout: their repack routine, block size in it, and gemm kernel. */
 interface InterleavedKernel {
   repack: RepackName;
@@ -88,6 +95,8 @@ export class WasmBackend extends ScalarBackend {
   override matmul(w: Weight, x: Float32Array, tokens: number): Float32Array {
     const interleaved = INTERLEAVED[w.type];
     if (interleaved && w.rows % 4 === 0) return this.interleavedMatmul(w, interleaved, x, tokens);
+    const floatKernel = FLOAT_KERNELS[w.type];
+    if (floatKernel && kernelsUseRelaxedSimd()) return this.floatMatmul(w, floatKernel, x, tokens);
     const kernel = KERNELS[w.type];
     if (!kernel) return super.matmul(w, x, tokens);
     const format = quantFormat(w.type);
@@ -117,6 +126,29 @@ export class WasmBackend extends ScalarBackend {
       out.set(new Float32Array(instance.heap.buffer, outAt, rows), t * rows);
     }
     return out;
+  }
+
+  /** Every token in one call, on the weight as stored. */
+  private floatMatmul(w: Weight, kernel: KernelName, x: Float32Array, tokens: number): Float32Array {
+    const { cols, rows } = w;
+    const { bank, at: weights } = this.residentCopy(w);
+    const instance = this.banks[bank];
+    const activation = quantFormat(quantFormat(w.type).dotType);
+    const at = instance.scratch(tokens * cols * 4 + tokens * rows * 4 + 16);
+    const outAt = at + tokens * cols * 4;
+    const heap = new Float32Array(instance.heap.buffer);
+    if (activation.type === GgmlType.F32) {
+      heap.set(x.subarray(0, tokens * cols), at / 4);
+    } else {
+      // the twin's own rounding to F16 / BF16, widened back into the kernels' memory
+      const rounded = new Uint8Array(rowBytes(activation, cols));
+      for (let t = 0; t < tokens; t++) {
+        activation.quantizeRow(x, t * cols, rounded, 0, cols);
+        activation.dequantizeRow(rounded, 0, heap, at / 4 + t * cols, cols);
+      }
+    }
+    this.pool.run({ kernel, bank, units: rows, work: rows * cols * tokens, weights, activations: at, n: cols, out: outAt, tokens, outStride: rows });
+    return heap.slice(outAt / 4, outAt / 4 + tokens * rows);
   }
 
   /** Every token in one call: activations quantized to Q8_0 planes or Q8_K rows, weights repacked four rows at a time. */
