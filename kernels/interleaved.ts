@@ -249,14 +249,17 @@ export function repack_q8_0x4(src: usize, dst: usize, rows: i32, n: i32): void {
   return fuseLanes(acc, q8Totals(low, high, sumPlane, a), f32x4.mul(dw, v128.load32_splat(dPlane + (a << 2))));
 }
 
-/** Both nibble planes of chunk i of the Q8_0x4 block at x against the token's activations at y. */
+/**
+ * Chunk i of the Q8_0x4 block at x (its low-nibble plane into `low`, high-nibble plane into `high`)
+ * against the token's activations at y: both planes meet the same activations, loaded once.
+ */
 // @ts-ignore: decorator
-@inline function q8Chunk(low: v128, x: usize, y: usize, i: usize, mask: v128): v128 {
-  return q4Chunk(low, v128.load(x + 16 + 16 * i), y, i, mask);
+@inline function q8Low(low: v128, x: usize, yLo: v128, yHi: v128, i: usize, mask: v128): v128 {
+  return q4Pair(low, v128.load(x + 16 + 16 * i), yLo, yHi, mask);
 }
 // @ts-ignore: decorator
-@inline function q8ChunkHigh(high: v128, x: usize, y: usize, i: usize, mask: v128): v128 {
-  return q4Chunk(high, v128.load(x + 80 + 16 * i), y, i, mask);
+@inline function q8High(high: v128, x: usize, yLo: v128, yHi: v128, i: usize, mask: v128): v128 {
+  return q4Pair(high, v128.load(x + 80 + 16 * i), yLo, yHi, mask);
 }
 
 /** gemm_q4_0x4's contract for Q8_0x4 weights; prompt batches go two tokens at a time. */
@@ -280,23 +283,33 @@ export function gemm_q8_0x4(weights: usize, first: i32, end: i32, acts: usize, n
         const a0 = t * blocks + b;
         const y0 = acts + (a0 << 5);
         const y1 = y0 + (blocks << 5);
-        const zero = v128.splat<i32>(0);
-        let l0 = q8Chunk(zero, x, y0, 0, mask);
-        let l1 = q8Chunk(zero, x, y1, 0, mask);
-        let h0 = q8ChunkHigh(zero, x, y0, 0, mask);
-        let h1 = q8ChunkHigh(zero, x, y1, 0, mask);
-        l0 = q8Chunk(l0, x, y0, 1, mask);
-        l1 = q8Chunk(l1, x, y1, 1, mask);
-        h0 = q8ChunkHigh(h0, x, y0, 1, mask);
-        h1 = q8ChunkHigh(h1, x, y1, 1, mask);
-        l0 = q8Chunk(l0, x, y0, 2, mask);
-        l1 = q8Chunk(l1, x, y1, 2, mask);
-        h0 = q8ChunkHigh(h0, x, y0, 2, mask);
-        h1 = q8ChunkHigh(h1, x, y1, 2, mask);
-        l0 = q8Chunk(l0, x, y0, 3, mask);
-        l1 = q8Chunk(l1, x, y1, 3, mask);
-        h0 = q8ChunkHigh(h0, x, y0, 3, mask);
-        h1 = q8ChunkHigh(h1, x, y1, 3, mask);
+        let l0 = v128.splat<i32>(0), h0 = v128.splat<i32>(0);
+        let l1 = v128.splat<i32>(0), h1 = v128.splat<i32>(0);
+        // written out: a loop here is not unrolled, and its bookkeeping shows
+        const p0 = v128.load32_splat(y0, 0), q0 = v128.load32_splat(y0, 16);
+        const c0 = v128.load32_splat(y1, 0), e0 = v128.load32_splat(y1, 16);
+        l0 = q8Low(l0, x, p0, q0, 0, mask);
+        l1 = q8Low(l1, x, c0, e0, 0, mask);
+        h0 = q8High(h0, x, p0, q0, 0, mask);
+        h1 = q8High(h1, x, c0, e0, 0, mask);
+        const p1 = v128.load32_splat(y0, 4), q1 = v128.load32_splat(y0, 20);
+        const c1 = v128.load32_splat(y1, 4), e1 = v128.load32_splat(y1, 20);
+        l0 = q8Low(l0, x, p1, q1, 1, mask);
+        l1 = q8Low(l1, x, c1, e1, 1, mask);
+        h0 = q8High(h0, x, p1, q1, 1, mask);
+        h1 = q8High(h1, x, c1, e1, 1, mask);
+        const p2 = v128.load32_splat(y0, 8), q2 = v128.load32_splat(y0, 24);
+        const c2 = v128.load32_splat(y1, 8), e2 = v128.load32_splat(y1, 24);
+        l0 = q8Low(l0, x, p2, q2, 2, mask);
+        l1 = q8Low(l1, x, c2, e2, 2, mask);
+        h0 = q8High(h0, x, p2, q2, 2, mask);
+        h1 = q8High(h1, x, c2, e2, 2, mask);
+        const p3 = v128.load32_splat(y0, 12), q3 = v128.load32_splat(y0, 28);
+        const c3 = v128.load32_splat(y1, 12), e3 = v128.load32_splat(y1, 28);
+        l0 = q8Low(l0, x, p3, q3, 3, mask);
+        l1 = q8Low(l1, x, c3, e3, 3, mask);
+        h0 = q8High(h0, x, p3, q3, 3, mask);
+        h1 = q8High(h1, x, c3, e3, 3, mask);
         const dw = v128.load(x);
         acc0 = q8Finish(acc0, l0, h0, dw, dPlane, sumPlane, a0);
         acc1 = q8Finish(acc1, l1, h1, dw, dPlane, sumPlane, a0 + blocks);
@@ -310,15 +323,14 @@ export function gemm_q8_0x4(weights: usize, first: i32, end: i32, acts: usize, n
         const x = w + b * Q8_0X4_BLOCK;
         const a = t * blocks + b;
         const y = acts + (a << 5);
-        const zero = v128.splat<i32>(0);
-        let l = q8Chunk(zero, x, y, 0, mask);
-        let h = q8ChunkHigh(zero, x, y, 0, mask);
-        l = q8Chunk(l, x, y, 1, mask);
-        h = q8ChunkHigh(h, x, y, 1, mask);
-        l = q8Chunk(l, x, y, 2, mask);
-        h = q8ChunkHigh(h, x, y, 2, mask);
-        l = q8Chunk(l, x, y, 3, mask);
-        h = q8ChunkHigh(h, x, y, 3, mask);
+        let l = v128.splat<i32>(0);
+        let h = v128.splat<i32>(0);
+        for (let i: usize = 0; i < 4; i++) {
+          const yLo = v128.load32_splat(y + 4 * i);
+          const yHi = v128.load32_splat(y + 16 + 4 * i);
+          l = q8Low(l, x, yLo, yHi, i, mask);
+          h = q8High(h, x, yLo, yHi, i, mask);
+        }
         acc = q8Finish(acc, l, h, v128.load(x), dPlane, sumPlane, a);
       }
       v128.store(o + t * stride, acc);
