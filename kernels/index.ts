@@ -4,3 +4,4 @@ export * from "./activation";
 export * from "./attention";
 export * from "./interleaved";
 export * from "./float";
+export * from "./norm";

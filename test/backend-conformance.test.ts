@@ -213,6 +213,18 @@ describe("the WASM kernels against their scalar twins", () => {
     assertSameQuantization(kernels, kernels.quantizeQ8_K, GgmlType.Q8_K, x);
   });
 
+  for (const [width, rows] of [[64, 1], [2048, 3], [6, 2], [2048, 300]]) {
+    it(`RMSNorm is bit-identical (${rows} row${rows > 1 ? "s" : ""} of ${width})`, () => {
+      const x = randn(width * rows, 3);
+      x.fill(0, 0, Math.min(width, 4)); // zeros, and a tail past the vector lanes when width is not a multiple of 4
+      const gain = randn(width, 0.2).map((g) => 1 + g);
+      const eps = Math.fround(1e-5);
+      const expected = scalar.rmsNorm(x, gain, eps, width);
+      const got = wasm.rmsNorm(x, gain, eps, width);
+      assert.ok(got.every((v, i) => Object.is(v, expected[i])), "rmsNorm differs");
+    });
+  }
+
   it("SwiGLU (ggml's vectorised exp) is bit-identical, including far tails", () => {
     const gate = Float32Array.from([...randn(4096, 4), -200, -120, -90, -88, 88, 90, 200, 0, -0, 1e-30, -1e-30, 30]);
     const up = randn(gate.length);

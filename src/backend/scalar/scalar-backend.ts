@@ -65,20 +65,11 @@ export class ScalarBackend implements Backend {
   }
 
   rope(x: Float32Array, heads: number, headDim: number, positions: ArrayLike<number>, params: RopeParams): void {
-    const { dims, ordering, freqFactors } = params;
-    const thetaScale = f32(Math.pow(params.freqBase, f32(-2 / dims)));
-    const cos = new Float32Array(dims / 2);
-    const sin = new Float32Array(dims / 2);
+    const { dims, ordering } = params;
     const half = dims / 2;
+    const { cos, sin } = this.ropeAngles(positions, params);
     for (let t = 0; t < positions.length; t++) {
-      let theta = f32(positions[t]);
-      for (let i = 0; i < half; i++) {
-        const factor = freqFactors ? freqFactors[i] : 1;
-        const angle = f32(params.freqScale * f32(theta / factor));
-        cos[i] = f32(Math.cos(angle));
-        sin[i] = f32(Math.sin(angle));
-        theta = f32(theta * thetaScale);
-      }
+      const at = t * half;
       for (let h = 0; h < heads; h++) {
         const base = (t * heads + h) * headDim;
         for (let i = 0; i < half; i++) {
@@ -86,11 +77,41 @@ export class ScalarBackend implements Backend {
           const i1 = ordering === "normal" ? i0 + 1 : i0 + half;
           const x0 = x[i0];
           const x1 = x[i1];
-          x[i0] = f32(f32(x0 * cos[i]) - f32(x1 * sin[i]));
-          x[i1] = f32(f32(x0 * sin[i]) + f32(x1 * cos[i]));
+          x[i0] = f32(f32(x0 * cos[at + i]) - f32(x1 * sin[at + i]));
+          x[i1] = f32(f32(x0 * sin[at + i]) + f32(x1 * cos[at + i]));
         }
       }
     }
+  }
+
+  private lastAngles?: { positions: ArrayLike<number>; params: RopeParams; cos: Float32Array; sin: Float32Array };
+
+  /**
+   * cos and sin of every rotated pair for each position ([T, dims/2]). A forward pass rotates q and k of
+   * every layer at the same positions, so the table of the last call is kept for the next.
+   */
+  private ropeAngles(positions: ArrayLike<number>, params: RopeParams): { cos: Float32Array; sin: Float32Array } {
+    const last = this.lastAngles;
+    if (last && last.params === params && last.positions.length === positions.length && Array.prototype.every.call(positions, (p: number, i: number) => p === last.positions[i])) {
+      return last;
+    }
+    const { dims, freqFactors } = params;
+    const half = dims / 2;
+    const thetaScale = f32(Math.pow(params.freqBase, f32(-2 / dims)));
+    const cos = new Float32Array(positions.length * half);
+    const sin = new Float32Array(positions.length * half);
+    for (let t = 0; t < positions.length; t++) {
+      let theta = f32(positions[t]);
+      for (let i = 0; i < half; i++) {
+        const factor = freqFactors ? freqFactors[i] : 1;
+        const angle = f32(params.freqScale * f32(theta / factor));
+        cos[t * half + i] = f32(Math.cos(angle));
+        sin[t * half + i] = f32(Math.sin(angle));
+        theta = f32(theta * thetaScale);
+      }
+    }
+    this.lastAngles = { positions: Array.from(positions), params, cos, sin };
+    return this.lastAngles;
   }
 
   storeKv(kv: LayerKv, k: Float32Array, v: Float32Array, positions: ArrayLike<number>, kvWidth: number): void {

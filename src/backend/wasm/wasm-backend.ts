@@ -225,6 +225,23 @@ export class WasmBackend extends ScalarBackend {
     return heap.slice(outAt / 4, (outAt + qBytes) / 4);
   }
 
+  /** Rows split across threads; the sum of squares keeps the twin's sequential f64 order. */
+  override rmsNorm(x: Float32Array, gain: Float32Array, eps: number, width: number): Float32Array {
+    // eps meets an f32 mean in f32 arithmetic there; only an f32 eps gives the twin's f64-then-round sum
+    if (Math.fround(eps) !== eps) return super.rmsNorm(x, gain, eps, width);
+    const instance = this.banks[0];
+    const at = instance.scratch(2 * x.length * 4 + width * 4 + 16);
+    const outAt = at + x.length * 4;
+    const gainAt = outAt + x.length * 4;
+    const heap = new Float32Array(instance.heap.buffer);
+    heap.set(x, at / 4);
+    heap.set(gain, gainAt / 4);
+    const epsBits = new Int32Array(Float32Array.of(eps).buffer)[0];
+    const rows = x.length / width;
+    this.pool.run({ kernel: "rms_norm_rows", bank: 0, units: rows, work: x.length * 8, weights: gainAt, activations: at, n: width, out: outAt, tokens: epsBits, outStride: 0 });
+    return heap.slice(outAt / 4, outAt / 4 + x.length);
+  }
+
   /** silu(gate)·up in SIMD where the kernels have the fused multiply-add ggml's exp needs. */
   override swiglu(gate: Float32Array, up: Float32Array): Float32Array {
     if (!kernelsUseRelaxedSimd() || gate.length % 4 !== 0) return super.swiglu(gate, up);
