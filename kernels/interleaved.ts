@@ -18,10 +18,15 @@ const Q4_0X4_BLOCK: usize = 80;
 
 /** One block's 32 activations of one token → Q8_0 planes (quantize_row_q8_0_ref's arithmetic). */
 export function quantize_q8_0_planes(src: usize, acts: usize, n: i32, tokens: i32): void {
+  quantize_q8_0_plane_blocks(0, 0, (n / 32) * tokens, src, n, acts, tokens, 0);
+}
+
+/** quantize_q8_0_planes for blocks first … end − 1 of the T·n/32, as a range kernel. */
+export function quantize_q8_0_plane_blocks(_unused: usize, first: i32, end: i32, src: usize, n: i32, acts: usize, tokens: i32, _outStride: i32): void {
   const blocks = <usize>(n / 32) * <usize>tokens;
   const dPlane = acts + blocks * 32;
   const sumPlane = acts + blocks * 36;
-  for (let b: usize = 0; b < blocks; b++) {
+  for (let b = <usize>first; b < <usize>end; b++) {
     const x = src + b * 128;
     const d = q8_0Scale(x);
     const id = f32x4.splat(d != 0 ? <f32>1 / d : 0);

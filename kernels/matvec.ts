@@ -191,7 +191,12 @@ const Q6_K_SIZE: usize = 210;
  * q = min(127, nearest_int(iscale·x)), d = 1/iscale (f32), and the sum of every sixteen q.
  */
 export function quantize_q8_k(src: usize, dst: usize, n: i32): void {
-  for (let b: usize = 0; b < <usize>(n / 256); b++) {
+  quantize_q8_k_blocks(0, 0, n / 256, src, 0, dst, 0, 0);
+}
+
+/** quantize_q8_k for blocks first … end − 1 only, as a range kernel (threads split long batches). */
+export function quantize_q8_k_blocks(_unused: usize, first: i32, end: i32, src: usize, _n: i32, dst: usize, _tokens: i32, _outStride: i32): void {
+  for (let b = <usize>first; b < <usize>end; b++) {
     const x = src + b * 1024;
     const y = dst + b * Q8_K_SIZE;
     let amax4 = f32x4.splat(0);

@@ -162,8 +162,9 @@ export class WasmBackend extends ScalarBackend {
     const actsAt = at + inputBytes;
     const outAt = Math.ceil((actsAt + planeBytes) / 16) * 16;
     new Float32Array(instance.heap.buffer).set(x.subarray(0, tokens * cols), at / 4);
-    if (kernel.activations === "q8_k") instance.quantizeQ8_K(at, actsAt, cols * tokens);
-    else instance.quantizeQ8_0Planes(at, actsAt, cols, tokens);
+    const blocks = (cols * tokens) / (kernel.activations === "q8_k" ? 256 : 32);
+    const quantize = kernel.activations === "q8_k" ? "quantize_q8_k_blocks" : "quantize_q8_0_plane_blocks";
+    this.pool.run({ kernel: quantize, bank, units: blocks, work: cols * tokens * 4, weights: 0, activations: at, n: cols, out: actsAt, tokens, outStride: 0 });
     this.pool.run({ kernel: kernel.gemm, bank, units: rows / 4, work: rows * cols * tokens, weights, activations: actsAt, n: cols, out: outAt, tokens, outStride: rows });
     return new Float32Array(instance.heap.buffer).slice(outAt / 4, outAt / 4 + tokens * rows);
   }
