@@ -62,9 +62,11 @@ const ATTENTION_PARAMS = 15;
 const REPACK_CHUNK = 1 << 20;
 
 /**
- * The scalar backend with its hot loop, quantized matrix × vector, moved into WebAssembly SIMD on worker
- * threads for the types that have kernels; every other operation and type still runs on the scalar
- * twin. Results are bit-identical to the scalar backend whatever the thread count.
+ * The scalar backend with its hot loops moved into WebAssembly SIMD on worker threads: matrix products
+ * for every weight type that has a kernel, attention over the KV cache, RMSNorm, SwiGLU and the
+ * activation quantizers. RoPE (its cos/sin come from the host's Math, which WebAssembly lacks), residual
+ * adds, KV stores and embedding lookups stay on the scalar twin. Results are bit-identical to the scalar
+ * backend whatever the thread count.
  */
 export class WasmBackend extends ScalarBackend {
   override readonly name: string = "wasm";
