@@ -113,6 +113,38 @@ export function gemm_q4_0x4(weights: usize, first: i32, end: i32, acts: usize, n
   const stride = <usize>outStride << 2;
   let g = <usize>first;
   if (tokens == 1) {
+    // four row groups a pass: each activation load serves sixteen rows
+    for (; g + 4 <= <usize>end; g += 4) {
+      const w = weights + g * groupBytes;
+      let acc0 = f32x4.splat(0);
+      let acc1 = f32x4.splat(0);
+      let acc2 = f32x4.splat(0);
+      let acc3 = f32x4.splat(0);
+      for (let b: usize = 0; b < blocks; b++) {
+        const x0 = w + b * Q4_0X4_BLOCK;
+        const x1 = x0 + groupBytes;
+        const x2 = x1 + groupBytes;
+        const x3 = x2 + groupBytes;
+        const y = acts + (b << 5);
+        let s0 = v128.splat<i32>(0), s1 = v128.splat<i32>(0), s2 = v128.splat<i32>(0), s3 = v128.splat<i32>(0);
+        for (let k: usize = 0; k < 4; k++) {
+          const yLo = v128.load32_splat(y + 4 * k);
+          const yHi = v128.load32_splat(y + 16 + 4 * k);
+          s0 = q4Pair(s0, v128.load(x0 + 16 + 16 * k), yLo, yHi, mask);
+          s1 = q4Pair(s1, v128.load(x1 + 16 + 16 * k), yLo, yHi, mask);
+          s2 = q4Pair(s2, v128.load(x2 + 16 + 16 * k), yLo, yHi, mask);
+          s3 = q4Pair(s3, v128.load(x3 + 16 + 16 * k), yLo, yHi, mask);
+        }
+        acc0 = q4Finish(acc0, s0, v128.load(x0), dPlane, sumPlane, b);
+        acc1 = q4Finish(acc1, s1, v128.load(x1), dPlane, sumPlane, b);
+        acc2 = q4Finish(acc2, s2, v128.load(x2), dPlane, sumPlane, b);
+        acc3 = q4Finish(acc3, s3, v128.load(x3), dPlane, sumPlane, b);
+      }
+      v128.store(out + (g << 4), acc0);
+      v128.store(out + (g << 4), acc1, 16);
+      v128.store(out + (g << 4), acc2, 32);
+      v128.store(out + (g << 4), acc3, 48);
+    }
     for (; g + 2 <= <usize>end; g += 2) {
       const w = weights + g * groupBytes;
       let acc0 = f32x4.splat(0);

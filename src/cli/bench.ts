@@ -60,11 +60,11 @@ export async function benchCommand(argv: string[]): Promise<void> {
   }
   if (values.verbose) {
     const gib = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
-    const { rss } = process.memoryUsage();
+    const { rss, heapUsed, arrayBuffers } = process.memoryUsage();
     const peak = process.resourceUsage().maxRSS * 1024;
     const fileSize = statSync(path).size;
     const banks = backend instanceof WasmBackend ? `, ${backend.bankCount} WebAssembly memor${backend.bankCount === 1 ? "y" : "ies"}` : "";
-    process.stderr.write(`resident memory after the tests: ${gib(rss)} (peak ${gib(peak)}) for a ${gib(fileSize)} file: ${(rss / fileSize).toFixed(3)}× (peak ${(peak / fileSize).toFixed(3)}×)${banks}\n`);
+    process.stderr.write(`resident memory after the tests: ${gib(rss)} (peak ${gib(peak)}) for a ${gib(fileSize)} file: ${(rss / fileSize).toFixed(3)}× (peak ${(peak / fileSize).toFixed(3)}×)${banks}; JS heap ${gib(heapUsed)}, array buffers ${gib(arrayBuffers)}\n`);
   }
   if (values.compare) {
     const theirs = await benchLlamaCpp(path, tests, tokens, threads, reps);
