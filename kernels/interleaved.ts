@@ -322,31 +322,16 @@ export function gemm_q8_0x4(weights: usize, first: i32, end: i32, acts: usize, n
         const y1 = y0 + (blocks << 5);
         let l0 = v128.splat<i32>(0), h0 = v128.splat<i32>(0);
         let l1 = v128.splat<i32>(0), h1 = v128.splat<i32>(0);
-        // written out: a loop here is not unrolled, and its bookkeeping shows
-        const p0 = v128.load32_splat(y0, 0), q0 = v128.load32_splat(y0, 16);
-        const c0 = v128.load32_splat(y1, 0), e0 = v128.load32_splat(y1, 16);
-        l0 = q8Low(l0, x, p0, q0, 0, mask);
-        l1 = q8Low(l1, x, c0, e0, 0, mask);
-        h0 = q8High(h0, x, p0, q0, 0, mask);
-        h1 = q8High(h1, x, c0, e0, 0, mask);
-        const p1 = v128.load32_splat(y0, 4), q1 = v128.load32_splat(y0, 20);
-        const c1 = v128.load32_splat(y1, 4), e1 = v128.load32_splat(y1, 20);
-        l0 = q8Low(l0, x, p1, q1, 1, mask);
-        l1 = q8Low(l1, x, c1, e1, 1, mask);
-        h0 = q8High(h0, x, p1, q1, 1, mask);
-        h1 = q8High(h1, x, c1, e1, 1, mask);
-        const p2 = v128.load32_splat(y0, 8), q2 = v128.load32_splat(y0, 24);
-        const c2 = v128.load32_splat(y1, 8), e2 = v128.load32_splat(y1, 24);
-        l0 = q8Low(l0, x, p2, q2, 2, mask);
-        l1 = q8Low(l1, x, c2, e2, 2, mask);
-        h0 = q8High(h0, x, p2, q2, 2, mask);
-        h1 = q8High(h1, x, c2, e2, 2, mask);
-        const p3 = v128.load32_splat(y0, 12), q3 = v128.load32_splat(y0, 28);
-        const c3 = v128.load32_splat(y1, 12), e3 = v128.load32_splat(y1, 28);
-        l0 = q8Low(l0, x, p3, q3, 3, mask);
-        l1 = q8Low(l1, x, c3, e3, 3, mask);
-        h0 = q8High(h0, x, p3, q3, 3, mask);
-        h1 = q8High(h1, x, c3, e3, 3, mask);
+        for (let i: usize = 0; i < 4; i++) {
+          const yLo0 = v128.load32_splat(y0 + 4 * i);
+          const yHi0 = v128.load32_splat(y0 + 16 + 4 * i);
+          const yLo1 = v128.load32_splat(y1 + 4 * i);
+          const yHi1 = v128.load32_splat(y1 + 16 + 4 * i);
+          l0 = q8Low(l0, x, yLo0, yHi0, i, mask);
+          l1 = q8Low(l1, x, yLo1, yHi1, i, mask);
+          h0 = q8High(h0, x, yLo0, yHi0, i, mask);
+          h1 = q8High(h1, x, yLo1, yHi1, i, mask);
+        }
         const dw = v128.load(x);
         acc0 = q8Finish(acc0, l0, h0, dw, dPlane, sumPlane, a0);
         acc1 = q8Finish(acc1, l1, h1, dw, dPlane, sumPlane, a0 + blocks);
