@@ -162,15 +162,21 @@ export class KernelInstance {
   private scratchArea = { at: 0, size: 0 };
 
   /**
-   * A reusable area of at least `size` bytes for one operation's inputs and outputs. It moves when a
-   * larger one is needed (the old area is handed back for reuse).
+   * A reusable area of at least `size` bytes for one operation's inputs and outputs. A larger one grows
+   * in place while it is the last allocation, else moves (the old area is handed back for reuse).
    */
   scratch(size: number): number {
     const needed = size + 16;
-    if (needed > this.scratchArea.size) {
-      if (this.scratchArea.size > 0) this.release(this.scratchArea.at, this.scratchArea.size);
-      const grown = needed * 2;
-      this.scratchArea = { at: this.reuse(grown) ?? this.allocate(grown), size: grown };
+    const area = this.scratchArea;
+    if (needed > area.size) {
+      const grown = Math.ceil((needed * 1.25) / 16) * 16;
+      if (area.size > 0 && area.at + area.size === this.top) {
+        this.top = area.at;
+        this.scratchArea = { at: this.allocate(grown), size: grown };
+      } else {
+        if (area.size > 0) this.release(area.at, area.size);
+        this.scratchArea = { at: this.reuse(grown) ?? this.allocate(grown), size: grown };
+      }
     }
     return this.scratchArea.at;
   }
