@@ -381,28 +381,23 @@ const Q8_K_BYTES: usize = 292;
     : (<u32>load<u8>(p + j + 4) & 0xf) | ((<u32>load<u8>(p + j - 4) >> 6) << 4);
 }
 
-/**
- * Row r of a Q4_K / Q5_K super-block at `from` (d, dmin, the 12 packed scale bytes, then the 128 nibble
- * bytes at from + qs) into the first 608 bytes of its x4 group at `to`.
- */
-function repackKRow(from: usize, qs: usize, to: usize, r: usize): void {
-  store<f32>(to + (r << 2), loadHalf(from));
-  store<f32>(to + 16 + (r << 2), -loadHalf(from + 2));
-  for (let j: usize = 0; j < 8; j++) {
-    store<u8>(to + 32 + 4 * j + r, <u8>k4Field(from + 4, j, false));
-    store<u8>(to + 64 + 8 * (j >> 1) + 2 * r + (j & 1), <u8>k4Field(from + 4, j, true));
-  }
-  for (let c: usize = 0; c < 4; c++) {
-    for (let i: usize = 0; i < 8; i++) store<u32>(to + 96 + 128 * c + 16 * i + 4 * r, load<u32>(from + qs + 32 * c + 4 * i));
-  }
-}
-
 export function repack_q4_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
   const blocks = <usize>(n / 256);
   for (let g: usize = 0; g < <usize>(rows >> 2); g++) {
     for (let b: usize = 0; b < blocks; b++) {
       const to = dst + (g * blocks + b) * Q4_KX4_BLOCK;
-      for (let r: usize = 0; r < 4; r++) repackKRow(src + ((g * 4 + r) * blocks + b) * 144, 16, to, r);
+      for (let r: usize = 0; r < 4; r++) {
+        const from = src + ((g * 4 + r) * blocks + b) * 144;
+        store<f32>(to + (r << 2), loadHalf(from));
+        store<f32>(to + 16 + (r << 2), -loadHalf(from + 2));
+        for (let j: usize = 0; j < 8; j++) {
+          store<u8>(to + 32 + 4 * j + r, <u8>k4Field(from + 4, j, false));
+          store<u8>(to + 64 + 8 * (j >> 1) + 2 * r + (j & 1), <u8>k4Field(from + 4, j, true));
+        }
+        for (let c: usize = 0; c < 4; c++) {
+          for (let i: usize = 0; i < 8; i++) store<u32>(to + 96 + 128 * c + 16 * i + 4 * r, load<u32>(from + 16 + 32 * c + 4 * i));
+        }
+      }
     }
   }
 }
@@ -525,91 +520,6 @@ export function gemm_q4_kx4(weights: usize, first: i32, end: i32, acts: usize, n
         acc = q4kFinish(acc, isum, x, y);
       }
       v128.store(o + t * stride, acc);
-    }
-  }
-}
-
-// ---- Q5_K against standard Q8_K activations ----
-
-/**
- * Q5_K repacked: Q4_Kx4's 608 bytes (scales, mins and the low four bits), then the fifth bits, 32 bytes a
- * chunk c: vector h holds, in byte 4·row + k, the fifth bit of element 4i + k of sub-block 2c at bit m
- * and of sub-block 2c + 1 at bit m + 4, for i = 4h + m.
- */
-const Q5_KX4_BLOCK: usize = 736;
-
-export function repack_q5_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
-  const blocks = <usize>(n / 256);
-  for (let g: usize = 0; g < <usize>(rows >> 2); g++) {
-    for (let b: usize = 0; b < blocks; b++) {
-      const to = dst + (g * blocks + b) * Q5_KX4_BLOCK;
-      for (let r: usize = 0; r < 4; r++) {
-        const from = src + ((g * 4 + r) * blocks + b) * 176;
-        repackKRow(from, 48, to, r);
-        for (let c: usize = 0; c < 4; c++) {
-          for (let h: usize = 0; h < 2; h++) {
-            for (let k: usize = 0; k < 4; k++) {
-              let bits: u32 = 0;
-              for (let m: usize = 0; m < 4; m++) {
-                const qh = <u32>load<u8>(from + 16 + 4 * (4 * h + m) + k);
-                bits |= (((qh >> <u32>(2 * c)) & 1) << <u32>m) | (((qh >> <u32>(2 * c + 1)) & 1) << <u32>(m + 4));
-              }
-              store<u8>(to + 608 + 32 * c + 16 * h + 4 * r + k, <u8>bits);
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
-/**
- * Σ over chunk c's sub-blocks 2c, 2c + 1 of scale·Σq·y for one token, q = nibble | fifth bit · 16. Levels
- * reach 31, so the i16 pair sums are widened after every four chunks of four (4·2·31·127 < 2^15).
- */
-// @ts-ignore: decorator
-@inline function q5kChunk(isum: v128, x: usize, c: usize, yc: usize, mask: v128): v128 {
-  const bit4 = i8x16.splat(0x10);
-  let loTotal = i32x4.splat(0);
-  let hiTotal = i32x4.splat(0);
-  for (let h: usize = 0; h < 2; h++) {
-    const fifth = v128.load(x + 608 + 32 * c + 16 * h);
-    let lo = v128.splat<i32>(0);
-    let hi = v128.splat<i32>(0);
-    for (let m: usize = 0; m < 4; m++) {
-      const i = 4 * h + m;
-      const p = v128.load(x + 96 + 128 * c + 16 * i);
-      const low = v128.or(v128.and(p, mask), v128.and(i16x8.shl(fifth, <i32>(4 - m)), bit4));
-      const high = v128.or(highNibbles(p, mask), v128.and(i16x8.shr_u(fifth, <i32>m), bit4));
-      lo = dotAcc(lo, low, v128.load32_splat(yc + 4 * i));
-      hi = dotAcc(hi, high, v128.load32_splat(yc + 32 + 4 * i));
-    }
-    loTotal = i32x4.add(loTotal, rowTotals(lo));
-    hiTotal = i32x4.add(hiTotal, rowTotals(hi));
-  }
-  isum = i32x4.add(isum, i32x4.mul(loTotal, bytesToLanes(x + 32 + 8 * c)));
-  return i32x4.add(isum, i32x4.mul(hiTotal, bytesToLanes(x + 36 + 8 * c)));
-}
-
-/** gemm_q4_0x4's contract for Q5_Kx4 weights against T tokens of standard Q8_K activations. */
-export function gemm_q5_kx4(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32): void {
-  const blocks = <usize>(n / 256);
-  const mask = i8x16.splat(0x0f);
-  const groupBytes = blocks * Q5_KX4_BLOCK;
-  const stride = <usize>outStride << 2;
-  const tokenBytes = blocks * Q8_K_BYTES;
-  for (let g = <usize>first; g < <usize>end; g++) {
-    const w = weights + g * groupBytes;
-    for (let t: usize = 0; t < <usize>tokens; t++) {
-      let acc = f32x4.splat(0);
-      for (let b: usize = 0; b < blocks; b++) {
-        const x = w + b * Q5_KX4_BLOCK;
-        const y = acts + t * tokenBytes + b * Q8_K_BYTES;
-        let isum = i32x4.splat(0);
-        for (let c: usize = 0; c < 4; c++) isum = q5kChunk(isum, x, c, y + 4 + 64 * c, mask);
-        acc = q4kFinish(acc, isum, x, y);
-      }
-      v128.store(out + (g << 4) + t * stride, acc);
     }
   }
 }

@@ -44,7 +44,6 @@ const INTERLEAVED: Partial<Record<GgmlType, InterleavedKernel>> = {
   [GgmlType.Q4_0]: { repack: "repack_q4_0x4", blockSize: 32, groupBytesPerBlock: 80, activations: "q8_0-planes", gemm: "gemm_q4_0x4" },
   [GgmlType.Q8_0]: { repack: "repack_q8_0x4", blockSize: 32, groupBytesPerBlock: 144, activations: "q8_0-planes", gemm: "gemm_q8_0x4" },
   [GgmlType.Q4_K]: { repack: "repack_q4_kx4", blockSize: 256, groupBytesPerBlock: 608, activations: "q8_k", gemm: "gemm_q4_kx4" },
-  [GgmlType.Q5_K]: { repack: "repack_q5_kx4", blockSize: 256, groupBytesPerBlock: 736, activations: "q8_k", gemm: "gemm_q5_kx4" },
   [GgmlType.Q6_K]: { repack: "repack_q6_kx4", blockSize: 256, groupBytesPerBlock: 1104, activations: "q8_k", gemm: "gemm_q6_kx4" },
 };
 /** Where a weight lives: a bank (one of the kernels' memories) and a byte offset in it. */
