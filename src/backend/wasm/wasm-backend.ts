@@ -30,7 +30,12 @@ const FLOAT_KERNELS: Partial<Record<GgmlType, KernelName>> = {
   [GgmlType.BF16]: "matmul_bf16",
 };
 
-/** Types with a four-row interleaved layout: their repack routine, block size in it, and gemm kernel. */
+/**
+ * Types with a four-row interleaved layout: their repack routine, block size in it, and gemm kernel. Their
+ * blockwise order is the order of llama.cpp's repacked kernels. Q8_0 is not here: llama.cpp (node-llama-cpp
+ * 3.21.1, checked live on the quant zoo) keeps vec_dot's eight-lane order for it, which its row kernel
+ * reproduces; gemm_q8_0x4 waits for a variant in that order.
+ */
 interface InterleavedKernel {
   repack: RepackName;
   /** Elements a block and bytes a block for four rows, in the interleaved layout. */
@@ -42,7 +47,6 @@ interface InterleavedKernel {
 }
 const INTERLEAVED: Partial<Record<GgmlType, InterleavedKernel>> = {
   [GgmlType.Q4_0]: { repack: "repack_q4_0x4", blockSize: 32, groupBytesPerBlock: 80, activations: "q8_0-planes", gemm: "gemm_q4_0x4" },
-  [GgmlType.Q8_0]: { repack: "repack_q8_0x4", blockSize: 32, groupBytesPerBlock: 144, activations: "q8_0-planes", gemm: "gemm_q8_0x4" },
   [GgmlType.Q4_K]: { repack: "repack_q4_kx4", blockSize: 256, groupBytesPerBlock: 608, activations: "q8_k", gemm: "gemm_q4_kx4" },
   [GgmlType.Q6_K]: { repack: "repack_q6_kx4", blockSize: 256, groupBytesPerBlock: 1104, activations: "q8_k", gemm: "gemm_q6_kx4" },
 };
