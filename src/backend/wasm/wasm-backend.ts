@@ -34,7 +34,7 @@ const FLOAT_KERNELS: Partial<Record<GgmlType, KernelName>> = {
  * Types with a four-row interleaved layout: their repack routine, block size in it, and gemm kernel. Their
  * blockwise order is the order of llama.cpp's repacked kernels. Q8_0 is not here: llama.cpp (node-llama-cpp
  * 3.21.1, checked live on the quant zoo) keeps vec_dot's eight-lane order for it, which its row kernel
- * reproduces; gemm_q8_0x4 waits for a variant in that order.
+ * reproduces (a four-row layout for it has to keep those eight lanes per row).
  */
 interface InterleavedKernel {
   repack: RepackName;
