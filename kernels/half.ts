@@ -1,9 +1,4 @@
-// Scalar f16 ↔ f32 conversions (round to nearest even), as the scalar twin's quant/half.ts.
-
-export function halfToFloat(h: u32): f32 {
-  const magnitude = reinterpret<f32>((h & 0x7fff) << 13) * reinterpret<f32>(0x77800000);
-  return reinterpret<f32>(reinterpret<u32>(magnitude) | ((h & 0x8000) << 16));
-}
+// f32 → f16 rounding (to nearest even), as the scalar twin's quant/half.ts: one value, or four through F16 and back.
 
 /** f32 → f16 bits, round to nearest even (the scalar twin's floatToHalf). */
 export function floatToHalf(value: f32): u32 {

@@ -3,7 +3,7 @@
 // finished in integers and scaled once per (row, token, block):
 //   acc[r] = fma(f32(Σ q·y), f32(dw[r]·dy), acc[r])      for each block, in order.
 // That is the order of llama.cpp's repacked gemv/gemm kernels rather than vec_dot's eight-lane one; the
-// scalar twin is src/quant/blockwise.ts.
+// scalar twin is each format's blockwiseDot (blockwiseOrder in src/quant/float-order.ts).
 //
 // Activations come as "Q8_0 planes" for T tokens of n elements (B = n/32 blocks a token):
 //   qs  [T·B][32] i8   at acts
@@ -16,12 +16,10 @@ import { fuseLanes, halfToFloat, loadHalf, q8_0Scale, quads, quadSums, quantize1
 /** Q4_0 repacked: per group of four rows and per block, 4 f32 scales then 64 bytes of nibbles. */
 const Q4_0X4_BLOCK: usize = 80;
 
-/** One block's 32 activations of one token → Q8_0 planes (quantize_row_q8_0_ref's arithmetic). */
-export function quantize_q8_0_planes(src: usize, acts: usize, n: i32, tokens: i32): void {
-  quantize_q8_0_plane_blocks(0, 0, (n / 32) * tokens, src, n, acts, tokens, 0);
-}
-
-/** quantize_q8_0_planes for blocks first … end − 1 of the T·n/32, as a range kernel. */
+/**
+ * T rows of n f32 activations → Q8_0 planes (quantize_row_q8_0_ref's arithmetic), blocks first … end − 1
+ * of the T·n/32 only, as a range kernel.
+ */
 export function quantize_q8_0_plane_blocks(_unused: usize, first: i32, end: i32, src: usize, n: i32, acts: usize, tokens: i32, _outStride: i32): void {
   const blocks = <usize>(n / 32) * <usize>tokens;
   const dPlane = acts + blocks * 32;
@@ -113,7 +111,7 @@ export function gemm_q4_0x4(weights: usize, first: i32, end: i32, acts: usize, n
   const stride = <usize>outStride << 2;
   let g = <usize>first;
   if (tokens == 1) {
-    // four row groups a pass: each activation load serves sixteen rows
+    // four row groups a pass: each activation load serves sixteen rows (the last few groups go alone)
     for (; g + 4 <= <usize>end; g += 4) {
       const w = weights + g * groupBytes;
       let acc0 = f32x4.splat(0);
@@ -144,37 +142,6 @@ export function gemm_q4_0x4(weights: usize, first: i32, end: i32, acts: usize, n
       v128.store(out + (g << 4), acc1, 16);
       v128.store(out + (g << 4), acc2, 32);
       v128.store(out + (g << 4), acc3, 48);
-    }
-    for (; g + 2 <= <usize>end; g += 2) {
-      const w = weights + g * groupBytes;
-      let acc0 = f32x4.splat(0);
-      let acc1 = f32x4.splat(0);
-      for (let b: usize = 0; b < blocks; b++) {
-        const x0 = w + b * Q4_0X4_BLOCK;
-        const x1 = x0 + groupBytes;
-        const y = acts + (b << 5);
-        // chunks written out: a loop here is not unrolled, and its bookkeeping costs a third of the time
-        const yLo0 = v128.load32_splat(y);
-        const yHi0 = v128.load32_splat(y, 16);
-        let s0 = q4Pair(v128.splat<i32>(0), v128.load(x0, 16), yLo0, yHi0, mask);
-        let s1 = q4Pair(v128.splat<i32>(0), v128.load(x1, 16), yLo0, yHi0, mask);
-        const yLo1 = v128.load32_splat(y, 4);
-        const yHi1 = v128.load32_splat(y, 20);
-        s0 = q4Pair(s0, v128.load(x0, 32), yLo1, yHi1, mask);
-        s1 = q4Pair(s1, v128.load(x1, 32), yLo1, yHi1, mask);
-        const yLo2 = v128.load32_splat(y, 8);
-        const yHi2 = v128.load32_splat(y, 24);
-        s0 = q4Pair(s0, v128.load(x0, 48), yLo2, yHi2, mask);
-        s1 = q4Pair(s1, v128.load(x1, 48), yLo2, yHi2, mask);
-        const yLo3 = v128.load32_splat(y, 12);
-        const yHi3 = v128.load32_splat(y, 28);
-        s0 = q4Pair(s0, v128.load(x0, 64), yLo3, yHi3, mask);
-        s1 = q4Pair(s1, v128.load(x1, 64), yLo3, yHi3, mask);
-        acc0 = q4Finish(acc0, s0, v128.load(x0), dPlane, sumPlane, b);
-        acc1 = q4Finish(acc1, s1, v128.load(x1), dPlane, sumPlane, b);
-      }
-      v128.store(out + (g << 4), acc0);
-      v128.store(out + (g << 4), acc1, 16);
     }
   }
   for (; g < <usize>end; g++) {

@@ -255,7 +255,7 @@ describe("the WASM kernels against their scalar twins", () => {
     it(`${ggmlTypeName(type)} interleaved matmul (rows in fours) is bit-identical to the blockwise twin, on its first call and after`, () => {
       const format = quantFormat(type);
       const activation = quantFormat(format.dotType);
-      // single tokens over 28 rows take every pass width (4, 2 and 1 row groups); the last batch is long
+      // single tokens over 28 rows take every pass width (4 or 2 row groups, then 1); the last batch is long
       // enough that quantizing it also splits across threads
       const shapes = format.blockSize === 256
         ? [[256, 4, 1], [512, 28, 1], [256, 8, 5], [1024, 12, 2], [2048, 16, 9], [2048, 8, 40]]

@@ -4,8 +4,8 @@ import v8 from "node:v8";
 /**
  * The kernels that split across threads, in the order workers refer to them by index: matrix × vector
  * (kernels/matvec.ts), the interleaved matrix × matrix ones (kernels/interleaved.ts), float weights'
- * (kernels/float.ts), attention, RMSNorm and the activation quantizers for prompt batches
- * (kernels/attention.ts, whose `weights` is a parameter block).
+ * (kernels/float.ts), attention (kernels/attention.ts, whose `weights` is a parameter block), RMSNorm
+ * and the activation quantizers for prompt batches.
  */
 export const KERNEL_NAMES = [
   "matvec_q8_0", "matvec_q4_0", "matvec_q5_0", "matvec_q4_1", "matvec_q5_1", "matvec_q2_k", "matvec_q3_k", "matvec_q4_k", "matvec_q5_k", "matvec_q6_k",
@@ -68,7 +68,6 @@ export function instantiate(
   prepareBias: (activations: number, n: number, shift: number) => void;
   quantizeQ8_0: (src: number, dst: number, n: number) => void;
   quantizeQ8_K: (src: number, dst: number, n: number) => void;
-  quantizeQ8_0Planes: (src: number, acts: number, n: number, tokens: number) => void;
   repacks: Record<RepackName, Repack>;
   siluMul: SiluMul;
   heapBase: number;
@@ -88,7 +87,6 @@ export function instantiate(
     prepareBias: exports.prepare_bias as (activations: number, n: number, shift: number) => void,
     quantizeQ8_0: exports.quantize_q8_0 as (src: number, dst: number, n: number) => void,
     quantizeQ8_K: exports.quantize_q8_k as (src: number, dst: number, n: number) => void,
-    quantizeQ8_0Planes: exports.quantize_q8_0_planes as (src: number, acts: number, n: number, tokens: number) => void,
     repacks: Object.fromEntries(REPACK_NAMES.map((name) => [name, exports[name] as Repack])) as Record<RepackName, Repack>,
     siluMul: exports.silu_mul as SiluMul,
     heapBase: (exports.heap_base as () => number)(),
@@ -109,15 +107,12 @@ export class KernelInstance {
   readonly quantizeQ8_0: (src: number, dst: number, n: number) => void;
   /** f32 row → Q8_K blocks, as the scalar twin's Q8_K.quantizeRow. */
   readonly quantizeQ8_K: (src: number, dst: number, n: number) => void;
-  /** T rows of f32 → Q8_0 planes (qs, then widened scales, then block sums; see kernels/interleaved.ts). */
-  readonly quantizeQ8_0Planes: (src: number, acts: number, n: number, tokens: number) => void;
   readonly repacks: Record<RepackName, Repack>;
   private top: number;
   private bytes: Uint8Array;
 
   constructor() {
-    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, quantizeQ8_0Planes, repacks, siluMul, heapBase } = instantiate(kernelModule(), this.memory);
-    this.quantizeQ8_0Planes = quantizeQ8_0Planes;
+    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, repacks, siluMul, heapBase } = instantiate(kernelModule(), this.memory);
     this.repacks = repacks;
     this.quantizeQ8_K = quantizeQ8_K;
     this.prepareBias = prepareBias;

@@ -41,14 +41,25 @@ interface InterleavedKernel {
   /** Elements a block and bytes a block for four rows, in the interleaved layout. */
   blockSize: number;
   groupBytesPerBlock: number;
-  /** Activations as Q8_0 planes (32 quants, a widened f32 scale and an i32 sum: 40 bytes a block), or as standard Q8_K rows. */
-  activations: "q8_0-planes" | "q8_k";
+  activations: ActivationLayout;
   gemm: KernelName;
 }
+
+/** How a gemm kernel takes its activations: the quantizer that writes them, elements and bytes a block. */
+interface ActivationLayout {
+  quantize: KernelName;
+  blockSize: number;
+  blockBytes: number;
+}
+/** Q8_0 planes: 32 quants, a widened f32 scale and an i32 sum a block (kernels/interleaved.ts). */
+const Q8_0_PLANES: ActivationLayout = { quantize: "quantize_q8_0_plane_blocks", blockSize: 32, blockBytes: 40 };
+/** Standard Q8_K rows. */
+const Q8_K_ROWS: ActivationLayout = { quantize: "quantize_q8_k_blocks", blockSize: quantFormat(GgmlType.Q8_K).blockSize, blockBytes: quantFormat(GgmlType.Q8_K).typeSize };
+
 const INTERLEAVED: Partial<Record<GgmlType, InterleavedKernel>> = {
-  [GgmlType.Q4_0]: { repack: "repack_q4_0x4", blockSize: 32, groupBytesPerBlock: 80, activations: "q8_0-planes", gemm: "gemm_q4_0x4" },
-  [GgmlType.Q4_K]: { repack: "repack_q4_kx4", blockSize: 256, groupBytesPerBlock: 608, activations: "q8_k", gemm: "gemm_q4_kx4" },
-  [GgmlType.Q6_K]: { repack: "repack_q6_kx4", blockSize: 256, groupBytesPerBlock: 1104, activations: "q8_k", gemm: "gemm_q6_kx4" },
+  [GgmlType.Q4_0]: { repack: "repack_q4_0x4", blockSize: 32, groupBytesPerBlock: 80, activations: Q8_0_PLANES, gemm: "gemm_q4_0x4" },
+  [GgmlType.Q4_K]: { repack: "repack_q4_kx4", blockSize: 256, groupBytesPerBlock: 608, activations: Q8_K_ROWS, gemm: "gemm_q4_kx4" },
+  [GgmlType.Q6_K]: { repack: "repack_q6_kx4", blockSize: 256, groupBytesPerBlock: 1104, activations: Q8_K_ROWS, gemm: "gemm_q6_kx4" },
 };
 /** Where a weight lives: a bank (one of the kernels' memories) and a byte offset in it. */
 interface Placement {
@@ -58,8 +69,6 @@ interface Placement {
 
 /** The most one bank may hold: a 32-bit memory's 4 GiB, less a page so offsets stay below 2^32. */
 const MAX_BANK_BYTES = 4 * 1024 ** 3 - 65536;
-/** Bytes a 32-element block of activations takes in the Q8_0 planes. */
-const Q8_0_PLANE_BYTES = 40;
 /** i32 words of attend_range's parameter block (kernels/attention.ts). */
 const ATTENTION_PARAMS = 15;
 /** Bytes of standard rows staged at a time while repacking. */
@@ -163,13 +172,12 @@ export class WasmBackend extends ScalarBackend {
     const { bank, at: weights } = this.repackedCopy(w, kernel);
     const instance = this.banks[bank];
     const inputBytes = tokens * cols * 4;
-    const planeBytes = tokens * (kernel.activations === "q8_k" ? rowBytes(quantFormat(GgmlType.Q8_K), cols) : (cols / 32) * Q8_0_PLANE_BYTES);
-    const at = instance.scratch(inputBytes + planeBytes + tokens * rows * 4 + 32);
+    const { quantize, blockSize, blockBytes } = kernel.activations;
+    const blocks = (cols * tokens) / blockSize;
+    const at = instance.scratch(inputBytes + blocks * blockBytes + tokens * rows * 4 + 32);
     const actsAt = at + inputBytes;
-    const outAt = Math.ceil((actsAt + planeBytes) / 16) * 16;
+    const outAt = Math.ceil((actsAt + blocks * blockBytes) / 16) * 16;
     new Float32Array(instance.heap.buffer).set(x.subarray(0, tokens * cols), at / 4);
-    const blocks = (cols * tokens) / (kernel.activations === "q8_k" ? 256 : 32);
-    const quantize = kernel.activations === "q8_k" ? "quantize_q8_k_blocks" : "quantize_q8_0_plane_blocks";
     this.pool.run({ kernel: quantize, bank, units: blocks, work: cols * tokens * 4, weights: 0, activations: at, n: cols, out: actsAt, tokens, outStride: 0 });
     this.pool.run({ kernel: kernel.gemm, bank, units: rows / 4, work: rows * cols * tokens, weights, activations: actsAt, n: cols, out: outAt, tokens, outStride: rows });
     return new Float32Array(instance.heap.buffer).slice(outAt / 4, outAt / 4 + tokens * rows);
@@ -222,8 +230,7 @@ export class WasmBackend extends ScalarBackend {
     // Enough chunks of query tokens that every thread gets several units.
     const chunk = Math.max(1, Math.min(16, Math.ceil((tokens * kvHeads) / (8 * this.threads))));
     const params = new Int32Array(instance.memory.buffer, at, ATTENTION_PARAMS);
-    params.set([qAt, kv.keys.byteOffset, kv.values.byteOffset, outAt, workAt, partBytes, positionsAt, tokens, heads, kvHeads, headDim, 0, tokens > 1 && headDim % 8 === 0 ? 1 : 0, chunk, cells]);
-    new Float32Array(instance.memory.buffer, at + 11 * 4, 1)[0] = scale;
+    params.set([qAt, kv.keys.byteOffset, kv.values.byteOffset, outAt, workAt, partBytes, positionsAt, tokens, heads, kvHeads, headDim, f32Bits(scale), tokens > 1 && headDim % 8 === 0 ? 1 : 0, chunk, cells]);
     new Int32Array(instance.memory.buffer, positionsAt, tokens).set(positions);
     const heap = new Float32Array(instance.heap.buffer);
     heap.set(q, qAt / 4);
@@ -243,9 +250,8 @@ export class WasmBackend extends ScalarBackend {
     const heap = new Float32Array(instance.heap.buffer);
     heap.set(x, at / 4);
     heap.set(gain, gainAt / 4);
-    const epsBits = new Int32Array(Float32Array.of(eps).buffer)[0];
     const rows = x.length / width;
-    this.pool.run({ kernel: "rms_norm_rows", bank: 0, units: rows, work: x.length * 8, weights: gainAt, activations: at, n: width, out: outAt, tokens: epsBits, outStride: 0 });
+    this.pool.run({ kernel: "rms_norm_rows", bank: 0, units: rows, work: x.length * 8, weights: gainAt, activations: at, n: width, out: outAt, tokens: f32Bits(eps), outStride: 0 });
     return heap.slice(outAt / 4, outAt / 4 + x.length);
   }
 
@@ -310,4 +316,9 @@ export class WasmBackend extends ScalarBackend {
     this.banks.push(instance);
     return this.pool.addBank(instance);
   }
+}
+
+/** The bits of x rounded to f32, for a float that travels in an i32 slot of a kernel's arguments. */
+function f32Bits(x: number): number {
+  return new Int32Array(Float32Array.of(x).buffer)[0];
 }
