@@ -5,7 +5,7 @@
 
 import { expf4 } from "./expf";
 import { roundThroughHalf4 } from "./half";
-import { halves4 } from "./simd";
+import { halves4, hsum8 } from "./simd";
 
 // @ts-ignore: decorator
 @inline function madd(a: v128, b: v128, c: v128): v128 {
@@ -20,12 +20,6 @@ import { halves4 } from "./simd";
   const c1 = f32x4.add(f32x4.add(a1, a5), f32x4.add(a3, a7));
   const d = f32x4.add(c0, c1);
   return (f32x4.extract_lane(d, 0) + f32x4.extract_lane(d, 1)) + (f32x4.extract_lane(d, 2) + f32x4.extract_lane(d, 3));
-}
-
-// @ts-ignore: decorator
-@inline function hsum8(a: v128, b: v128): f32 {
-  const r = f32x4.add(a, b);
-  return (f32x4.extract_lane(r, 0) + f32x4.extract_lane(r, 2)) + (f32x4.extract_lane(r, 1) + f32x4.extract_lane(r, 3));
 }
 
 /** q (f32, n values) · a key row already widened to f32, in vec_dot (batched = 0) or tinyBLAS (batched = 1) order. */

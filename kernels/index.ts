@@ -5,3 +5,4 @@ export * from "./attention";
 export * from "./interleaved";
 export * from "./float";
 export * from "./norm";
+export * from "./q8_0";

@@ -1,7 +1,7 @@
 // WebAssembly SIMD kernels for quantized matrix × vector products.
 
-import { floatToHalf } from "./half";
-import { fuse, loadHalf, q8_0Scale, quads, quadSums, quadsUnsigned, quantize16, scaledBiasedQuads } from "./simd";
+import { quantize_q8_0_blocks } from "./q8_0";
+import { fuse, hsum8, loadHalf, quadSums, quadsUnsigned, scaledBiasedQuads } from "./simd";
 //
 // Each kernel reproduces, bit for bit, its scalar TypeScript twin in src/quant/ (and so ggml's AVX2 order):
 // integer products are summed in groups of four into eight 32-bit lanes per 32-element block, each lane
@@ -9,50 +9,14 @@ import { fuse, loadHalf, q8_0Scale, quads, quadSums, quadsUnsigned, quantize16, 
 // reduced in hsum_float_8's order. Built twice: with relaxed SIMD (hardware FMA, pmaddubsw-style dot) and
 // with plain SIMD128 as the fallback, selected by ASC_FEATURE_RELAXED_SIMD at compile time.
 
-/** hsum_float_8 of lanes 0..3 in `a` and 4..7 in `b`: (lo + hi), then lanes 0+2 and 1+3, then their sum. */
-@inline function hsum8(a: v128, b: v128): f32 {
-  const r = f32x4.add(a, b);
-  return (f32x4.extract_lane(r, 0) + f32x4.extract_lane(r, 2)) + (f32x4.extract_lane(r, 1) + f32x4.extract_lane(r, 3));
-}
-
 const Q8_0_SIZE: usize = 34;
 
-/**
- * Activations to Q8_0, as quantize_row_q8_0_ref: d = amax/127 stored as f16, q = roundf(x / d) with
- * id = 1/d in f32, halves rounded away from zero.
- */
+/** Activations to Q8_0, as quantize_row_q8_0_ref (see quantize_q8_0_blocks). */
 export function quantize_q8_0(src: usize, dst: usize, n: i32): void {
-  for (let b: usize = 0; b < <usize>(n / 32); b++) {
-    const x = src + b * 128;
-    const d = q8_0Scale(x);
-    const id = f32x4.splat(d != 0 ? <f32>1 / d : 0);
-    const y = dst + b * Q8_0_SIZE;
-    store<u16>(y, <u16>floatToHalf(d));
-    v128.store(y + 2, quantize16(x, id));
-    v128.store(y + 18, quantize16(x + 64, id));
-  }
+  quantize_q8_0_blocks(0, n / 32, src, dst);
 }
 
 const Q4_0_SIZE: usize = 18;
-
-/** out[r] = row r of Q8_0 weights · Q8_0 activations, for rows first … end − 1 of `n` elements. */
-export function matvec_q8_0(weights: usize, first: i32, end: i32, activations: usize, n: i32, out: usize): void {
-  const blocks = <usize>(n / 32);
-  const rowBytes = blocks * Q8_0_SIZE;
-  for (let r = first; r < end; r++) {
-    const w = weights + <usize>r * rowBytes;
-    let acc0 = f32x4.splat(0);
-    let acc1 = f32x4.splat(0);
-    for (let b: usize = 0; b < blocks; b++) {
-      const x = w + b * Q8_0_SIZE;
-      const y = activations + b * Q8_0_SIZE;
-      const d = loadHalf(x) * loadHalf(y);
-      acc0 = fuse(acc0, quads(v128.load(x, 2), v128.load(y, 2)), d);
-      acc1 = fuse(acc1, quads(v128.load(x, 18), v128.load(y, 18)), d);
-    }
-    store<f32>(out + (<usize>r << 2), hsum8(acc0, acc1));
-  }
-}
 
 /** Where prepare_q4_0 leaves its per-block bias lanes: just past the Q8_0 activations, 16-aligned. */
 // @ts-ignore: decorator

@@ -11,6 +11,12 @@
   return halfToFloat(<u32>load<u16>(ptr));
 }
 
+/** hsum_float_8 of lanes 0..3 in `a` and 4..7 in `b`: (lo + hi), then lanes 0+2 and 1+3, then their sum. */
+@inline export function hsum8(a: v128, b: v128): f32 {
+  const r = f32x4.add(a, b);
+  return (f32x4.extract_lane(r, 0) + f32x4.extract_lane(r, 2)) + (f32x4.extract_lane(r, 1) + f32x4.extract_lane(r, 3));
+}
+
 /** Four lane sums of 16 signed bytes × 16 signed bytes: lane l = Σ x[4l..4l+3]·y[4l..4l+3]. */
 @inline export function quads(x: v128, y: v128): v128 {
   const a = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(x), i16x8.extend_low_i8x16_s(y));
@@ -84,7 +90,13 @@
 /** Four F16 values at `p` as f32 (exact: shift into place, rescale by 2^112, sign by bits). */
 // @ts-ignore: decorator
 @inline export function halves4(p: usize): v128 {
-  const h = i32x4.extend_low_i16x8_u(v128.load64_zero(p));
+  return widenHalves(i32x4.extend_low_i16x8_u(v128.load64_zero(p)));
+}
+
+/** F16 bits in the low half of four i32 lanes → f32. */
+// @ts-ignore: decorator
+@inline export function widenHalves(h: v128): v128 {
   const magnitude = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(reinterpret<f32>(0x77800000)));
   return v128.or(magnitude, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
 }
+

@@ -11,7 +11,6 @@ import { ThreadPool } from "./thread-pool.js";
 const BIAS_SHIFT: Partial<Record<GgmlType, number>> = { [GgmlType.Q4_0]: 3, [GgmlType.Q5_0]: 4 };
 
 const KERNELS: Partial<Record<GgmlType, KernelName>> = {
-  [GgmlType.Q8_0]: "matvec_q8_0",
   [GgmlType.Q4_0]: "matvec_q4_0",
   [GgmlType.Q5_0]: "matvec_q5_0",
   [GgmlType.Q4_1]: "matvec_q4_1",
@@ -31,18 +30,26 @@ const FLOAT_KERNELS: Partial<Record<GgmlType, KernelName>> = {
 };
 
 /**
- * Types with a four-row interleaved layout: their repack routine, block size in it, and gemm kernel. Their
- * blockwise order is the order of llama.cpp's repacked kernels. Q8_0 is not here: llama.cpp (node-llama-cpp
- * 3.21.1, checked live on the quant zoo) keeps vec_dot's eight-lane order for it, which its row kernel
- * reproduces (a four-row layout for it has to keep those eight lanes per row).
+ * Types whose kernel takes every token of a batch in one call, on weights repacked a group of rows at a
+ * time. Q4_0, Q4_K and Q6_K go four rows a group, and their blockwise order is the order of llama.cpp's
+ * repacked kernels. Q8_0 goes two rows a group only to read them as one stream: llama.cpp (node-llama-cpp
+ * 3.21.1, checked live on the quant zoo) does not repack it, and its kernel keeps vec_dot's eight lanes per
+ * (row, token).
  */
-interface InterleavedKernel {
-  repack: RepackName;
-  /** Elements a block and bytes a block for four rows, in the interleaved layout. */
-  blockSize: number;
-  groupBytesPerBlock: number;
+interface BatchedKernel {
+  layout: InterleavedLayout;
   activations: ActivationLayout;
   gemm: KernelName;
+  /** Scratch bytes a thread needs per block of a row, past the activations (16-aligned). */
+  threadBytesPerBlock?: number;
+}
+
+/** An interleaved layout: its repack routine, rows a group, and elements and bytes a block for a group. */
+interface InterleavedLayout {
+  repack: RepackName;
+  rows: number;
+  blockSize: number;
+  groupBytesPerBlock: number;
 }
 
 /** How a gemm kernel takes its activations: the quantizer that writes them, elements and bytes a block. */
@@ -53,13 +60,16 @@ interface ActivationLayout {
 }
 /** Q8_0 planes: 32 quants, a widened f32 scale and an i32 sum a block (kernels/interleaved.ts). */
 const Q8_0_PLANES: ActivationLayout = { quantize: "quantize_q8_0_plane_blocks", blockSize: 32, blockBytes: 40 };
+/** Q8_0 split for the sign trick: |q|, q's sign masks and a widened f32 scale a block (kernels/q8_0.ts). */
+const Q8_0_SPLIT: ActivationLayout = { quantize: "quantize_q8_0_split_blocks", blockSize: 32, blockBytes: 80 };
 /** Standard Q8_K rows. */
 const Q8_K_ROWS: ActivationLayout = { quantize: "quantize_q8_k_blocks", blockSize: quantFormat(GgmlType.Q8_K).blockSize, blockBytes: quantFormat(GgmlType.Q8_K).typeSize };
 
-const INTERLEAVED: Partial<Record<GgmlType, InterleavedKernel>> = {
-  [GgmlType.Q4_0]: { repack: "repack_q4_0x4", blockSize: 32, groupBytesPerBlock: 80, activations: Q8_0_PLANES, gemm: "gemm_q4_0x4" },
-  [GgmlType.Q4_K]: { repack: "repack_q4_kx4", blockSize: 256, groupBytesPerBlock: 608, activations: Q8_K_ROWS, gemm: "gemm_q4_kx4" },
-  [GgmlType.Q6_K]: { repack: "repack_q6_kx4", blockSize: 256, groupBytesPerBlock: 1104, activations: Q8_K_ROWS, gemm: "gemm_q6_kx4" },
+const BATCHED: Partial<Record<GgmlType, BatchedKernel>> = {
+  [GgmlType.Q8_0]: { layout: { repack: "repack_q8_0x2", rows: 2, blockSize: 32, groupBytesPerBlock: 68 }, activations: Q8_0_SPLIT, gemm: "gemm_q8_0x2", threadBytesPerBlock: 8 },
+  [GgmlType.Q4_0]: { layout: { repack: "repack_q4_0x4", rows: 4, blockSize: 32, groupBytesPerBlock: 80 }, activations: Q8_0_PLANES, gemm: "gemm_q4_0x4" },
+  [GgmlType.Q4_K]: { layout: { repack: "repack_q4_kx4", rows: 4, blockSize: 256, groupBytesPerBlock: 608 }, activations: Q8_K_ROWS, gemm: "gemm_q4_kx4" },
+  [GgmlType.Q6_K]: { layout: { repack: "repack_q6_kx4", rows: 4, blockSize: 256, groupBytesPerBlock: 1104 }, activations: Q8_K_ROWS, gemm: "gemm_q6_kx4" },
 };
 /** Where a weight lives: a bank (one of the kernels' memories) and a byte offset in it. */
 interface Placement {
@@ -108,8 +118,8 @@ export class WasmBackend extends ScalarBackend {
   }
 
   override matmul(w: Weight, x: Float32Array, tokens: number): Float32Array {
-    const interleaved = INTERLEAVED[w.type];
-    if (interleaved && w.rows % 4 === 0) return this.interleavedMatmul(w, interleaved, x, tokens);
+    const batched = BATCHED[w.type];
+    if (batched && w.rows % batched.layout.rows === 0) return this.batchedMatmul(w, batched, x, tokens);
     const floatKernel = FLOAT_KERNELS[w.type];
     if (floatKernel && kernelsUseRelaxedSimd()) return this.floatMatmul(w, floatKernel, x, tokens);
     const kernel = KERNELS[w.type];
@@ -166,20 +176,21 @@ export class WasmBackend extends ScalarBackend {
     return heap.slice(outAt / 4, outAt / 4 + tokens * rows);
   }
 
-  /** Every token in one call: activations quantized to Q8_0 planes or Q8_K rows, weights repacked four rows at a time. */
-  private interleavedMatmul(w: Weight, kernel: InterleavedKernel, x: Float32Array, tokens: number): Float32Array {
+  /** Every token in one call: activations quantized on all threads, weights repacked a group of rows at a time. */
+  private batchedMatmul(w: Weight, kernel: BatchedKernel, x: Float32Array, tokens: number): Float32Array {
     const { cols, rows } = w;
-    const { bank, at: weights } = this.repackedCopy(w, kernel);
+    const { bank, at: weights } = this.repackedCopy(w, kernel.layout);
     const instance = this.banks[bank];
     const inputBytes = tokens * cols * 4;
     const { quantize, blockSize, blockBytes } = kernel.activations;
     const blocks = (cols * tokens) / blockSize;
-    const at = instance.scratch(inputBytes + blocks * blockBytes + tokens * rows * 4 + 32);
+    const threadBytes = (kernel.threadBytesPerBlock ?? 0) * (cols / blockSize) * this.threads;
+    const at = instance.scratch(inputBytes + blocks * blockBytes + threadBytes + tokens * rows * 4 + 32);
     const actsAt = at + inputBytes;
-    const outAt = Math.ceil((actsAt + blocks * blockBytes) / 16) * 16;
+    const outAt = Math.ceil((actsAt + blocks * blockBytes) / 16) * 16 + threadBytes;
     new Float32Array(instance.heap.buffer).set(x.subarray(0, tokens * cols), at / 4);
     this.pool.run({ kernel: quantize, bank, units: blocks, work: cols * tokens * 4, weights: 0, activations: at, n: cols, out: actsAt, tokens, outStride: 0 });
-    this.pool.run({ kernel: kernel.gemm, bank, units: rows / 4, work: rows * cols * tokens, weights, activations: actsAt, n: cols, out: outAt, tokens, outStride: rows });
+    this.pool.run({ kernel: kernel.gemm, bank, units: rows / kernel.layout.rows, work: rows * cols * tokens, weights, activations: actsAt, n: cols, out: outAt, tokens, outStride: rows });
     return new Float32Array(instance.heap.buffer).slice(outAt / 4, outAt / 4 + tokens * rows);
   }
 
@@ -285,19 +296,19 @@ export class WasmBackend extends ScalarBackend {
   }
 
   /** The weight in its interleaved layout, repacked once through a staging area of the bank's scratch space. */
-  private repackedCopy(w: Weight, kernel: InterleavedKernel): Placement {
+  private repackedCopy(w: Weight, layout: InterleavedLayout): Placement {
     let placement = this.resident.get(w);
     if (placement) return placement;
     const stride = w.byteLength / w.rows;
-    const groupBytes = (w.cols / kernel.blockSize) * kernel.groupBytesPerBlock;
-    placement = this.place(w, (w.rows / 4) * groupBytes);
+    const groupBytes = (w.cols / layout.blockSize) * layout.groupBytesPerBlock;
+    placement = this.place(w, (w.rows / layout.rows) * groupBytes);
     const instance = this.banks[placement.bank];
     const chunkRows = Math.max(4, Math.floor(REPACK_CHUNK / stride / 4) * 4);
     for (let row = 0; row < w.rows; row += chunkRows) {
       const count = Math.min(chunkRows, w.rows - row);
       const staging = instance.scratch(count * stride);
       w.read(row * stride, instance.heap.subarray(staging, staging + count * stride));
-      instance.repacks[kernel.repack](staging, placement.at + (row / 4) * groupBytes, count, w.cols);
+      instance.repacks[layout.repack](staging, placement.at + (row / layout.rows) * groupBytes, count, w.cols);
     }
     this.resident.set(w, placement);
     return placement;

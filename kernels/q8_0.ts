@@ -1,0 +1,154 @@
+// Q8_0 weights × Q8_0 activations for any number of tokens, in vec_dot's order. llama.cpp keeps Q8_0
+// rows as stored and takes every (row, token) pair through ggml_vec_dot_q8_0_q8_0 or tinyBLAS, both of
+// which sum each block's products in eight i32 lanes of four, convert them, and fuse them into eight f32
+// accumulators with one scale d = dw·dy; this kernel does the same, four rows at a time so that each
+// activation load and sign split serves four rows.
+
+import { floatToHalf } from "./half";
+import { fuseLanes, halfToFloat, hsum8, q8_0Scale, quads, quantize16, widenHalves } from "./simd";
+
+const BLOCK: usize = 34;
+
+/**
+ * Q8_0 activations as the kernel takes them, 80 bytes a block: |q| (32 bytes), the sign masks of q (32
+ * bytes, −1 where q < 0), the f16 scale widened to f32, and padding to keep blocks 16-aligned.
+ */
+const SPLIT: usize = 80;
+
+/**
+ * Rows of f32 activations → split Q8_0 blocks (quantize_row_q8_0_ref's arithmetic), blocks first … end − 1
+ * only, as a range kernel.
+ */
+export function quantize_q8_0_split_blocks(_unused: usize, first: i32, end: i32, src: usize, _n: i32, dst: usize, _tokens: i32, _outStride: i32): void {
+  for (let b = <usize>first; b < <usize>end; b++) {
+    const x = src + b * 128;
+    const d = q8_0Scale(x);
+    const id = f32x4.splat(d != 0 ? <f32>1 / d : 0);
+    const y = dst + b * SPLIT;
+    const lo = quantize16(x, id);
+    const hi = quantize16(x + 64, id);
+    v128.store(y, i8x16.abs(lo));
+    v128.store(y, i8x16.abs(hi), 16);
+    v128.store(y, i8x16.lt_s(lo, i8x16.splat(0)), 32);
+    v128.store(y, i8x16.lt_s(hi, i8x16.splat(0)), 48);
+    store<f32>(y, halfToFloat(floatToHalf(d)), 64);
+  }
+}
+
+/** Rows of f32 activations → standard Q8_0 blocks, as quantize_row_q8_0_ref (the row kernels' layout). */
+export function quantize_q8_0_blocks(first: i32, end: i32, src: usize, dst: usize): void {
+  for (let b = <usize>first; b < <usize>end; b++) {
+    const x = src + b * 128;
+    const d = q8_0Scale(x);
+    const id = f32x4.splat(d != 0 ? <f32>1 / d : 0);
+    const y = dst + b * BLOCK;
+    store<u16>(y, <u16>floatToHalf(d));
+    v128.store(y + 2, quantize16(x, id));
+    v128.store(y + 18, quantize16(x + 64, id));
+  }
+}
+
+/**
+ * Σ x·y of 16 signed bytes in four lanes of four (as quads), y given split: |y| and its sign masks.
+ * Relaxed SIMD's i8 × i7 dot needs one side in 0…127: it takes |y| against x carrying y's signs. (A weight
+ * of −128 against a negative activation wraps; ggml's quantizer never writes one.)
+ */
+// @ts-ignore: decorator
+@inline function signedQuads(x: v128, magnitude: v128, sign: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(i8x16.sub(v128.xor(x, sign), sign), magnitude));
+  }
+  return quads(x, i8x16.sub(v128.xor(magnitude, sign), sign));
+}
+
+/**
+ * Q8_0 repacked two rows at a time ("x2"): a group holds, for each block, the 32 quants of its first row
+ * then of its second (one 64-byte line), and after all blocks their f16 scales in pairs. Same bytes as the
+ * standard rows, read as one sequential stream.
+ */
+const PAIR: usize = 64;
+
+/** Standard Q8_0 rows (an even count) → the x2 layout. */
+export function repack_q8_0x2(src: usize, dst: usize, rows: i32, n: i32): void {
+  const blocks = <usize>(n / 32);
+  const rowBytes = blocks * BLOCK;
+  for (let g: usize = 0; g < <usize>(rows >> 1); g++) {
+    const group = dst + g * blocks * (PAIR + 4);
+    const first = src + 2 * g * rowBytes;
+    for (let b: usize = 0; b < blocks; b++) {
+      const x0 = first + b * BLOCK;
+      const x1 = x0 + rowBytes;
+      const to = group + b * PAIR;
+      v128.store(to, v128.load(x0, 2));
+      v128.store(to, v128.load(x0, 18), 16);
+      v128.store(to, v128.load(x1, 2), 32);
+      v128.store(to, v128.load(x1, 18), 48);
+      store<u16>(group + blocks * PAIR + (b << 2), load<u16>(x0));
+      store<u16>(group + blocks * PAIR + (b << 2), load<u16>(x1), 2);
+    }
+  }
+}
+
+/**
+ * A row pair of the x2 layout (quants at q, their f16 scales at h, or widened to f32 at `scales` where a
+ * batch widened them once for all its tokens) · one token's split activations at y0 → two outputs at out.
+ */
+// @ts-ignore: decorator
+@inline function rowPair(q: usize, h: usize, blocks: usize, scales: usize, y0: usize, out: usize): void {
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
+  let a2 = f32x4.splat(0);
+  let a3 = f32x4.splat(0);
+  // pointers step by a block rather than being recomputed from b: V8 does not strength-reduce the products
+  let x = q;
+  let y = y0;
+  let s = scales != 0 ? scales : h;
+  const last = q + blocks * PAIR;
+  for (; x < last; x += PAIR, y += SPLIT) {
+    let dw: v128;
+    if (scales != 0) {
+      dw = v128.load64_zero(s);
+      s += 8;
+    } else {
+      dw = widenHalves(i32x4.extend_low_i16x8_u(v128.load32_zero(s)));
+      s += 4;
+    }
+    const d = f32x4.mul(dw, v128.load32_splat(y, 64));
+    const d0 = v128.shuffle<f32>(d, d, 0, 0, 0, 0);
+    const d1 = v128.shuffle<f32>(d, d, 1, 1, 1, 1);
+    const loMagnitude = v128.load(y);
+    const hiMagnitude = v128.load(y, 16);
+    const loSign = v128.load(y, 32);
+    const hiSign = v128.load(y, 48);
+    a0 = fuseLanes(a0, signedQuads(v128.load(x), loMagnitude, loSign), d0);
+    a1 = fuseLanes(a1, signedQuads(v128.load(x, 16), hiMagnitude, hiSign), d0);
+    a2 = fuseLanes(a2, signedQuads(v128.load(x, 32), loMagnitude, loSign), d1);
+    a3 = fuseLanes(a3, signedQuads(v128.load(x, 48), hiMagnitude, hiSign), d1);
+  }
+  store<f32>(out, hsum8(a0, a1));
+  store<f32>(out, hsum8(a2, a3), 4);
+}
+
+/**
+ * out[t·outStride + r] for the rows of pairs first … end − 1 and tokens 0 … tokens − 1: Q8_0x2 weights ·
+ * split Q8_0 activations (n/32 blocks a token, back to back). For batches, thread `part` widens each
+ * pair's scales into its own 8·n/32 bytes just past the activations.
+ */
+export function gemm_q8_0x2(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32, part: i32): void {
+  const blocks = <usize>(n / 32);
+  const groupBytes = blocks * (PAIR + 4);
+  const tokenBytes = blocks * SPLIT;
+  const stride = <usize>outStride << 2;
+  const scales = acts + tokenBytes * <usize>tokens + <usize>part * (blocks << 3);
+  for (let g = <usize>first; g < <usize>end; g++) {
+    const q = weights + g * groupBytes;
+    const h = q + blocks * PAIR;
+    const o = out + (g << 3);
+    if (tokens == 1) {
+      rowPair(q, h, blocks, 0, acts, o);
+      continue;
+    }
+    for (let b: usize = 0; b < blocks; b++) v128.store64_lane(scales + (b << 3), widenHalves(i32x4.extend_low_i16x8_u(v128.load32_zero(h + (b << 2)))), 0);
+    for (let t: usize = 0; t < <usize>tokens; t++) rowPair(q, h, blocks, scales, acts + t * tokenBytes, o + t * stride);
+  }
+}
