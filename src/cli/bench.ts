@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { WasmBackend } from "../backend/wasm/wasm-backend.js";
 import { benchTokens, BenchResult, BenchTest, runBenchTest, summarize } from "../engine/bench.js";
 import { createBackend, loadModel } from "../engine/load.js";
-import { benchLlamaCpp } from "./bench-llama-cpp.js";
+import { openLlamaCppBench } from "./bench-llama-cpp.js";
 import { UsageError } from "./fail.js";
 import { requireModelFile } from "./model-path.js";
 import { backendOption, numberOption } from "./options.js";
@@ -52,23 +52,34 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const avoid = new Set(loaded.tokenizer.vocab.specialsByLength);
   const tokens = benchTokens(Math.max(promptTokens, genTokens), loaded.model.vocabSize, avoid);
 
-  const rows: Row[] = [];
-  for (const test of tests) {
-    runBenchTest(loaded.model, test, tokens); // warm-up, as llama-bench does
-    const samples = Array.from({ length: reps }, () => runBenchTest(loaded.model, test, tokens));
-    rows.push({ engine: "tsllm", threads: backend.threads ?? 1, result: summarize(test, samples) });
-  }
+  // Warm-ups first (as llama-bench does), and the resident memory after them, before llama.cpp shares the process.
+  for (const test of tests) runBenchTest(loaded.model, test, tokens);
   if (values.verbose) {
     const gib = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
     const { rss, heapUsed, arrayBuffers } = process.memoryUsage();
     const peak = process.resourceUsage().maxRSS * 1024;
     const fileSize = statSync(path).size;
     const banks = backend instanceof WasmBackend ? `, ${backend.bankCount} WebAssembly memor${backend.bankCount === 1 ? "y" : "ies"}` : "";
-    process.stderr.write(`resident memory after the tests: ${gib(rss)} (peak ${gib(peak)}) for a ${gib(fileSize)} file: ${(rss / fileSize).toFixed(3)}× (peak ${(peak / fileSize).toFixed(3)}×)${banks}; JS heap ${gib(heapUsed)}, array buffers ${gib(arrayBuffers)}\n`);
+    process.stderr.write(`resident memory after the warm-up runs: ${gib(rss)} (peak ${gib(peak)}) for a ${gib(fileSize)} file: ${(rss / fileSize).toFixed(3)}× (peak ${(peak / fileSize).toFixed(3)}×)${banks}; JS heap ${gib(heapUsed)}, array buffers ${gib(arrayBuffers)}\n`);
   }
-  if (values.compare) {
-    const theirs = await benchLlamaCpp(path, tests, tokens, threads, reps);
-    for (const test of tests) rows.push({ engine: "llama.cpp", threads, result: summarize(test, theirs.get(test.name) ?? []) });
+  // With --compare the engines take turns, repetition by repetition, so that both see the machine alike
+  // (on a shared machine its speed drifts by tens of percent over minutes).
+  const theirs = values.compare ? await openLlamaCppBench(path, tokens, threads) : undefined;
+  const rows: Row[] = [];
+  try {
+    const ourSamples = tests.map((): number[] => []);
+    const theirSamples = tests.map((): number[] => []);
+    for (const [i, test] of tests.entries()) {
+      if (theirs) await theirs.run(test); // llama.cpp's warm-up
+      for (let rep = 0; rep < reps; rep++) {
+        ourSamples[i].push(runBenchTest(loaded.model, test, tokens));
+        if (theirs) theirSamples[i].push(await theirs.run(test));
+      }
+    }
+    for (const [i, test] of tests.entries()) rows.push({ engine: "tsllm", threads: backend.threads ?? 1, result: summarize(test, ourSamples[i]) });
+    if (theirs) for (const [i, test] of tests.entries()) rows.push({ engine: "llama.cpp", threads, result: summarize(test, theirSamples[i]) });
+  } finally {
+    await theirs?.dispose();
   }
   loaded.file.close();
   backend.dispose?.();
