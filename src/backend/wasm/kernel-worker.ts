@@ -1,9 +1,9 @@
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { instantiate, KERNEL_NAMES, RangeKernel } from "./kernels.js";
-import { SLOT, waitFor, WORKER_SPIN_MS } from "./thread-pool.js";
+import { claimChunks, SLOT, waitFor, WORKER_SPIN_MS } from "./thread-pool.js";
 
 /** A kernel thread: maps the shared memories, then runs the row ranges the main thread posts to its slot. */
-const data = workerData as { module: WebAssembly.Module; memory: WebAssembly.Memory; control: SharedArrayBuffer; slot: number };
+const data = workerData as { module: WebAssembly.Module; memory: WebAssembly.Memory; control: SharedArrayBuffer; slot: number; workers: number };
 const banks: Record<string, RangeKernel>[] = [instantiate(data.module, data.memory).kernels];
 const control = new Int32Array(data.control);
 const base = data.slot * SLOT.size;
@@ -24,9 +24,14 @@ for (let done = 0; ; ) {
   const index = control[base + SLOT.kernel];
   if (index >= 0) {
     const kernel = kernelsOf(control[base + SLOT.bank])[KERNEL_NAMES[index]];
-    kernel(
-      control[base + SLOT.weights], control[base + SLOT.first], control[base + SLOT.end], control[base + SLOT.activations],
-      control[base + SLOT.n], control[base + SLOT.out], control[base + SLOT.tokens], control[base + SLOT.outStride], data.slot + 1,
+    const weights = control[base + SLOT.weights];
+    const activations = control[base + SLOT.activations];
+    const n = control[base + SLOT.n];
+    const out = control[base + SLOT.out];
+    const tokens = control[base + SLOT.tokens];
+    const outStride = control[base + SLOT.outStride];
+    claimChunks(control, data.workers * SLOT.size, control[base + SLOT.units], control[base + SLOT.chunk], (first, end) =>
+      kernel(weights, first, end, activations, n, out, tokens, outStride, data.slot + 1),
     );
   }
   done = seq;

@@ -1,8 +1,14 @@
 import { Worker } from "node:worker_threads";
 import { KERNEL_NAMES, KernelInstance, KernelName, kernelModule } from "./kernels.js";
 
-/** One worker's control slot: a job sequence number, the last one done, the kernel and its arguments. */
-export const SLOT = { seq: 0, done: 1, kernel: 2, weights: 3, first: 4, end: 5, activations: 6, n: 7, out: 8, tokens: 9, outStride: 10, bank: 11, size: 16 } as const;
+/**
+ * One worker's control slot: a job sequence number, the last one done, the kernel and its arguments (its
+ * units and the units a chunk). After the workers' slots, one shared word: the next chunk to claim.
+ */
+export const SLOT = { seq: 0, done: 1, kernel: 2, weights: 3, chunk: 4, units: 5, activations: 6, n: 7, out: 8, tokens: 9, outStride: 10, bank: 11, size: 16 } as const;
+
+/** Chunks a thread's share of units is cut into, so that a thread slowed by others on the machine does less. */
+const CHUNKS_PER_THREAD = 8;
 
 /**
  * How long a waiting thread spins before it sleeps in Atomics.wait: dispatch stays in microseconds. The
@@ -33,7 +39,8 @@ export interface RangeJob {
 /**
  * Splits each kernel call across the main thread and `threads − 1` workers that share the kernels'
  * memories ("banks": one 32-bit memory holds 4 GiB at most, so a large model spans several). Units are
- * divided evenly; the main thread takes the first share and then waits for the rest.
+ * cut into chunks that every thread, the main one included, claims in turn until none is left: on a
+ * shared machine one core often runs slower than the other, and an even split waits for the slower one.
  */
 export class ThreadPool {
   private readonly control: Int32Array;
@@ -46,10 +53,10 @@ export class ThreadPool {
     readonly threads: number,
   ) {
     this.banks.push(first);
-    this.control = new Int32Array(new SharedArrayBuffer(4 * SLOT.size * Math.max(1, threads - 1)));
+    this.control = new Int32Array(new SharedArrayBuffer(4 * (SLOT.size * Math.max(1, threads - 1) + 1)));
     for (let i = 0; i < threads - 1; i++) {
       const worker = new Worker(new URL("./kernel-worker.js", import.meta.url), {
-        workerData: { module: kernelModule(), memory: first.memory, control: this.control.buffer, slot: i },
+        workerData: { module: kernelModule(), memory: first.memory, control: this.control.buffer, slot: i, workers: threads - 1 },
       });
       worker.unref();
       this.workers.push(worker);
@@ -73,20 +80,23 @@ export class ThreadPool {
       call(0, job.units);
       return;
     }
-    this.dispatch(KERNEL_NAMES.indexOf(job.kernel), job, () => call(0, Math.min(job.units, Math.ceil(job.units / parts))));
+    // chunks in multiples of four units where there are many: the interleaved kernels take row groups in fours
+    const even = Math.ceil(job.units / (parts * CHUNKS_PER_THREAD));
+    const chunk = job.units >= 16 * parts ? Math.ceil(even / 4) * 4 : even;
+    this.dispatch(KERNEL_NAMES.indexOf(job.kernel), job, chunk, () => claimChunks(this.control, this.workers.length * SLOT.size, job.units, chunk, call));
   }
 
   /** Posts each worker its share of units (kernel −1: an empty job), runs `own` here, and waits for all. */
-  private dispatch(kernel: number, job: Omit<RangeJob, "kernel" | "work">, own?: () => void): void {
-    const share = Math.ceil(job.units / (this.workers.length + 1));
+  private dispatch(kernel: number, job: Omit<RangeJob, "kernel" | "work">, chunk: number, own?: () => void): void {
     const seq = ++this.seq;
     const c = this.control;
+    Atomics.store(c, this.workers.length * SLOT.size, 0);
     this.workers.forEach((_, i) => {
       const base = i * SLOT.size;
       c[base + SLOT.kernel] = kernel;
       c[base + SLOT.weights] = job.weights;
-      c[base + SLOT.first] = Math.min(job.units, (i + 1) * share);
-      c[base + SLOT.end] = Math.min(job.units, (i + 2) * share);
+      c[base + SLOT.chunk] = chunk;
+      c[base + SLOT.units] = job.units;
       c[base + SLOT.activations] = job.activations;
       c[base + SLOT.n] = job.n;
       c[base + SLOT.out] = job.out;
@@ -104,9 +114,9 @@ export class ThreadPool {
   measureDispatch(rounds = 2000): number {
     if (this.workers.length === 0) return 0;
     const empty = { bank: 0, units: 0, weights: 0, activations: 0, n: 0, out: 0, tokens: 0, outStride: 0 };
-    for (let i = 0; i < rounds; i++) this.dispatch(-1, empty); // wakes and warms the workers
+    for (let i = 0; i < rounds; i++) this.dispatch(-1, empty, 1); // wakes and warms the workers
     const started = performance.now();
-    for (let i = 0; i < rounds; i++) this.dispatch(-1, empty);
+    for (let i = 0; i < rounds; i++) this.dispatch(-1, empty, 1);
     return ((performance.now() - started) * 1000) / rounds;
   }
 
@@ -125,5 +135,14 @@ export function waitFor(control: Int32Array, index: number, value: number, spinM
       const seen = Atomics.load(control, index);
       if (seen < value) Atomics.wait(control, index, seen, 50);
     }
+  }
+}
+
+/** Claims chunks of `chunk` units from the shared counter at control[next] and runs them until none is left. */
+export function claimChunks(control: Int32Array, next: number, units: number, chunk: number, call: (first: number, end: number) => void): void {
+  for (;;) {
+    const first = Atomics.add(control, next, 1) * chunk;
+    if (first >= units) return;
+    call(first, Math.min(units, first + chunk));
   }
 }
