@@ -66,6 +66,47 @@ function widenHead(src: usize, kvWidth: i32, headDim: i32, rows: i32, dst: usize
   }
 }
 
+/** Adds p_j·V_j (four d at `row`) into the accumulator of slot j mod 8 when j is visible. */
+// @ts-ignore: decorator
+@inline function weighTail(acc: v128, j: i32, visible: i32, probs: usize, row: usize): v128 {
+  if (j >= visible) return acc;
+  return madd(v128.load32_splat(probs + (<usize>j << 2)), v128.load(row), acc);
+}
+
+/**
+ * Σ_j p_j·V_j in tinyBLAS's order for batches: slot j mod 8 accumulates its cells in order, then the
+ * eight slots are reduced as hsum_float_8 does, four d at a time with the slots held in registers.
+ */
+function weightedValues8(probs: usize, values: usize, visible: i32, rowBytes: usize, o: usize): void {
+  const whole = visible & ~7;
+  for (let d: usize = 0; d < rowBytes; d += 16) {
+    let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+    let s4 = f32x4.splat(0), s5 = f32x4.splat(0), s6 = f32x4.splat(0), s7 = f32x4.splat(0);
+    let row = values + d;
+    const step = rowBytes << 3;
+    for (let j = 0; j < whole; j += 8, row += step) {
+      const p = probs + (<usize>j << 2);
+      s0 = madd(v128.load32_splat(p), v128.load(row), s0);
+      s1 = madd(v128.load32_splat(p, 4), v128.load(row + rowBytes), s1);
+      s2 = madd(v128.load32_splat(p, 8), v128.load(row + 2 * rowBytes), s2);
+      s3 = madd(v128.load32_splat(p, 12), v128.load(row + 3 * rowBytes), s3);
+      s4 = madd(v128.load32_splat(p, 16), v128.load(row + 4 * rowBytes), s4);
+      s5 = madd(v128.load32_splat(p, 20), v128.load(row + 5 * rowBytes), s5);
+      s6 = madd(v128.load32_splat(p, 24), v128.load(row + 6 * rowBytes), s6);
+      s7 = madd(v128.load32_splat(p, 28), v128.load(row + 7 * rowBytes), s7);
+    }
+    s0 = weighTail(s0, whole, visible, probs, row);
+    s1 = weighTail(s1, whole + 1, visible, probs, row + rowBytes);
+    s2 = weighTail(s2, whole + 2, visible, probs, row + 2 * rowBytes);
+    s3 = weighTail(s3, whole + 3, visible, probs, row + 3 * rowBytes);
+    s4 = weighTail(s4, whole + 4, visible, probs, row + 4 * rowBytes);
+    s5 = weighTail(s5, whole + 5, visible, probs, row + 5 * rowBytes);
+    s6 = weighTail(s6, whole + 6, visible, probs, row + 6 * rowBytes);
+    const total = f32x4.add(f32x4.add(f32x4.add(s0, s4), f32x4.add(s2, s6)), f32x4.add(f32x4.add(s1, s5), f32x4.add(s3, s7)));
+    v128.store(o + d, total);
+  }
+}
+
 /**
  * One head of one query token: out = softmax(q·K / √d)·V over cells 0 … visible − 1 of K and V widened
  * to f32 (`headDim` apart). `probs` holds the scores, `acc` the V accumulators, `qh16` q through F16.
@@ -135,6 +176,10 @@ function attendHead(
   }
   const inv = f32x4.splat(<f32>(1.0 / sum));
   for (let j: usize = 0; j < <usize>visible << 2; j += 16) v128.store(probs + j, roundThroughHalf4(f32x4.mul(v128.load(probs + j), inv)));
+  if (batched) {
+    weightedValues8(probs, values, visible, rowBytes, o);
+    return;
+  }
   // V: slot (j mod slots) accumulates p_j·V_j across all d at once.
   memory.fill(acc, 0, <usize>slots * rowBytes);
   for (let j = 0; j < visible; j++) {
