@@ -254,6 +254,21 @@ describe("the WASM kernels against their scalar twins", () => {
       }
     });
   }
+  it("products of one input (Q, K, V; gate and up) match one product at a time, shared activations or not", () => {
+    const cols = 512;
+    const x = randn(cols * 5, 2);
+    for (const types of [[GgmlType.Q4_K, GgmlType.Q4_K, GgmlType.Q6_K], [GgmlType.Q8_0, GgmlType.Q8_0], [GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K]]) {
+      const ws = types.map((type, i) => weightOf(type, randn(cols * (8 + 4 * i), 0.3), cols));
+      for (const tokens of [1, 5]) {
+        const got = wasm.matmuls(ws, x, tokens);
+        ws.forEach((w, i) => {
+          // one product at a time is checked against its twin above (vec_dot or blockwise order by type)
+          const expected = wasm.matmul(w, x, tokens);
+          assert.ok(got[i].length === expected.length && got[i].every((v, j) => Object.is(v, expected[j])), `${types.map(ggmlTypeName).join("+")} #${i}, ${tokens} tokens`);
+        });
+      }
+    }
+  });
   for (const type of [GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K]) {
     it(`${ggmlTypeName(type)} interleaved matmul (rows in fours) is bit-identical to the blockwise twin, on its first call and after`, () => {
       const format = quantFormat(type);

@@ -47,6 +47,8 @@ export interface Backend {
   readonly halfStorage?: HalfStorage;
   /** [T, w.rows] = [T, w.cols] · wᵀ */
   matmul(w: Weight, x: Float32Array, tokens: number): Float32Array;
+  /** matmul of several weights with the same input (Q, K and V; gate and up): the input is prepared once. */
+  matmuls(ws: readonly Weight[], x: Float32Array, tokens: number): Float32Array[];
   /** Rows of an embedding matrix, dequantized: [ids.length, w.cols]. */
   getRows(w: Weight, ids: ArrayLike<number>): Float32Array;
   /** A whole weight as f32 (norm vectors, rope factors). */

@@ -61,9 +61,8 @@ export class SelfAttention {
 
   forward(x: Float32Array, tokens: number, positions: ArrayLike<number>, kv: LayerKv): Float32Array {
     const { heads, kvHeads, headDim } = this.shape;
-    const q = this.q.forward(x, tokens); // [T, heads·headDim]
-    const k = this.k.forward(x, tokens); // [T, kvHeads·headDim]
-    const v = this.v.forward(x, tokens); // [T, kvHeads·headDim]
+    // q [T, heads·headDim], k and v [T, kvHeads·headDim]
+    const [q, k, v] = this.backend.matmuls([this.q.weight, this.k.weight, this.v.weight], x, tokens);
     this.backend.rope(q, heads, headDim, positions, this.rope);
     this.backend.rope(k, kvHeads, headDim, positions, this.rope);
     this.backend.storeKv(kv, k, v, positions, kvHeads * headDim);
@@ -94,7 +93,8 @@ export class SwiGluFeedForward {
   }
 
   forward(x: Float32Array, tokens: number): Float32Array {
-    const hidden = this.backend.swiglu(this.gate.forward(x, tokens), this.up.forward(x, tokens)); // [T, nFf]
+    const [gate, up] = this.backend.matmuls([this.gate.weight, this.up.weight], x, tokens);
+    const hidden = this.backend.swiglu(gate, up); // [T, nFf]
     return this.down.forward(hidden, tokens); // [T, nEmbd]
   }
 }

@@ -29,6 +29,10 @@ export class ScalarBackend implements Backend {
     return out;
   }
 
+  matmuls(ws: readonly Weight[], x: Float32Array, tokens: number): Float32Array[] {
+    return ws.map((w) => this.matmul(w, x, tokens));
+  }
+
   getRows(w: Weight, ids: ArrayLike<number>): Float32Array {
     const format = quantFormat(w.type);
     const cols = w.cols;

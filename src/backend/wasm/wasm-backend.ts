@@ -176,22 +176,46 @@ export class WasmBackend extends ScalarBackend {
     return heap.slice(outAt / 4, outAt / 4 + tokens * rows);
   }
 
+  /** Products of one input: quantized once where every weight takes the same batched kernel activations in one bank. */
+  override matmuls(ws: readonly Weight[], x: Float32Array, tokens: number): Float32Array[] {
+    const kernels = ws.map((w) => BATCHED[w.type]);
+    const first = kernels[0];
+    const shared =
+      first !== undefined && kernels.every((k, i) => k !== undefined && k.activations === first.activations && ws[i].rows % k.layout.rows === 0);
+    if (!shared) return super.matmuls(ws, x, tokens);
+    const placements = ws.map((w, i) => this.repackedCopy(w, (kernels[i] ?? first).layout));
+    if (placements.some((p) => p.bank !== placements[0].bank)) return super.matmuls(ws, x, tokens);
+    return this.batchedProducts(ws, kernels.map((k) => k ?? first), placements, x, tokens);
+  }
+
   /** Every token in one call: activations quantized on all threads, weights repacked a group of rows at a time. */
   private batchedMatmul(w: Weight, kernel: BatchedKernel, x: Float32Array, tokens: number): Float32Array {
-    const { cols, rows } = w;
-    const { bank, at: weights } = this.repackedCopy(w, kernel.layout);
+    return this.batchedProducts([w], [kernel], [this.repackedCopy(w, kernel.layout)], x, tokens)[0];
+  }
+
+  /** batchedMatmul for weights that share one input, one activation layout and one bank. */
+  private batchedProducts(ws: readonly Weight[], kernels: readonly BatchedKernel[], placements: readonly Placement[], x: Float32Array, tokens: number): Float32Array[] {
+    const cols = ws[0].cols;
+    const { bank } = placements[0];
     const instance = this.banks[bank];
     const inputBytes = tokens * cols * 4;
-    const { quantize, blockSize, blockBytes } = kernel.activations;
+    const { quantize, blockSize, blockBytes } = kernels[0].activations;
     const blocks = (cols * tokens) / blockSize;
-    const threadBytes = (kernel.threadBytesPerBlock ?? 0) * (cols / blockSize) * this.threads;
-    const at = instance.scratch(inputBytes + blocks * blockBytes + threadBytes + tokens * rows * 4 + 32);
+    const threadBytes = Math.max(...kernels.map((k) => k.threadBytesPerBlock ?? 0)) * (cols / blockSize) * this.threads;
+    const outputBytes = ws.reduce((sum, w) => sum + tokens * w.rows * 4, 0);
+    const at = instance.scratch(inputBytes + blocks * blockBytes + threadBytes + outputBytes + 32);
     const actsAt = at + inputBytes;
-    const outAt = Math.ceil((actsAt + blocks * blockBytes) / 16) * 16 + threadBytes;
+    let outAt = Math.ceil((actsAt + blocks * blockBytes) / 16) * 16 + threadBytes;
     new Float32Array(instance.heap.buffer).set(x.subarray(0, tokens * cols), at / 4);
     this.pool.run({ kernel: quantize, bank, units: blocks, work: cols * tokens * 4, weights: 0, activations: at, n: cols, out: actsAt, tokens, outStride: 0 });
-    this.pool.run({ kernel: kernel.gemm, bank, units: rows / kernel.layout.rows, work: rows * cols * tokens, weights, activations: actsAt, n: cols, out: outAt, tokens, outStride: rows });
-    return new Float32Array(instance.heap.buffer).slice(outAt / 4, outAt / 4 + tokens * rows);
+    return ws.map((w, i) => {
+      const rows = w.rows;
+      const kernel = kernels[i];
+      this.pool.run({ kernel: kernel.gemm, bank, units: rows / kernel.layout.rows, work: rows * cols * tokens, weights: placements[i].at, activations: actsAt, n: cols, out: outAt, tokens, outStride: rows });
+      const out = new Float32Array(instance.heap.buffer).slice(outAt / 4, outAt / 4 + tokens * rows);
+      outAt += tokens * rows * 4;
+      return out;
+    });
   }
 
   /** Mean empty dispatch round trip to the worker threads, in microseconds. */
