@@ -1,6 +1,7 @@
 
 import { floatToHalf, HALF_TO_FLOAT, quantFormat, rowBytes } from "../../quant/index.js";
 import { dotHalves, ggmlExpf, ggmlSilu, hsumFloat8 } from "../../quant/float-order.js";
+import { glibcCosf, glibcSinf } from "../../quant/sincosf.js";
 import { Weight } from "../../tensor/weight.js";
 import { AttentionShape, Backend, LayerKv, RopeParams } from "../backend.js";
 
@@ -109,8 +110,8 @@ export class ScalarBackend implements Backend {
       for (let i = 0; i < half; i++) {
         const factor = freqFactors ? freqFactors[i] : 1;
         const angle = f32(params.freqScale * f32(theta / factor));
-        cos[t * half + i] = f32(Math.cos(angle));
-        sin[t * half + i] = f32(Math.sin(angle));
+        cos[t * half + i] = glibcCosf(angle);
+        sin[t * half + i] = glibcSinf(angle);
         theta = f32(theta * thetaScale);
       }
     }
