@@ -7,7 +7,7 @@
 // save an operation but not time.)
 
 import { floatToHalf } from "./half";
-import { fuseLanes, halfToFloat, hsum8, q8_0Scale, quads, quantize16, widenHalves } from "./simd";
+import { fuseLanes, halfToFloat, halves2, hsum8, q8_0Scale, quads, quantize16 } from "./simd";
 
 const BLOCK: usize = 34;
 
@@ -112,7 +112,7 @@ export function repack_q8_0x2(src: usize, dst: usize, rows: i32, n: i32): void {
       dw = v128.load64_zero(s);
       s += 8;
     } else {
-      dw = widenHalves(i32x4.extend_low_i16x8_u(v128.load32_zero(s)));
+      dw = halves2(s);
       s += 4;
     }
     const d = f32x4.mul(dw, v128.load32_splat(y, 64));
@@ -150,7 +150,7 @@ export function gemm_q8_0x2(weights: usize, first: i32, end: i32, acts: usize, n
       rowPair(q, h, blocks, 0, acts, o);
       continue;
     }
-    for (let b: usize = 0; b < blocks; b++) v128.store64_lane(scales + (b << 3), widenHalves(i32x4.extend_low_i16x8_u(v128.load32_zero(h + (b << 2)))), 0);
+    for (let b: usize = 0; b < blocks; b++) v128.store64_lane(scales + (b << 3), halves2(h + (b << 2)), 0);
     for (let t: usize = 0; t < <usize>tokens; t++) rowPair(q, h, blocks, scales, acts + t * tokenBytes, o + t * stride);
   }
 }

@@ -93,10 +93,15 @@
   return widenHalves(i32x4.extend_low_i16x8_u(v128.load64_zero(p)));
 }
 
+/** Two F16 values at `p` as f32, in lanes 0 and 1. */
+// @ts-ignore: decorator
+@inline export function halves2(p: usize): v128 {
+  return widenHalves(i32x4.extend_low_i16x8_u(v128.load32_zero(p)));
+}
+
 /** F16 bits in the low half of four i32 lanes → f32. */
 // @ts-ignore: decorator
 @inline export function widenHalves(h: v128): v128 {
   const magnitude = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(reinterpret<f32>(0x77800000)));
   return v128.or(magnitude, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
 }
-

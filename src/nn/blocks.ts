@@ -42,9 +42,8 @@ export interface AttentionWeights {
 
 /** Multi-head self-attention with grouped KV heads, RoPE and an F16 KV cache. */
 export class SelfAttention {
-  private readonly q: Linear;
-  private readonly k: Linear;
-  private readonly v: Linear;
+  /** Q, K and V, multiplied with one input together. */
+  private readonly qkv: readonly Weight[];
   private readonly output: Linear;
 
   constructor(
@@ -53,16 +52,14 @@ export class SelfAttention {
     private readonly shape: AttentionShape,
     private readonly rope: RopeParams,
   ) {
-    this.q = new Linear(backend, weights.q);
-    this.k = new Linear(backend, weights.k);
-    this.v = new Linear(backend, weights.v);
+    this.qkv = [weights.q, weights.k, weights.v];
     this.output = new Linear(backend, weights.output);
   }
 
   forward(x: Float32Array, tokens: number, positions: ArrayLike<number>, kv: LayerKv): Float32Array {
     const { heads, kvHeads, headDim } = this.shape;
     // q [T, heads·headDim], k and v [T, kvHeads·headDim]
-    const [q, k, v] = this.backend.matmuls([this.q.weight, this.k.weight, this.v.weight], x, tokens);
+    const [q, k, v] = this.backend.matmuls(this.qkv, x, tokens);
     this.backend.rope(q, heads, headDim, positions, this.rope);
     this.backend.rope(k, kvHeads, headDim, positions, this.rope);
     this.backend.storeKv(kv, k, v, positions, kvHeads * headDim);
@@ -79,21 +76,20 @@ export interface FeedForwardWeights {
 
 /** down(silu(gate(x)) · up(x)) */
 export class SwiGluFeedForward {
-  private readonly gate: Linear;
-  private readonly up: Linear;
+  /** Gate and up, multiplied with one input together. */
+  private readonly gateUp: readonly Weight[];
   private readonly down: Linear;
 
   constructor(
     private readonly backend: Backend,
     weights: FeedForwardWeights,
   ) {
-    this.gate = new Linear(backend, weights.gate);
-    this.up = new Linear(backend, weights.up);
+    this.gateUp = [weights.gate, weights.up];
     this.down = new Linear(backend, weights.down);
   }
 
   forward(x: Float32Array, tokens: number): Float32Array {
-    const [gate, up] = this.backend.matmuls([this.gate.weight, this.up.weight], x, tokens);
+    const [gate, up] = this.backend.matmuls(this.gateUp, x, tokens);
     const hidden = this.backend.swiglu(gate, up); // [T, nFf]
     return this.down.forward(hidden, tokens); // [T, nEmbd]
   }

@@ -100,14 +100,14 @@ function reduceLarge(bits: number): [number, number] {
 
 /** cos when `cosine`, else sin, of the f32 value y. */
 function sinOrCos(y: number, cosine: boolean): number {
-  const magnitude = magnitudeClass(y);
+  const bits = floatBits(y);
+  const magnitude = (bits >>> 20) & 0x7ff;
   const odd = cosine ? 1 : 0;
   if (magnitude < BELOW_QUARTER_PI) {
     if (magnitude < TINY) return cosine ? 1 : y;
     return polynomial(y, y * y, POSITIVE, odd);
   }
   if (magnitude >= INFINITE) return NaN;
-  const bits = floatBits(y);
   const [x, n] = magnitude < FAST_REDUCTION_LIMIT ? reduceFast(y) : reduceLarge(bits);
   const quadrant = magnitude < FAST_REDUCTION_LIMIT ? n : n + (bits >>> 31);
   const signed = x * COSINE_SIGN[quadrant & 3];

@@ -3,7 +3,7 @@ import { instantiate, KERNEL_NAMES, RangeKernel } from "./kernels.js";
 import { claimChunks, SLOT, waitFor, WORKER_SPIN_MS } from "./thread-pool.js";
 
 /** A kernel thread: maps the shared memories, then runs the row ranges the main thread posts to its slot. */
-const data = workerData as { module: WebAssembly.Module; memory: WebAssembly.Memory; control: SharedArrayBuffer; slot: number; workers: number };
+const data = workerData as { module: WebAssembly.Module; memory: WebAssembly.Memory; control: SharedArrayBuffer; slot: number };
 const banks: Record<string, RangeKernel>[] = [instantiate(data.module, data.memory).kernels];
 const control = new Int32Array(data.control);
 const base = data.slot * SLOT.size;
@@ -30,7 +30,7 @@ for (let done = 0; ; ) {
     const out = control[base + SLOT.out];
     const tokens = control[base + SLOT.tokens];
     const outStride = control[base + SLOT.outStride];
-    claimChunks(control, data.workers * SLOT.size, control[base + SLOT.units], control[base + SLOT.chunk], (first, end) =>
+    claimChunks(control, control[base + SLOT.units], control[base + SLOT.chunk], (first, end) =>
       kernel(weights, first, end, activations, n, out, tokens, outStride, data.slot + 1),
     );
   }

@@ -56,7 +56,7 @@ export class ThreadPool {
     this.control = new Int32Array(new SharedArrayBuffer(4 * (SLOT.size * Math.max(1, threads - 1) + 1)));
     for (let i = 0; i < threads - 1; i++) {
       const worker = new Worker(new URL("./kernel-worker.js", import.meta.url), {
-        workerData: { module: kernelModule(), memory: first.memory, control: this.control.buffer, slot: i, workers: threads - 1 },
+        workerData: { module: kernelModule(), memory: first.memory, control: this.control.buffer, slot: i },
       });
       worker.unref();
       this.workers.push(worker);
@@ -83,14 +83,14 @@ export class ThreadPool {
     // chunks in multiples of four units where there are many: the interleaved kernels take row groups in fours
     const even = Math.ceil(job.units / (parts * CHUNKS_PER_THREAD));
     const chunk = job.units >= 16 * parts ? Math.ceil(even / 4) * 4 : even;
-    this.dispatch(KERNEL_NAMES.indexOf(job.kernel), job, chunk, () => claimChunks(this.control, this.workers.length * SLOT.size, job.units, chunk, call));
+    this.dispatch(KERNEL_NAMES.indexOf(job.kernel), job, chunk, () => claimChunks(this.control, job.units, chunk, call));
   }
 
-  /** Posts each worker its share of units (kernel −1: an empty job), runs `own` here, and waits for all. */
+  /** Posts the job to every worker (kernel −1: an empty job), runs `own` here, and waits for all. */
   private dispatch(kernel: number, job: Omit<RangeJob, "kernel" | "work">, chunk: number, own?: () => void): void {
     const seq = ++this.seq;
     const c = this.control;
-    Atomics.store(c, this.workers.length * SLOT.size, 0);
+    Atomics.store(c, c.length - 1, 0);
     this.workers.forEach((_, i) => {
       const base = i * SLOT.size;
       c[base + SLOT.kernel] = kernel;
@@ -138,10 +138,10 @@ export function waitFor(control: Int32Array, index: number, value: number, spinM
   }
 }
 
-/** Claims chunks of `chunk` units from the shared counter at control[next] and runs them until none is left. */
-export function claimChunks(control: Int32Array, next: number, units: number, chunk: number, call: (first: number, end: number) => void): void {
+/** Claims chunks of `chunk` units from the shared counter (the control array's last word) and runs them until none is left. */
+export function claimChunks(control: Int32Array, units: number, chunk: number, call: (first: number, end: number) => void): void {
   for (;;) {
-    const first = Atomics.add(control, next, 1) * chunk;
+    const first = Atomics.add(control, control.length - 1, 1) * chunk;
     if (first >= units) return;
     call(first, Math.min(units, first + chunk));
   }

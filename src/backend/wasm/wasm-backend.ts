@@ -87,8 +87,8 @@ const REPACK_CHUNK = 1 << 20;
 /**
  * The scalar backend with its hot loops moved into WebAssembly SIMD on worker threads: matrix products
  * for every weight type that has a kernel, attention over the KV cache, RMSNorm, SwiGLU and the
- * activation quantizers. RoPE (its cos/sin come from the host's Math, which WebAssembly lacks), residual
- * adds, KV stores and embedding lookups stay on the scalar twin. Results are bit-identical to the scalar
+ * activation quantizers. RoPE (its cos/sin table is computed once a pass, as glibc computes them),
+ * residual adds, KV stores and embedding lookups stay on the scalar twin. Results are bit-identical to the scalar
  * backend whatever the thread count.
  */
 export class WasmBackend extends ScalarBackend {
@@ -178,14 +178,15 @@ export class WasmBackend extends ScalarBackend {
 
   /** Products of one input: quantized once where every weight takes the same batched kernel activations in one bank. */
   override matmuls(ws: readonly Weight[], x: Float32Array, tokens: number): Float32Array[] {
-    const kernels = ws.map((w) => BATCHED[w.type]);
-    const first = kernels[0];
-    const shared =
-      first !== undefined && kernels.every((k, i) => k !== undefined && k.activations === first.activations && ws[i].rows % k.layout.rows === 0);
-    if (!shared) return super.matmuls(ws, x, tokens);
-    const placements = ws.map((w, i) => this.repackedCopy(w, (kernels[i] ?? first).layout));
+    const kernels: BatchedKernel[] = [];
+    for (const w of ws) {
+      const kernel = BATCHED[w.type];
+      if (!kernel || w.rows % kernel.layout.rows !== 0 || kernel.activations !== (kernels[0] ?? kernel).activations) return super.matmuls(ws, x, tokens);
+      kernels.push(kernel);
+    }
+    const placements = ws.map((w, i) => this.repackedCopy(w, kernels[i].layout));
     if (placements.some((p) => p.bank !== placements[0].bank)) return super.matmuls(ws, x, tokens);
-    return this.batchedProducts(ws, kernels.map((k) => k ?? first), placements, x, tokens);
+    return this.batchedProducts(ws, kernels, placements, x, tokens);
   }
 
   /** Every token in one call: activations quantized on all threads, weights repacked a group of rows at a time. */
