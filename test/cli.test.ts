@@ -103,8 +103,8 @@ describe("tsllm tokenize and show", () => {
     assert.match(stdout, /tensor types\s+Q4_K ×13, F32 ×5, Q6_K ×3/);
     assert.match(stdout, /context length\s+1024/);
     assert.match(stdout, /vocab\s+llama \(512 tokens\)/);
-    assert.match(stdout, /chat template\s+no/);
-    assert.match(tsllm(["show", join(VOCAB_DIR, "ggml-vocab-phi-3.gguf")]).stdout, /chat template\s+yes/);
+    assert.match(stdout, /chat template: none/);
+    assert.match(tsllm(["show", join(VOCAB_DIR, "ggml-vocab-phi-3.gguf")]).stdout, /^chat template:\n\{\{ bos_token \}\}\{% for message in messages %\}/m);
   });
 });
 

@@ -7,7 +7,7 @@ import { benchTokens, BenchResult, BenchTest, runBenchTest, summarize } from "..
 import { createBackend, loadModel } from "../engine/load.js";
 import { openLlamaCppBench } from "./bench-llama-cpp.js";
 import { UsageError } from "./fail.js";
-import { requireModelFile } from "./model-path.js";
+import { resolveModelArgument } from "./model-path.js";
 import { backendOption, numberOption } from "./options.js";
 import { describeModel } from "./show.js";
 
@@ -34,7 +34,9 @@ export async function benchCommand(argv: string[]): Promise<void> {
       verbose: { type: "boolean" },
     },
   });
-  const path = requireModelFile(positionals[0]);
+  const resolved = await resolveModelArgument(positionals[0]);
+  const path = resolved.paths[0];
+  const fileBytes = resolved.paths.reduce((sum, p) => sum + statSync(p).size, 0);
   const promptTokens = numberOption(values["n-prompt"], "-p", 512);
   const genTokens = numberOption(values["n-gen"], "-n", 128);
   const reps = Math.max(1, numberOption(values.repetitions, "-r", 5));
@@ -45,7 +47,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
   if (values.verbose && backend instanceof WasmBackend) {
     process.stderr.write(`wasm backend: ${backend.threads} threads, empty dispatch round trip ${backend.measureDispatch().toFixed(1)} µs\n`);
   }
-  const loaded = loadModel(path, backend);
+  const loaded = loadModel(resolved.paths, backend);
   const tests: BenchTest[] = [];
   if (promptTokens > 0) tests.push({ name: `pp${promptTokens}`, promptTokens, genTokens: 0 });
   if (genTokens > 0) tests.push({ name: `tg${genTokens}`, promptTokens: 0, genTokens });
@@ -58,7 +60,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     const gib = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
     const { rss, heapUsed, arrayBuffers } = process.memoryUsage();
     const peak = process.resourceUsage().maxRSS * 1024;
-    const fileSize = statSync(path).size;
+    const fileSize = fileBytes;
     const banks = backend instanceof WasmBackend ? `, ${backend.bankCount} WebAssembly memor${backend.bankCount === 1 ? "y" : "ies"}` : "";
     process.stderr.write(`resident memory after the warm-up runs: ${gib(rss)} (peak ${gib(peak)}) for a ${gib(fileSize)} file: ${(rss / fileSize).toFixed(3)}× (peak ${(peak / fileSize).toFixed(3)}×)${banks}; JS heap ${gib(heapUsed)}, array buffers ${gib(arrayBuffers)}\n`);
   }
@@ -84,13 +86,12 @@ export async function benchCommand(argv: string[]): Promise<void> {
   loaded.file.close();
   backend.dispose?.();
 
-  const fileBytes = statSync(path).size;
   const info = new Map(describeModel(loaded.file));
-  const modelType = `${info.get("architecture")} ${info.get("parameters")} ${info.get("tensor types")?.split(" ")[0] ?? ""}`.trim();
+  const modelType = `${info.get("architecture")} ${info.get("parameters")} ${info.get("quantization") ?? ""}`.trim();
   if (values.output === "json") {
     const objects = rows.map(({ engine, threads: n, result }) => ({
       engine,
-      model_filename: path,
+      model_filename: resolved.name,
       model_type: modelType,
       model_size: fileBytes,
       n_threads: n,
@@ -108,7 +109,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     `| --- | ---: | --- | ---: | --- | ---: | ---: |`,
     ...rows.map(({ engine, threads: n, result }) => {
       const bandwidth = result.genTokens > 0 ? ((fileBytes * result.mean) / 1e9).toFixed(2) : "";
-      return `| ${basename(path)} | ${(fileBytes / 2 ** 20).toFixed(1)} MiB | ${engine} | ${n} | ${result.name} | ${result.mean.toFixed(2)} ± ${result.stddev.toFixed(2)} | ${bandwidth} |`;
+      return `| ${basename(resolved.name)} | ${(fileBytes / 2 ** 20).toFixed(1)} MiB | ${engine} | ${n} | ${result.name} | ${result.mean.toFixed(2)} ± ${result.stddev.toFixed(2)} | ${bandwidth} |`;
     }),
   ];
   if (values.compare) {

@@ -8,7 +8,7 @@ import { synthesizeModel } from "../synth/synth.js";
 import { UsageError } from "./fail.js";
 import { requireModelFile } from "./model-path.js";
 import { numberOption } from "./options.js";
-import { formatCount } from "./show.js";
+import { formatCount } from "./format.js";
 
 const WEIGHT_TYPES = new Set([GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q8_0, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K]);
 

@@ -2,16 +2,23 @@ import { BENCH_USAGE, benchCommand } from "./bench.js";
 import { describeFailure, UsageError } from "./fail.js";
 import { devCommand } from "./dev.js";
 import { RUN_USAGE, runCommand } from "./run.js";
-import { showCommand } from "./show.js";
+import { listCommand } from "./list.js";
+import { PULL_USAGE, pullCommand } from "./pull.js";
+import { rmCommand } from "./rm.js";
+import { SHOW_USAGE, showCommand } from "./show.js";
 import { TOKENIZE_USAGE, tokenizeCommand } from "./tokenize.js";
 
 const USAGE = `tsllm — fast local LLM inference in TypeScript
 
 ${RUN_USAGE}
 
-${TOKENIZE_USAGE}
+${PULL_USAGE}
 
-tsllm show MODEL.gguf
+tsllm list                     models in the store: name, size, quant, parameters, modified
+tsllm rm NAME                  delete a model and the files no other model uses
+${SHOW_USAGE}
+
+${TOKENIZE_USAGE}
 
 ${BENCH_USAGE}
 tsllm dev synth --preset NAME --type TYPE --vocab-from FILE.gguf -o OUT.gguf [--seed S]`;
@@ -20,6 +27,10 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   run: runCommand,
   tokenize: tokenizeCommand,
   show: showCommand,
+  pull: pullCommand,
+  list: listCommand,
+  ls: listCommand,
+  rm: rmCommand,
   bench: benchCommand,
   dev: devCommand,
 };

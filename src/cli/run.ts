@@ -1,14 +1,18 @@
 import { parseArgs } from "node:util";
-import { ChatMessage } from "../chat/template.js";
 import { generate, GeneratedToken } from "../engine/generate.js";
-import { createBackend, LoadedModel, loadModel } from "../engine/load.js";
-import { DEFAULT_SAMPLING, Sampler } from "../sampling/sampler.js";
+import { createBackend, loadModel } from "../engine/load.js";
+import { promptTokens } from "../engine/prompt.js";
+import { DEFAULT_SAMPLING, Sampler, SamplingParams } from "../sampling/sampler.js";
+import { chat } from "./chat.js";
 import { UsageError } from "./fail.js";
-import { requireModelFile } from "./model-path.js";
+import { resolveModelArgument } from "./model-path.js";
 import { backendOption, numberOption } from "./options.js";
 
-export const RUN_USAGE = `tsllm run MODEL.gguf "PROMPT" [options]
-  -n, --max-tokens N     tokens to generate (default 256)
+export const RUN_USAGE = `tsllm run MODEL ["PROMPT"] [options]
+  MODEL is a .gguf path, a name from \`tsllm list\` or a TSLLM_MODELS folder, OWNER/REPO[:QUANT] or
+  hf:OWNER/REPO/FILE.gguf (pulled when missing). Without a PROMPT: an interactive chat on a terminal,
+  otherwise the prompt is read from stdin.
+  -n, --max-tokens N     tokens to generate (default 256; unlimited in the chat)
   -c, --ctx-size N       context size (default: the model's, at most 4096)
   --temp T               temperature; 0 is greedy (default 0.8)
   --top-k K  --top-p P  --min-p P  --repeat-penalty R  --seed S
@@ -18,37 +22,8 @@ export const RUN_USAGE = `tsllm run MODEL.gguf "PROMPT" [options]
   --json                 print {"prompt_tokens","tokens","text"} instead of streaming text
   --logprobs K           with --json: the top K log-probabilities of each generated token
   --backend wasm|scalar  compute backend (default wasm; scalar is the reference twin)
-  -t, --threads N        threads for the wasm backend (default: the number of cores)`;
-
-/**
- * The prompt as tokens: through the chat template unless raw, with BOS as the metadata says (never
- * doubled). Message contents are rendered as placeholders first, so that control-token text typed by
- * the user stays plain text while the template's own markers become control tokens.
- */
-export function promptTokens(loaded: LoadedModel, prompt: string, raw: boolean, system?: string): number[] {
-  const { tokenizer, chatTemplate } = loaded;
-  if (raw || !chatTemplate) return tokenizer.encode(prompt, { addSpecial: true, parseSpecial: false });
-  const messages: ChatMessage[] = system ? [{ role: "system", content: system }] : [];
-  messages.push({ role: "user", content: prompt });
-  const placeholder = (i: number): string => `\u0000tsllm-message-${i}\u0000`;
-  const { bos, eos } = tokenizer.vocab.specials;
-  const bosText = bos !== undefined ? tokenizer.vocab.pieces[bos] : "";
-  const rendered = chatTemplate.render(
-    messages.map((m, i) => ({ ...m, content: placeholder(i) })),
-    { bosToken: bosText, eosToken: eos !== undefined ? tokenizer.vocab.pieces[eos] : "" },
-  );
-  const parts: { text: string; parseSpecial: boolean }[] = [];
-  let rest = rendered;
-  messages.forEach((message, i) => {
-    const [before, after] = rest.split(placeholder(i));
-    if (after === undefined) throw new Error("the chat template did not render every message");
-    parts.push({ text: before, parseSpecial: true }, { text: message.content, parseSpecial: false });
-    rest = after;
-  });
-  parts.push({ text: rest, parseSpecial: true });
-  const templateWroteBos = bosText !== "" && rendered.startsWith(bosText);
-  return tokenizer.encodeParts(parts, !templateWroteBos);
-}
+  -t, --threads N        threads for the wasm backend (default: the number of cores)
+  --verbose              chat: prompt and generation speed after each answer`;
 
 export async function runCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -70,16 +45,15 @@ export async function runCommand(argv: string[]): Promise<void> {
       logprobs: { type: "string" },
       backend: { type: "string", default: "wasm" },
       threads: { type: "string", short: "t" },
+      verbose: { type: "boolean" },
     },
   });
-  const [modelArg, prompt] = positionals;
-  const path = requireModelFile(modelArg);
-  if (prompt === undefined) throw new UsageError(`missing PROMPT\n${RUN_USAGE}`);
+  const [modelArg, promptArg] = positionals;
+  const resolved = await resolveModelArgument(modelArg);
   const threads = values.threads === undefined ? undefined : numberOption(values.threads, "--threads", 1);
-  const loaded = loadModel(path, createBackend(backendOption(values.backend), threads));
-  const tokens = promptTokens(loaded, prompt, values.raw ?? false, values.system);
+  const loaded = loadModel(resolved.paths, createBackend(backendOption(values.backend), threads));
   const ignoreEos = values["ignore-eos"] ?? false;
-  const sampler = new Sampler({
+  const sampling: SamplingParams = {
     ...DEFAULT_SAMPLING,
     temperature: numberOption(values.temp, "--temp", DEFAULT_SAMPLING.temperature),
     topK: numberOption(values["top-k"], "--top-k", DEFAULT_SAMPLING.topK),
@@ -88,11 +62,25 @@ export async function runCommand(argv: string[]): Promise<void> {
     repeatPenalty: numberOption(values["repeat-penalty"], "--repeat-penalty", DEFAULT_SAMPLING.repeatPenalty),
     seed: values.seed === undefined ? undefined : numberOption(values.seed, "--seed", 0),
     banned: ignoreEos ? loaded.tokenizer.vocab.endOfGeneration : undefined,
-  });
-  const logprobs = values.logprobs === undefined ? undefined : numberOption(values.logprobs, "--logprobs", 0);
+  };
+  const maxTokens = numberOption(values["max-tokens"], "--max-tokens", promptArg === undefined ? -1 : 256);
   const ctx = values["ctx-size"] === undefined ? undefined : numberOption(values["ctx-size"], "--ctx-size", 0);
+  if (promptArg === undefined && process.stdin.isTTY) {
+    try {
+      await chat(loaded, { name: resolved.name, sampling, maxTokens, contextSize: ctx, system: values.system, verbose: values.verbose ?? false, ignoreEos });
+    } finally {
+      loaded.file.close();
+      loaded.backend.dispose?.();
+    }
+    return;
+  }
+  const prompt = promptArg ?? (await readAll(process.stdin));
+  if (prompt === "") throw new UsageError("missing PROMPT: give one, pipe one on stdin, or run on a terminal to chat");
+  const tokens = promptTokens(loaded, prompt, values.raw ?? false, values.system);
+  const sampler = new Sampler(sampling);
+  const logprobs = values.logprobs === undefined ? undefined : numberOption(values.logprobs, "--logprobs", 0);
   const run = generate(loaded.model, loaded.tokenizer, tokens, {
-    maxTokens: numberOption(values["max-tokens"], "--max-tokens", 256),
+    maxTokens: maxTokens < 0 ? Infinity : maxTokens,
     sampler,
     ignoreEos,
     logprobs,
@@ -125,4 +113,10 @@ export async function runCommand(argv: string[]): Promise<void> {
   }
   loaded.file.close();
   loaded.backend.dispose?.();
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
+  return Buffer.concat(chunks).toString("utf8").replace(/\n$/, "");
 }

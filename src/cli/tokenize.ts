@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { loadTokenizer } from "../engine/load.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { UsageError } from "./fail.js";
-import { requireModelFile } from "./model-path.js";
+import { resolveModelArgument } from "./model-path.js";
 
 export const TOKENIZE_USAGE = `tsllm tokenize MODEL.gguf "TEXT" [--no-bos] [--special] [--pieces]
 tsllm tokenize MODEL.gguf --batch   < lines.jsonl   (one JSON string per line in, one id array per line out)`;
@@ -31,13 +31,13 @@ export async function tokenizeCommand(argv: string[]): Promise<void> {
       batch: { type: "boolean" },
     },
   });
-  const path = requireModelFile(positionals[0]);
+  const resolved = await resolveModelArgument(positionals[0]);
   const flags: TokenizeFlags = {
     addSpecial: !values["no-bos"],
     parseSpecial: values.special ?? false,
     pieces: values.pieces ?? false,
   };
-  const { file, tokenizer } = loadTokenizer(path);
+  const { file, tokenizer } = loadTokenizer(resolved.paths);
   try {
     if (!values.batch) {
       const text = positionals[1];

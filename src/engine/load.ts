@@ -8,7 +8,8 @@ import { buildModel, LanguageModel } from "../models/index.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 
 export interface LoadedModel {
-  path: string;
+  /** The file, or a split model's parts in order. */
+  paths: string[];
   file: GgufFile;
   metadata: Metadata;
   model: LanguageModel;
@@ -18,8 +19,13 @@ export interface LoadedModel {
   loadMs: number;
 }
 
-export function loadTokenizer(path: string): { file: GgufFile; metadata: Metadata; tokenizer: Tokenizer } {
-  const file = GgufFile.open(path);
+/** One path opens a whole file (or a split model from its first part); several are a split model's parts. */
+export function openModelFile(paths: string | readonly string[]): GgufFile {
+  return typeof paths === "string" ? GgufFile.open(paths) : paths.length === 1 ? GgufFile.open(paths[0]) : GgufFile.openParts(paths);
+}
+
+export function loadTokenizer(paths: string | readonly string[]): { file: GgufFile; metadata: Metadata; tokenizer: Tokenizer } {
+  const file = openModelFile(paths);
   try {
     const metadata = new Metadata(file.metadata);
     return { file, metadata, tokenizer: Tokenizer.fromMetadata(metadata) };
@@ -36,14 +42,14 @@ export function createBackend(name: BackendName = "wasm", threads?: number): Bac
   return name === "scalar" ? new ScalarBackend() : new WasmBackend(threads);
 }
 
-export function loadModel(path: string, backend: Backend = createBackend()): LoadedModel {
+export function loadModel(paths: string | readonly string[], backend: Backend = createBackend()): LoadedModel {
   const started = performance.now();
-  const { file, metadata, tokenizer } = loadTokenizer(path);
+  const { file, metadata, tokenizer } = loadTokenizer(paths);
   try {
     const model = buildModel(file, backend);
     const templateSource = metadata.string("tokenizer.chat_template");
     const chatTemplate = templateSource ? new ChatTemplate(templateSource) : undefined;
-    return { path, file, metadata, model, backend, tokenizer, chatTemplate, loadMs: performance.now() - started };
+    return { paths: typeof paths === "string" ? [paths] : [...paths], file, metadata, model, backend, tokenizer, chatTemplate, loadMs: performance.now() - started };
   } catch (error) {
     file.close();
     throw error;

@@ -6,3 +6,4 @@ export * from "./source.js";
 export * from "./types.js";
 export * from "./writer.js";
 export * from "./utf8.js";
+export * from "./file-type.js";

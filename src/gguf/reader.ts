@@ -268,26 +268,131 @@ export function readGgufHeader(source: ByteSource): GgufHeader {
   return { version, metadata, tensors, alignment, dataOffset, fileSize: source.size };
 }
 
-/** An open GGUF file: header in memory, tensor data read on demand by offset. */
-export class GgufFile {
-  private constructor(
-    readonly header: GgufHeader,
-    private readonly source: ByteSource,
-  ) {}
+/** llama.cpp's name for part `index` (0-based) of a split model: PREFIX-00001-of-00003.gguf. */
+export function splitPartPath(prefix: string, index: number, count: number): string {
+  const pad = (n: number): string => String(n).padStart(5, "0");
+  return `${prefix}-${pad(index + 1)}-of-${pad(count)}.gguf`;
+}
 
+const SPLIT_NAME = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/;
+const MAX_SPLIT_PARTS = 1000;
+
+/** The prefix of a split part's file name, when it follows llama.cpp's naming. */
+export function splitPrefix(path: string): string | undefined {
+  return SPLIT_NAME.exec(path)?.[1];
+}
+
+interface GgufPart {
+  header: GgufHeader;
+  source: ByteSource;
+}
+
+function splitNumber(header: GgufHeader, key: string): number | undefined {
+  const value = header.metadata.get(key);
+  if (value === undefined) return undefined;
+  if (typeof value.value !== "number" || !Number.isInteger(value.value)) throw new GgufError("bad-value", "expected an integer", key);
+  return value.value;
+}
+
+/** How many parts a file says its model has (llama.cpp's gguf-split keys), 1 when it is whole. */
+function splitCount(header: GgufHeader): number {
+  const count = splitNumber(header, "split.count") ?? 1;
+  if (count < 1 || count > MAX_SPLIT_PARTS) throw new GgufError("bad-value", `${count} parts is out of range`, "split.count");
+  return count;
+}
+
+/**
+ * An open GGUF model: the header in memory, tensor data read on demand by offset. A model split by
+ * gguf-split is one GgufFile over all its parts; the first part's metadata is the model's.
+ */
+export class GgufFile {
+  private readonly tensorList: GgufTensorInfo[];
+  private readonly byName = new Map<string, GgufTensorInfo>();
+  private readonly partOf = new Map<GgufTensorInfo, GgufPart>();
+
+  private constructor(private readonly parts: GgufPart[]) {
+    this.tensorList = parts.flatMap((part) => part.header.tensors);
+    for (const part of parts) {
+      for (const info of part.header.tensors) {
+        if (this.byName.has(info.name)) throw new GgufError("bad-tensor", "appears in more than one part", info.name);
+        this.byName.set(info.name, info);
+        this.partOf.set(info, part);
+      }
+    }
+  }
+
+  /** Opens a file; the first part of a split model opens its sibling parts by llama.cpp's naming. */
   static open(path: string): GgufFile {
-    const source = new FileSource(path);
+    const first = openPart(path);
+    let count: number;
     try {
-      return new GgufFile(readGgufHeader(source), source);
+      count = splitCount(first.header);
+      if (count > 1 && (splitNumber(first.header, "split.no") ?? 0) !== 0) {
+        throw new GgufError("bad-value", `${path} is part ${(splitNumber(first.header, "split.no") ?? 0) + 1} of ${count}; open the first part`, "split.no");
+      }
     } catch (error) {
-      source.close();
+      first.source.close();
+      throw error;
+    }
+    if (count === 1) return new GgufFile([first]);
+    const prefix = splitPrefix(path);
+    if (prefix === undefined) {
+      first.source.close();
+      throw new GgufError("bad-value", `the model has ${count} parts but ${path} is not named PREFIX-00001-of-${String(count).padStart(5, "0")}.gguf`, "split.count");
+    }
+    return GgufFile.assemble(first, Array.from({ length: count - 1 }, (_, i) => splitPartPath(prefix, i + 1, count)));
+  }
+
+  /** Opens the parts of one model from explicit paths, in order (content-addressed blobs have no telling names). */
+  static openParts(paths: readonly string[]): GgufFile {
+    if (paths.length === 0) throw new GgufError("io", "no files given");
+    return GgufFile.assemble(openPart(paths[0]), paths.slice(1));
+  }
+
+  private static assemble(first: GgufPart, restPaths: readonly string[]): GgufFile {
+    const parts = [first];
+    try {
+      const count = splitCount(first.header);
+      if (count !== restPaths.length + 1) {
+        throw new GgufError("bad-value", `the model has ${count} parts, ${restPaths.length + 1} given`, "split.count");
+      }
+      for (const path of restPaths) {
+        const part = openPart(path);
+        parts.push(part);
+        const no = splitNumber(part.header, "split.no");
+        if (no !== parts.length - 1 || splitCount(part.header) !== count) {
+          throw new GgufError("bad-value", `${path} is not part ${parts.length} of ${count}`, "split.no");
+        }
+      }
+      const declared = splitNumber(first.header, "split.tensors.count");
+      const file = new GgufFile(parts);
+      if (declared !== undefined && declared !== file.tensorList.length) {
+        throw new GgufError("bad-value", `says ${declared} tensors, the parts hold ${file.tensorList.length}`, "split.tensors.count");
+      }
+      return file;
+    } catch (error) {
+      for (const part of parts) part.source.close();
       throw error;
     }
   }
 
   static fromBytes(bytes: Uint8Array): GgufFile {
     const source = new MemorySource(bytes);
-    return new GgufFile(readGgufHeader(source), source);
+    return new GgufFile([{ header: readGgufHeader(source), source }]);
+  }
+
+  /** The first part's header (the whole file's, for a model in one file). */
+  get header(): GgufHeader {
+    return this.parts[0].header;
+  }
+
+  get partCount(): number {
+    return this.parts.length;
+  }
+
+  /** Bytes on disk over all parts. */
+  get totalSize(): number {
+    return this.parts.reduce((sum, part) => sum + part.header.fileSize, 0);
   }
 
   get metadata(): Map<string, GgufValue> {
@@ -295,28 +400,40 @@ export class GgufFile {
   }
 
   get tensors(): GgufTensorInfo[] {
-    return this.header.tensors;
+    return this.tensorList;
   }
 
   tensor(name: string): GgufTensorInfo | undefined {
-    return this.header.tensors.find((t) => t.name === name);
+    return this.byName.get(name);
   }
 
   /** Reads one tensor's bytes into a fresh buffer (or into `into` when given). */
   readTensorData(info: GgufTensorInfo, into?: Uint8Array): Uint8Array {
     const target = into ?? new Uint8Array(info.byteSize);
     if (target.length !== info.byteSize) throw new GgufError("bad-tensor", "destination size mismatch", info.name);
-    this.source.readInto(this.header.dataOffset + info.offset, target);
+    this.readTensorRange(info, 0, target);
     return target;
   }
 
   /** Bytes offset … offset + into.length of a tensor's data, read into `into` (any view, a WebAssembly memory's too). */
   readTensorRange(info: GgufTensorInfo, offset: number, into: Uint8Array): void {
     if (offset < 0 || offset + into.length > info.byteSize) throw new GgufError("bad-tensor", "read past the tensor's data", info.name);
-    this.source.readInto(this.header.dataOffset + info.offset + offset, into);
+    const part = this.partOf.get(info);
+    if (!part) throw new GgufError("bad-tensor", "is not a tensor of this file", info.name);
+    part.source.readInto(part.header.dataOffset + info.offset + offset, into);
   }
 
   close(): void {
-    this.source.close();
+    for (const part of this.parts) part.source.close();
+  }
+}
+
+function openPart(path: string): GgufPart {
+  const source = new FileSource(path);
+  try {
+    return { header: readGgufHeader(source), source };
+  } catch (error) {
+    source.close();
+    throw error;
   }
 }

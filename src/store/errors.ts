@@ -1,0 +1,2 @@
+/** A store or hub failure the user can act on: printed as one line. */
+export class StoreError extends Error {}
