@@ -157,3 +157,30 @@ describe("tsllm dev synth", () => {
     assert.equal((JSON.parse(stdout) as { tokens: number[] }).tokens.length, 8);
   });
 });
+
+describe("token tools", () => {
+  it("count gives the number of tokens llama.cpp makes of a file or of stdin", async () => {
+    const text = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
+    const theirs = await llamaCppTokenize(STORIES, text); // without BOS; text like <s> stays text
+    assert.equal(tsllm(["count", STORIES, join(REPO_ROOT, "README.md")]).stdout, `${theirs.length + 1}\n`);
+    assert.equal(tsllm(["count", STORIES, "-", "--no-bos"], text).stdout, `${theirs.length}\n`);
+  });
+
+  it("tokenize --compare splits one text under several tokenizers, as llama.cpp does", async () => {
+    const models = ["ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf", "ggml-vocab-phi-3.gguf"].map((f) => join(VOCAB_DIR, f));
+    const text = "我愛人工智慧";
+    const { code, stdout } = tsllm(["tokenize", "--compare", ...models, text]);
+    assert.equal(code, 0);
+    const lines = stdout.trimEnd().split("\n");
+    assert.equal(lines[0], '"我愛人工智慧": 6 characters');
+    assert.match(lines[2], /^model\s+tokens\s+chars\/token\s+pieces$/);
+    for (const [i, model] of models.entries()) {
+      const count = (await llamaCppTokenize(model, text, false)).length;
+      const [name, tokens, perToken] = lines[3 + i].split(/\s{2,}/);
+      assert.equal(name, model.split("/").pop()?.replace(".gguf", ""));
+      assert.equal(Number(tokens), count);
+      assert.equal(perToken, (6 / count).toFixed(2));
+    }
+    assert.match(lines[4], /\|人\|<E5 B7>\|<A5>\|/, "GPT-2's byte-level pieces that split a character are shown as bytes");
+  });
+});

@@ -1,5 +1,6 @@
 import { BENCH_USAGE, benchCommand } from "./bench.js";
 import { describeFailure, UsageError } from "./fail.js";
+import { COUNT_USAGE, countCommand } from "./count.js";
 import { devCommand } from "./dev.js";
 import { RUN_USAGE, runCommand } from "./run.js";
 import { listCommand } from "./list.js";
@@ -19,6 +20,7 @@ tsllm rm NAME                  delete a model and the files no other model uses
 ${SHOW_USAGE}
 
 ${TOKENIZE_USAGE}
+${COUNT_USAGE}
 
 ${BENCH_USAGE}
 tsllm dev synth --preset NAME --type TYPE --vocab-from FILE.gguf -o OUT.gguf [--seed S]`;
@@ -26,6 +28,7 @@ tsllm dev synth --preset NAME --type TYPE --vocab-from FILE.gguf -o OUT.gguf [--
 const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   run: runCommand,
   tokenize: tokenizeCommand,
+  count: countCommand,
   show: showCommand,
   pull: pullCommand,
   list: listCommand,
