@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { GgmlType, GgufFile } from "../src/gguf/index.js";
-import { pureQuant, Q4_K_M, QuantPlan } from "../src/synth/mix.js";
+import { pureQuant, quantPlanNamed, QuantPlan } from "../src/synth/mix.js";
 import { PRESETS } from "../src/synth/presets.js";
 import { synthesizeModel } from "../src/synth/synth.js";
 import { llama3Vocabulary } from "./llama3-vocab.js";
@@ -22,6 +22,8 @@ interface Case {
   preset: "tinyllama-1.1b" | "llama3.2-1b";
   quant: QuantPlan;
 }
+
+const Q4_K_M = quantPlanNamed("Q4_K_M", () => undefined) as QuantPlan;
 
 const CASES: Case[] = quick
   ? [{ preset: "tinyllama-1.1b", quant: pureQuant(GgmlType.Q4_0, "Q4_0") }]

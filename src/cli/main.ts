@@ -5,6 +5,7 @@ import { devCommand } from "./dev.js";
 import { RUN_USAGE, runCommand } from "./run.js";
 import { listCommand } from "./list.js";
 import { PULL_USAGE, pullCommand } from "./pull.js";
+import { QUANTIZE_USAGE, quantizeCommand } from "./quantize.js";
 import { rmCommand } from "./rm.js";
 import { SHOW_USAGE, showCommand } from "./show.js";
 import { TOKENIZE_USAGE, tokenizeCommand } from "./tokenize.js";
@@ -22,6 +23,8 @@ ${SHOW_USAGE}
 ${TOKENIZE_USAGE}
 ${COUNT_USAGE}
 
+${QUANTIZE_USAGE}
+
 ${BENCH_USAGE}
 tsllm dev synth --preset NAME --type TYPE --vocab-from FILE.gguf -o OUT.gguf [--seed S]`;
 
@@ -34,6 +37,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   list: listCommand,
   ls: listCommand,
   rm: rmCommand,
+  quantize: quantizeCommand,
   bench: benchCommand,
   dev: devCommand,
 };

@@ -56,3 +56,26 @@ export function pullProgress(stream: NodeJS.WriteStream = process.stderr): { onP
   };
   return { onProgress, stop: finish };
 }
+
+/** A count-of-items progress bar on a terminal; otherwise a plain line every 10%. */
+export function itemProgress(label: string, total: number, stream: NodeJS.WriteStream = process.stderr): { update: (done: number, detail: string) => void; stop: () => void } {
+  const bar = stream.isTTY
+    ? new cliProgress.SingleBar({ stream, format: `${label} {bar} {value}/{total} {detail}`, hideCursor: true, barsize: 30 }, cliProgress.Presets.shades_classic)
+    : undefined;
+  bar?.start(total, 0, { detail: "" });
+  let lastPercent = -10;
+  return {
+    update(done, detail) {
+      if (bar) {
+        bar.update(done, { detail });
+        return;
+      }
+      const percent = Math.floor((done / total) * 100);
+      if (percent >= lastPercent + 10 || done === total) {
+        lastPercent = percent;
+        stream.write(`${label}: ${done}/${total} (${percent}%) ${detail}\n`);
+      }
+    },
+    stop: () => bar?.stop(),
+  };
+}

@@ -1,14 +1,17 @@
 import { GgmlType } from "../gguf/ggml-types.js";
+import { quantTarget } from "../quantize/file-types.js";
+import { ModelTraits, TensorTypePicker } from "../quantize/tensor-types.js";
 
 /**
  * What a synthetic model is quantized to: one type for every matrix, or a llama-quantize mix such as
- * Q4_K_M, whose tensor-by-tensor choices are reproduced so that speed figures compare like with like.
+ * Q4_K_M, whose tensor-by-tensor choices are llama-quantize's, so that speed figures compare like with like.
  */
 export interface QuantPlan {
   name: string;
   /** llama_ftype, written as general.file_type. */
   fileType: number;
-  typeOf(tensor: string, layer: number | undefined, layers: number, hasOutput: boolean): GgmlType;
+  /** A fresh chooser for one model; tensors must be asked for block by block. */
+  picker(model: ModelTraits): (tensor: string, cols: number) => GgmlType;
 }
 
 const PURE_FILE_TYPES: Partial<Record<GgmlType, number>> = {
@@ -28,32 +31,18 @@ const PURE_FILE_TYPES: Partial<Record<GgmlType, number>> = {
 };
 
 export function pureQuant(type: GgmlType, name: string): QuantPlan {
-  return { name, fileType: PURE_FILE_TYPES[type] ?? 0, typeOf: () => type };
+  return { name, fileType: PURE_FILE_TYPES[type] ?? 0, picker: () => () => type };
 }
 
-/** llama-quantize's use_more_bits: the first and last eighth of the layers, and every third between. */
-function useMoreBits(layer: number, layers: number): boolean {
-  return layer < layers / 8 || layer >= (7 * layers) / 8 || (layer - Math.floor(layers / 8)) % 3 === 2;
-}
-
-/** Q4_K_M as llama-quantize makes it for llama: Q6_K output (or tied embedding) and, on use_more_bits layers, attn_v and ffn_down. */
-export const Q4_K_M: QuantPlan = {
-  name: "Q4_K_M",
-  fileType: 15,
-  typeOf(tensor, layer, layers, hasOutput) {
-    if (tensor === "output.weight" || (!hasOutput && tensor === "token_embd.weight")) return GgmlType.Q6_K;
-    const moreBits = layer !== undefined && useMoreBits(layer, layers);
-    if ((tensor.endsWith("attn_v.weight") || tensor.endsWith("ffn_down.weight")) && moreBits) return GgmlType.Q6_K;
-    return GgmlType.Q4_K;
-  },
-};
-
-export const QUANT_MIXES: Record<string, QuantPlan> = { Q4_K_M };
-
-/** A mix by name (Q4_K_M), or a pure plan for any type name that `isWritable` accepts. */
+/** A mix by name (Q4_K_M, Q3_K_S …), or a pure plan for any type name that `typeFromName` accepts. */
 export function quantPlanNamed(name: string, typeFromName: (name: string) => GgmlType | undefined): QuantPlan | undefined {
-  const mix = QUANT_MIXES[name.toUpperCase()];
-  if (mix) return mix;
+  const target = quantTarget(name);
+  if (target && /_K_[SML]$/.test(target.name) && name.toUpperCase() === target.name) {
+    return { name: target.name, fileType: target.fileType, picker: (model) => {
+      const picker = new TensorTypePicker(target, model);
+      return (tensor, cols) => picker.typeFor(tensor, cols);
+    } };
+  }
   const type = typeFromName(name);
   return type === undefined ? undefined : pureQuant(type, name.toUpperCase());
 }

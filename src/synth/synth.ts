@@ -42,10 +42,17 @@ function typeFor(requested: GgmlType, cols: number): GgmlType {
 function planTensors(shape: ModelShape, vocabSize: number, quant: QuantPlan): TensorPlan[] {
   const { embedding: d, heads, kvHeads, feedForward: ff } = shape;
   const headDim = d / heads;
+  const pick = quant.picker({
+    architecture: "llama",
+    layers: shape.layers,
+    gqa: heads / kvHeads,
+    experts: 0,
+    hasOutput: !shape.tiedOutput,
+    attentionV: shape.layers,
+    is70B: false,
+  });
   const matrix = (name: string, cols: number, rows: number, std: number): TensorPlan => {
-    const layer = /^blk\.(\d+)\./.exec(name)?.[1];
-    const type = quant.typeOf(name, layer === undefined ? undefined : Number(layer), shape.layers, !shape.tiedOutput);
-    return { name, dims: [cols, rows], type: typeFor(type, cols), std, mean: 0 };
+    return { name, dims: [cols, rows], type: typeFor(pick(name, cols), cols), std, mean: 0 };
   };
   const norm = (name: string): TensorPlan => ({ name, dims: [d], type: GgmlType.F32, std: 0.1, mean: 1 });
   // A tied embedding doubles as the output matrix, so it takes the output's scale.
