@@ -4,6 +4,7 @@ import { COUNT_USAGE, countCommand } from "./count.js";
 import { devCommand } from "./dev.js";
 import { RUN_USAGE, runCommand } from "./run.js";
 import { listCommand } from "./list.js";
+import { PERPLEXITY_USAGE, perplexityCommand } from "./perplexity.js";
 import { PULL_USAGE, pullCommand } from "./pull.js";
 import { QUANTIZE_USAGE, quantizeCommand } from "./quantize.js";
 import { rmCommand } from "./rm.js";
@@ -25,6 +26,8 @@ ${COUNT_USAGE}
 
 ${QUANTIZE_USAGE}
 
+${PERPLEXITY_USAGE}
+
 ${BENCH_USAGE}
 tsllm dev synth --preset NAME --type TYPE --vocab-from FILE.gguf -o OUT.gguf [--seed S]`;
 
@@ -38,6 +41,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   ls: listCommand,
   rm: rmCommand,
   quantize: quantizeCommand,
+  perplexity: perplexityCommand,
   bench: benchCommand,
   dev: devCommand,
 };
