@@ -2,6 +2,7 @@ import { BENCH_USAGE, benchCommand } from "./bench.js";
 import { describeFailure, UsageError } from "./fail.js";
 import { COUNT_USAGE, countCommand } from "./count.js";
 import { devCommand } from "./dev.js";
+import { FIT_USAGE, fitCommand } from "./fit.js";
 import { RUN_USAGE, runCommand } from "./run.js";
 import { listCommand } from "./list.js";
 import { PERPLEXITY_USAGE, perplexityCommand } from "./perplexity.js";
@@ -26,6 +27,8 @@ ${COUNT_USAGE}
 
 ${QUANTIZE_USAGE}
 
+${FIT_USAGE}
+
 ${PERPLEXITY_USAGE}
 
 ${BENCH_USAGE}
@@ -41,6 +44,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   ls: listCommand,
   rm: rmCommand,
   quantize: quantizeCommand,
+  fit: fitCommand,
   perplexity: perplexityCommand,
   bench: benchCommand,
   dev: devCommand,

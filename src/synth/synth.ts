@@ -24,7 +24,7 @@ const POOLED_ABOVE = 100_000_000;
 /** Distinct random rows per pooled matrix. */
 const POOL_ROWS = 64;
 
-interface TensorPlan {
+export interface TensorPlan {
   name: string;
   dims: number[];
   type: GgmlType;
@@ -39,7 +39,8 @@ function typeFor(requested: GgmlType, cols: number): GgmlType {
   return cols % 32 === 0 ? GgmlType.Q8_0 : GgmlType.F16;
 }
 
-function planTensors(shape: ModelShape, vocabSize: number, quant: QuantPlan): TensorPlan[] {
+/** The tensors of a llama-architecture model of this shape, with the types `quant` gives them. */
+export function planTensors(shape: ModelShape, vocabSize: number, quant: QuantPlan): TensorPlan[] {
   const { embedding: d, heads, kvHeads, feedForward: ff } = shape;
   const headDim = d / heads;
   const pick = quant.picker({
