@@ -21,6 +21,15 @@ const expected = JSON.parse(readFileSync(join(ZOO, "expected", "stories260K.json
 };
 
 describe("tsllm run", () => {
+  it("the README's main command: a model name found through TSLLM_MODELS=../shared/models", () => {
+    const env = { ...process.env, TSLLM_MODELS: "../shared/models", TSLLM_HOME: join(scratch, "home") };
+    const story = spawnSync(process.execPath, [CLI, "run", "stories260K", "Once upon a time"], { cwd: REPO_ROOT, encoding: "utf8", env });
+    assert.equal(story.status, 0, story.stderr);
+    assert.ok(story.stdout.trim().length > 0);
+    const greedy = spawnSync(process.execPath, [CLI, "run", "stories260K", "Once upon a time", "-n", "64", "--temp", "0"], { cwd: REPO_ROOT, encoding: "utf8", env });
+    assert.equal(greedy.stdout, `${expected.cases[0].content}\n`);
+  });
+
   it("prints llama.cpp's greedy story for the README command, and a summary on stderr", () => {
     const { code, stdout, stderr } = tsllm(["run", STORIES, "Once upon a time", "-n", "64", "--temp", "0"]);
     assert.equal(code, 0, stderr);
