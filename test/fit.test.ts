@@ -1,25 +1,16 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CLI, REPO_ROOT, STORIES } from "./helpers/paths.js";
+import { tsllmAsync } from "./helpers/cli.js";
 import { TestHub } from "./helpers/test-hub.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "tsllm-fit-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
-function tsllm(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env: { ...process.env, TSLLM_HOME: scratch, TSLLM_MODELS: "", ...env } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const tsllm = (args: string[], env: Record<string, string> = {}): ReturnType<typeof tsllmAsync> => tsllmAsync(args, { TSLLM_HOME: scratch, ...env });
 
 /** The table's rows by quant: weights and the one context column. */
 function rowsOf(stdout: string): Map<string, { weights: string; cell: string }> {

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -7,6 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { GgufFile, GgufValueType, writeGguf } from "../src/gguf/index.js";
 import { CLI, MODELS, REPO_ROOT, STORIES, ZOO } from "./helpers/paths.js";
+import { tsllmAsync } from "./helpers/cli.js";
 import { TestHub } from "./helpers/test-hub.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "tsllm-store-"));
@@ -15,17 +15,7 @@ after(() => rmSync(scratch, { recursive: true, force: true }));
 const expected = JSON.parse(readFileSync(join(ZOO, "expected", "stories260K.json"), "utf8")) as { cases: { content: string }[] };
 const sha256Of = (path: string): string => createHash("sha256").update(readFileSync(path)).digest("hex");
 
-/** The CLI as a user runs it, asynchronously so that the test hub in this process keeps answering. */
-function tsllm(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env: { ...process.env, TSLLM_MODELS: "", ...env } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const tsllm = tsllmAsync;
 
 /** stories260K split in two parts the way llama.cpp's gguf-split names and marks them. */
 function writeSplitStories(dir: string): string[] {
