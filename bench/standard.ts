@@ -5,7 +5,7 @@
  * BENCH_QUICK=1 runs short tests on the TinyLlama Q4_0 model only (a smoke run, not a measurement).
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { GgmlType, GgufFile } from "../src/gguf/index.js";
 import { pureQuant, quantPlanNamed, QuantPlan } from "../src/synth/mix.js";

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { CLI, REPO_ROOT, STORIES } from "./helpers/paths.js";
+import { STORIES } from "./helpers/paths.js";
 import { tsllmAsync } from "./helpers/cli.js";
 import { TestHub } from "./helpers/test-hub.js";
 

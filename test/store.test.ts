@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { GgufFile, GgufValueType, writeGguf } from "../src/gguf/index.js";
-import { CLI, MODELS, REPO_ROOT, STORIES, ZOO } from "./helpers/paths.js";
+import { MODELS, STORIES, ZOO } from "./helpers/paths.js";
 import { tsllmAsync } from "./helpers/cli.js";
 import { TestHub } from "./helpers/test-hub.js";
 
