@@ -1,23 +1,36 @@
 #!/usr/bin/env node
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 
 // glibc's malloc raises its mmap threshold as large blocks are freed, after which a prompt batch's large
 // activation buffers come from its heap and stay resident once freed. A fixed threshold hands them back
 // to the system; glibc reads it only at start-up, hence one re-launch with it set.
 if (process.platform === "linux" && process.env.MALLOC_MMAP_THRESHOLD_ === undefined) {
-  const child = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
     stdio: "inherit",
     env: { ...process.env, MALLOC_MMAP_THRESHOLD_: String(128 * 1024) },
   });
-  if (child.error) throw child.error;
-  if (child.signal) process.kill(process.pid, child.signal);
-  process.exit(child.status ?? 1);
+  // signals sent to this process (a server's SIGTERM) are the child's to handle
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => child.kill(signal));
+  child.on("error", (error) => {
+    throw error;
+  });
+  child.on("exit", (code, signal) => {
+    if (signal) {
+      process.removeAllListeners(signal);
+      process.kill(process.pid, signal);
+    }
+    process.exit(code ?? 1);
+  });
+} else {
+  await run();
 }
 
-// a reader that stops early (tsllm show … | head) ends the output, not with a stack trace
-process.stdout.on("error", (error) => {
-  if (error.code === "EPIPE") process.exit(0);
-  throw error;
-});
-const { main } = await import("../dist/src/cli/main.js");
-process.exitCode = await main(process.argv.slice(2));
+async function run() {
+  // a reader that stops early (tsllm show … | head) ends the output, not with a stack trace
+  process.stdout.on("error", (error) => {
+    if (error.code === "EPIPE") process.exit(0);
+    throw error;
+  });
+  const { main } = await import("../dist/src/cli/main.js");
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -4,6 +4,7 @@ import { COUNT_USAGE, countCommand } from "./count.js";
 import { devCommand } from "./dev.js";
 import { FIT_USAGE, fitCommand } from "./fit.js";
 import { RUN_USAGE, runCommand } from "./run.js";
+import { SERVE_USAGE, serveCommand } from "./serve.js";
 import { listCommand } from "./list.js";
 import { PERPLEXITY_USAGE, perplexityCommand } from "./perplexity.js";
 import { PULL_USAGE, pullCommand } from "./pull.js";
@@ -15,6 +16,8 @@ import { TOKENIZE_USAGE, tokenizeCommand } from "./tokenize.js";
 const USAGE = `tsllm — fast local LLM inference in TypeScript
 
 ${RUN_USAGE}
+
+${SERVE_USAGE}
 
 ${PULL_USAGE}
 
@@ -40,6 +43,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   count: countCommand,
   show: showCommand,
   pull: pullCommand,
+  serve: serveCommand,
   list: listCommand,
   ls: listCommand,
   rm: rmCommand,

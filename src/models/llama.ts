@@ -1,7 +1,7 @@
 import { KvCache } from "../kv/kv-cache.js";
 import { Linear, RmsNorm, SelfAttention, SwiGluFeedForward } from "../nn/blocks.js";
 import { Weight } from "../tensor/weight.js";
-import { ForwardOptions, LanguageModel } from "./model.js";
+import { BatchSequence, ForwardOptions, LanguageModel } from "./model.js";
 import { ModelContext, registerArchitecture } from "./registry.js";
 import { readRope } from "./rope-config.js";
 
@@ -58,29 +58,57 @@ export function createLlama({ backend, hparams, weights }: ModelContext): Langua
     });
   }
 
+  function forwardBatch(sequences: readonly BatchSequence[]): Float32Array[] {
+    const tokens: number[] = [];
+    const positions: number[] = [];
+    const segments = sequences.map(({ tokens: ids, cache }) => {
+      if (cache.length + ids.length > cache.capacity) {
+        throw new RangeError(`context overflow: ${cache.length} + ${ids.length} tokens exceed the context of ${cache.capacity}`);
+      }
+      const start = tokens.length;
+      for (let t = 0; t < ids.length; t++) {
+        tokens.push(ids[t]);
+        positions.push(cache.length + t);
+      }
+      return { start, length: ids.length, cache };
+    });
+    const T = tokens.length;
+    let x = backend.getRows(embedding, tokens); // [T, nEmbd]
+    blocks.forEach((block, layer) => {
+      const attentionSegments = segments.map(({ start, length, cache }) => ({ start, length, kv: cache.layer(layer) }));
+      const attended = block.attention.forward(block.attentionNorm.forward(x), T, positions, attentionSegments);
+      backend.addInPlace(attended, x); // residual: h = x + attn(norm(x))
+      const ffnOut = block.ffn.forward(block.ffnNorm.forward(attended), T);
+      backend.addInPlace(ffnOut, attended); // residual: x = h + ffn(norm(h))
+      x = ffnOut;
+    });
+    for (const { length, cache } of segments) cache.length += length;
+    // the rows whose logits are wanted: every row of an allLogits sequence, the last of the others
+    const rows = sequences.flatMap((sequence, i) => {
+      const { start, length } = segments[i];
+      return sequence.allLogits ? Array.from({ length }, (_, t) => start + t) : [start + length - 1];
+    });
+    const picked = rows.length === T ? x : new Float32Array(rows.length * nEmbd);
+    if (picked !== x) rows.forEach((row, i) => picked.set(x.subarray(row * nEmbd, (row + 1) * nEmbd), i * nEmbd));
+    const logits = output.forward(outputNorm.forward(picked), rows.length); // [rows, vocab]
+    let at = 0;
+    return sequences.map((sequence, i) => {
+      const count = sequence.allLogits ? segments[i].length : 1;
+      const slice = logits.subarray(at * vocabSize, (at + count) * vocabSize);
+      at += count;
+      return slice;
+    });
+  }
+
   return {
     architecture: hparams.arch,
     vocabSize,
     trainedContext,
     createCache: (capacity) => new KvCache(nLayer, kvWidth, capacity, backend.halfStorage),
     forward(tokens: ArrayLike<number>, cache: KvCache, options: ForwardOptions = {}): Float32Array {
-      const T = tokens.length;
-      if (cache.length + T > cache.capacity) {
-        throw new RangeError(`context overflow: ${cache.length} + ${T} tokens exceed the context of ${cache.capacity}`);
-      }
-      const positions = Array.from({ length: T }, (_, t) => cache.length + t);
-      let x = backend.getRows(embedding, tokens); // [T, nEmbd]
-      blocks.forEach((block, layer) => {
-        const attended = block.attention.forward(block.attentionNorm.forward(x), T, positions, cache.layer(layer));
-        backend.addInPlace(attended, x); // residual: h = x + attn(norm(x))
-        const ffnOut = block.ffn.forward(block.ffnNorm.forward(attended), T);
-        backend.addInPlace(ffnOut, attended); // residual: x = h + ffn(norm(h))
-        x = ffnOut;
-      });
-      cache.length += T;
-      const last = options.allLogits ? x : x.subarray((T - 1) * nEmbd); // [T or 1, nEmbd]
-      return output.forward(outputNorm.forward(last), options.allLogits ? T : 1); // [T or 1, vocab]
+      return forwardBatch([{ tokens, cache, allLogits: options.allLogits }])[0];
     },
+    forwardBatch,
   };
 }
 

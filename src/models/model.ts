@@ -5,6 +5,14 @@ export interface ForwardOptions {
   allLogits?: boolean;
 }
 
+/** One sequence's part of a batched forward pass. */
+export interface BatchSequence {
+  tokens: ArrayLike<number>;
+  cache: KvCache;
+  /** Logits for every token of the sequence instead of its last only. */
+  allLogits?: boolean;
+}
+
 export interface LanguageModel {
   readonly architecture: string;
   readonly vocabSize: number;
@@ -13,6 +21,11 @@ export interface LanguageModel {
   createCache(capacity: number): KvCache;
   /** Evaluates `tokens` at the positions following what `cache` holds, and extends the cache. */
   forward(tokens: ArrayLike<number>, cache: KvCache, options?: ForwardOptions): Float32Array;
+  /**
+   * Several sequences in one pass (continuous batching): the matrix products run over all their tokens
+   * together, attention per sequence over its own cache. Returns each sequence's logits.
+   */
+  forwardBatch(sequences: readonly BatchSequence[]): Float32Array[];
 }
 
 export class ModelError extends Error {

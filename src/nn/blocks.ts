@@ -40,6 +40,13 @@ export interface AttentionWeights {
   output: Weight;
 }
 
+/** The tokens of one sequence within a batch: rows start … start + length − 1, and that sequence's cache layer. */
+export interface AttentionSegment {
+  start: number;
+  length: number;
+  kv: LayerKv;
+}
+
 /** Multi-head self-attention with grouped KV heads, RoPE and an F16 KV cache. */
 export class SelfAttention {
   /** Q, K and V, multiplied with one input together. */
@@ -56,14 +63,30 @@ export class SelfAttention {
     this.output = new Linear(backend, weights.output);
   }
 
-  forward(x: Float32Array, tokens: number, positions: ArrayLike<number>, kv: LayerKv): Float32Array {
+  /**
+   * Attention for a batch that may hold several sequences: the projections run over all tokens at
+   * once, each segment then stores its keys and values in its own cache and attends over it alone.
+   */
+  forward(x: Float32Array, tokens: number, positions: ArrayLike<number>, segments: readonly AttentionSegment[]): Float32Array {
     const { heads, kvHeads, headDim } = this.shape;
+    const qWidth = heads * headDim;
+    const kvWidth = kvHeads * headDim;
     // q [T, heads·headDim], k and v [T, kvHeads·headDim]
     const [q, k, v] = this.backend.matmuls(this.qkv, x, tokens);
     this.backend.rope(q, heads, headDim, positions, this.rope);
     this.backend.rope(k, kvHeads, headDim, positions, this.rope);
-    this.backend.storeKv(kv, k, v, positions, kvHeads * headDim);
-    const attended = this.backend.attention(q, kv, positions, this.shape); // [T, heads·headDim]
+    let attended: Float32Array;
+    if (segments.length === 1) {
+      this.backend.storeKv(segments[0].kv, k, v, positions, kvWidth);
+      attended = this.backend.attention(q, segments[0].kv, positions, this.shape); // [T, heads·headDim]
+    } else {
+      attended = new Float32Array(tokens * qWidth);
+      for (const { start, length, kv } of segments) {
+        const at = positions instanceof Array ? positions.slice(start, start + length) : Array.from(positions).slice(start, start + length);
+        this.backend.storeKv(kv, k.subarray(start * kvWidth, (start + length) * kvWidth), v.subarray(start * kvWidth, (start + length) * kvWidth), at, kvWidth);
+        attended.set(this.backend.attention(q.subarray(start * qWidth, (start + length) * qWidth), kv, at, this.shape), start * qWidth);
+      }
+    }
     return this.output.forward(attended, tokens); // [T, nEmbd]
   }
 }

@@ -1,0 +1,112 @@
+import { basename } from "node:path";
+import { createBackend, LoadedModel, loadModel } from "../engine/load.js";
+import { Scheduler, SchedulerOptions } from "../engine/scheduler.js";
+import { storeLayout } from "../store/home.js";
+import { listStoredModels } from "../store/manifest.js";
+import { resolveModel, ResolvedModel } from "../store/resolve.js";
+
+export interface ServedModel {
+  name: string;
+  resolved: ResolvedModel;
+  loaded?: { model: LoadedModel; scheduler: Scheduler; loadMs: number; expiresAt: number };
+  unloadTimer?: NodeJS.Timeout;
+  /** The keep-alive the last request asked for. */
+  keepAliveMs?: number;
+}
+
+export interface PoolOptions {
+  scheduler: Omit<SchedulerOptions, "contextSize"> & { contextSize?: number };
+  threads?: number;
+  /** How long an idle model stays loaded (Ollama's keep_alive); negative: forever. */
+  keepAliveMs: number;
+}
+
+export class UnknownModelError extends Error {}
+
+/** The models a server answers for, each loaded on first use and unloaded when idle past its keep-alive. */
+export class ModelPool {
+  private readonly models = new Map<string, ServedModel>();
+
+  constructor(private readonly options: PoolOptions) {}
+
+  /** A model given on the command line: a path is named by its file name (or the alias), a store model by its store name. */
+  async add(reference: string, alias?: string): Promise<ServedModel> {
+    const resolved = await resolveModel(reference, { pull: false });
+    const name = alias ?? (resolved.from === "store" ? resolved.name : basename(resolved.paths[0]).replace(/(-00001-of-\d{5})?\.gguf$/i, ""));
+    const served: ServedModel = { name, resolved };
+    this.models.set(name, served);
+    return served;
+  }
+
+  /** Served models and, after them, the store's. */
+  list(): ServedModel[] {
+    const stored = listStoredModels(storeLayout()).filter((m) => !this.models.has(m.name));
+    return [...this.models.values(), ...stored.map((m) => ({ name: m.name, resolved: { name: m.name, paths: [], from: "store" as const, manifest: m.manifest } }))];
+  }
+
+  loaded(): ServedModel[] {
+    return [...this.models.values()].filter((m) => m.loaded);
+  }
+
+  /** The model a request names, loading it when needed; names outside the list resolve like the CLI's (store, TSLLM_MODELS). */
+  async acquire(name: string, keepAliveMs = this.options.keepAliveMs): Promise<ServedModel & { loaded: NonNullable<ServedModel["loaded"]> }> {
+    let served = this.models.get(name);
+    if (!served) {
+      try {
+        served = await this.add(name, name);
+      } catch {
+        throw new UnknownModelError(`model '${name}' not found`);
+      }
+    }
+    if (!served.loaded) {
+      const model = loadModel(served.resolved.paths, createBackend("wasm", this.options.threads));
+      const contextSize = Math.min(this.options.scheduler.contextSize ?? 4096, model.model.trainedContext);
+      const scheduler = new Scheduler(model.model, model.tokenizer, { ...this.options.scheduler, contextSize });
+      served.loaded = { model, scheduler, loadMs: model.loadMs, expiresAt: Infinity };
+    }
+    served.keepAliveMs = keepAliveMs;
+    this.keepAlive(served, keepAliveMs);
+    return served as ServedModel & { loaded: NonNullable<ServedModel["loaded"]> };
+  }
+
+  /** A request is done with the model: its idle time starts again. */
+  release(served: ServedModel): void {
+    this.keepAlive(served, served.keepAliveMs ?? this.options.keepAliveMs);
+  }
+
+  /** Restarts the idle timer; a model with requests in flight is never unloaded. */
+  keepAlive(served: ServedModel, keepAliveMs: number): void {
+    clearTimeout(served.unloadTimer);
+    if (!served.loaded) return;
+    if (keepAliveMs < 0) {
+      served.loaded.expiresAt = Infinity;
+      return;
+    }
+    served.loaded.expiresAt = Date.now() + keepAliveMs;
+    served.unloadTimer = setTimeout(() => {
+      const load = served.loaded?.scheduler.load;
+      if (load && load.running + load.waiting > 0) this.keepAlive(served, keepAliveMs);
+      else this.unload(served);
+    }, keepAliveMs);
+    served.unloadTimer.unref();
+  }
+
+  unload(served: ServedModel): void {
+    clearTimeout(served.unloadTimer);
+    if (!served.loaded) return;
+    served.loaded.scheduler.close();
+    served.loaded.model.file.close();
+    served.loaded.model.backend.dispose?.();
+    served.loaded = undefined;
+  }
+
+  forget(name: string): void {
+    const served = this.models.get(name);
+    if (served) this.unload(served);
+    this.models.delete(name);
+  }
+
+  close(): void {
+    for (const served of this.models.values()) this.unload(served);
+  }
+}

@@ -1,0 +1,287 @@
+import { Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import { z } from "zod";
+import { ChatMessage } from "../../chat/template.js";
+import { conversationTokens } from "../../engine/prompt.js";
+import { GenerationEvent, GenerationSummary } from "../../engine/scheduler.js";
+import { Tokenizer } from "../../tokenizer/tokenizer.js";
+import { ApiError } from "../errors.js";
+import { collect, samplingFrom, submit, TokenOut } from "../generation.js";
+import { Metrics } from "../metrics.js";
+import { ModelPool, UnknownModelError } from "../model-pool.js";
+import { parseBody } from "../validate.js";
+
+const SAMPLING = {
+  temperature: z.number().min(0).max(2).optional(),
+  top_p: z.number().gt(0).max(1).optional(),
+  top_k: z.number().int().min(0).optional(),
+  min_p: z.number().min(0).max(1).optional(),
+  max_tokens: z.number().int().min(1).optional().nullable(),
+  max_completion_tokens: z.number().int().min(1).optional().nullable(),
+  stop: z.union([z.string(), z.array(z.string()).max(4)]).optional().nullable(),
+  seed: z.number().int().optional().nullable(),
+  presence_penalty: z.number().min(-2).max(2).optional().nullable(),
+  frequency_penalty: z.number().min(-2).max(2).optional().nullable(),
+  repetition_penalty: z.number().gt(0).optional(),
+  logit_bias: z.record(z.string(), z.number().min(-100).max(100)).optional().nullable(),
+  n: z.number().int().min(1).max(16).optional().nullable(),
+  stream: z.boolean().optional().nullable(),
+  stream_options: z.object({ include_usage: z.boolean().optional() }).optional().nullable(),
+};
+
+const CONTENT = z.union([z.string(), z.array(z.object({ type: z.literal("text"), text: z.string() })), z.null()]);
+
+const CHAT_REQUEST = z.looseObject({
+  model: z.string().min(1),
+  messages: z.array(z.looseObject({ role: z.enum(["system", "developer", "user", "assistant", "tool"]), content: CONTENT.optional() })).min(1),
+  logprobs: z.boolean().optional().nullable(),
+  top_logprobs: z.number().int().min(0).max(20).optional().nullable(),
+  ...SAMPLING,
+});
+
+const COMPLETION_REQUEST = z.looseObject({
+  model: z.string().min(1),
+  prompt: z.union([z.string(), z.array(z.number().int().min(0))]),
+  logprobs: z.number().int().min(0).max(5).optional().nullable(),
+  echo: z.boolean().optional(),
+  ...SAMPLING,
+});
+
+type SamplingRequest = z.infer<z.ZodObject<typeof SAMPLING>>;
+
+function tokenText(tokenizer: Tokenizer, id: number): string {
+  return tokenizer.piece(id);
+}
+
+const bytesOf = (text: string): number[] => Array.from(new TextEncoder().encode(text));
+
+function chatLogprobs(tokenizer: Tokenizer, tokens: TokenOut[]): { content: unknown[] } {
+  return {
+    content: tokens
+      .filter((t) => t.id >= 0)
+      .map((t) => ({
+        token: tokenText(tokenizer, t.id),
+        logprob: t.logprob ?? 0,
+        bytes: bytesOf(tokenText(tokenizer, t.id)),
+        top_logprobs: (t.top ?? []).map((alt) => ({ token: tokenText(tokenizer, alt.id), logprob: alt.logprob, bytes: bytesOf(tokenText(tokenizer, alt.id)) })),
+      })),
+  };
+}
+
+function usage(summaries: GenerationSummary[]): Record<string, unknown> {
+  const prompt = summaries[0]?.promptTokens ?? 0;
+  const completion = summaries.reduce((s, x) => s + x.generatedTokens, 0);
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: summaries[0]?.cachedTokens ?? 0 } };
+}
+
+/** llama-server's `timings`, from the first choice. */
+function timings(summary: GenerationSummary): Record<string, number> {
+  const promptN = summary.promptTokens - summary.cachedTokens;
+  const per = (n: number, ms: number): number => (n > 0 ? ms / n : 0);
+  const rate = (n: number, ms: number): number => (ms > 0 ? (n * 1000) / ms : 0);
+  return {
+    cache_n: summary.cachedTokens,
+    prompt_n: promptN,
+    prompt_ms: summary.promptMs,
+    prompt_per_token_ms: per(promptN, summary.promptMs),
+    prompt_per_second: rate(promptN, summary.promptMs),
+    predicted_n: summary.generatedTokens,
+    predicted_ms: summary.generationMs,
+    predicted_per_token_ms: per(summary.generatedTokens, summary.generationMs),
+    predicted_per_second: rate(summary.generatedTokens, summary.generationMs),
+  };
+}
+
+const finishReason = (summary: GenerationSummary): string => (summary.finishReason === "length" ? "length" : "stop");
+
+function messageText(content: z.infer<typeof CONTENT> | undefined): string {
+  if (content === undefined || content === null) return "";
+  return typeof content === "string" ? content : content.map((part) => part.text).join("");
+}
+
+/** The OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/models. */
+export function openAiRoutes(pool: ModelPool, metrics: Metrics): Hono {
+  const app = new Hono();
+
+  app.get("/v1/models", (c) =>
+    c.json({ object: "list", data: pool.list().map((m) => ({ id: m.name, object: "model", created: 0, owned_by: "tsllm" })) }),
+  );
+
+  const start = async (body: SamplingRequest & { model: string }, prompt: (served: Awaited<ReturnType<ModelPool["acquire"]>>) => number[], logprobs: number | undefined, signal: AbortSignal) => {
+    const served = await pool.acquire(body.model).catch((error: unknown) => {
+      if (error instanceof UnknownModelError) throw new ApiError(404, `The model '${body.model}' does not exist`, "model_not_found", "model");
+      throw error;
+    });
+    const tokens = prompt(served);
+    const { tokenizer } = served.loaded.model;
+    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? Infinity;
+    const n = body.n ?? 1;
+    const logitBias = body.logit_bias ? new Map(Object.entries(body.logit_bias).map(([id, bias]) => [Number(id), bias])) : undefined;
+    const stop = body.stop === undefined || body.stop === null ? undefined : typeof body.stop === "string" ? [body.stop] : body.stop;
+    const streams = Array.from({ length: n }, (_, i) =>
+      submit(served.loaded.scheduler, {
+        prompt: tokens,
+        maxTokens,
+        sampling: samplingFrom(
+          {
+            temperature: body.temperature,
+            topP: body.top_p,
+            topK: body.top_k,
+            minP: body.min_p,
+            seed: body.seed ?? undefined,
+            repeatPenalty: body.repetition_penalty,
+            presencePenalty: body.presence_penalty ?? undefined,
+            frequencyPenalty: body.frequency_penalty ?? undefined,
+          },
+          i,
+        ),
+        stop,
+        logprobs,
+        logitBias,
+        signal,
+      }),
+    );
+    return { served, tokenizer, streams, promptTokens: tokens.length };
+  };
+
+  /** Streams several choices' events as they come, tagged with their index. */
+  async function* merged(streams: AsyncIterable<GenerationEvent>[]): AsyncGenerator<{ index: number; event: GenerationEvent }> {
+    const iterators = streams.map((s) => s[Symbol.asyncIterator]());
+    const next = (index: number) => iterators[index].next().then((result) => ({ index, result }));
+    const pending = new Map(iterators.map((_, i) => [i, next(i)]));
+    while (pending.size > 0) {
+      const { index, result } = await Promise.race(pending.values());
+      if (result.done) {
+        pending.delete(index);
+        continue;
+      }
+      pending.set(index, next(index));
+      yield { index, event: result.value };
+    }
+  }
+
+  app.post("/v1/chat/completions", async (c) => {
+    const body = parseBody(CHAT_REQUEST, await c.req.json().catch(() => undefined));
+    const abort = new AbortController();
+    c.req.raw.signal.addEventListener("abort", () => abort.abort());
+    const messages: ChatMessage[] = body.messages.map((m) => ({ role: m.role === "developer" ? "system" : m.role, content: messageText(m.content) }));
+    const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
+    const { served, tokenizer, streams } = await start(body, (s) => conversationTokens(s.loaded.model, messages), logprobs, abort.signal);
+    const id = `chatcmpl-${crypto.randomUUID()}`;
+    const created = Math.floor(Date.now() / 1000);
+    const finished = () => pool.release(served);
+    if (!body.stream) {
+      const results = await Promise.all(streams.map(collect)).finally(finished);
+      for (const r of results) metrics.observe(r.summary);
+      return c.json({
+        id,
+        object: "chat.completion",
+        created,
+        model: served.name,
+        choices: results.map((r, index) => ({
+          index,
+          message: { role: "assistant", content: r.text },
+          logprobs: logprobs === undefined ? null : chatLogprobs(tokenizer, r.tokens),
+          finish_reason: finishReason(r.summary),
+        })),
+        usage: usage(results.map((r) => r.summary)),
+        timings: timings(results[0].summary),
+      });
+    }
+    return streamSSE(c, async (sse) => {
+      sse.onAbort(() => abort.abort());
+      const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
+        sse.writeSSE({ data: JSON.stringify({ id, object: "chat.completion.chunk", created, model: served.name, choices, ...extra }) });
+      for (let index = 0; index < streams.length; index++) await chunk([{ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]);
+      const summaries: GenerationSummary[] = [];
+      try {
+        for await (const { index, event } of merged(streams)) {
+          if (event.type === "done") {
+            summaries[index] = event.stats;
+            metrics.observe(event.stats);
+            await chunk([{ index, delta: {}, logprobs: null, finish_reason: finishReason(event.stats) }]);
+            continue;
+          }
+          const lp = logprobs === undefined || event.id < 0 ? null : chatLogprobs(tokenizer, [event]);
+          await chunk([{ index, delta: { content: event.text }, logprobs: lp, finish_reason: null }]);
+        }
+        if (body.stream_options?.include_usage) await chunk([], { usage: usage(summaries), timings: timings(summaries[0]) });
+        await sse.writeSSE({ data: "[DONE]" });
+      } finally {
+        finished();
+      }
+    });
+  });
+
+  app.post("/v1/completions", async (c) => {
+    const body = parseBody(COMPLETION_REQUEST, await c.req.json().catch(() => undefined));
+    const abort = new AbortController();
+    c.req.raw.signal.addEventListener("abort", () => abort.abort());
+    const logprobs = body.logprobs ?? undefined;
+    const { served, tokenizer, streams } = await start(
+      body,
+      (s) => (typeof body.prompt === "string" ? s.loaded.model.tokenizer.encode(body.prompt, { addSpecial: true, parseSpecial: false }) : body.prompt),
+      logprobs,
+      abort.signal,
+    );
+    const id = `cmpl-${crypto.randomUUID()}`;
+    const created = Math.floor(Date.now() / 1000);
+    const finished = () => pool.release(served);
+    const legacyLogprobs = (tokens: TokenOut[]) => {
+      const real = tokens.filter((t) => t.id >= 0);
+      let offset = 0;
+      return {
+        tokens: real.map((t) => tokenText(tokenizer, t.id)),
+        token_logprobs: real.map((t) => t.logprob ?? 0),
+        top_logprobs: real.map((t) => Object.fromEntries((t.top ?? []).map((alt) => [tokenText(tokenizer, alt.id), alt.logprob]))),
+        text_offset: real.map((t) => {
+          const at = offset;
+          offset += t.text.length;
+          return at;
+        }),
+      };
+    };
+    const echoed = body.echo && typeof body.prompt === "string" ? body.prompt : "";
+    if (!body.stream) {
+      const results = await Promise.all(streams.map(collect)).finally(finished);
+      for (const r of results) metrics.observe(r.summary);
+      return c.json({
+        id,
+        object: "text_completion",
+        created,
+        model: served.name,
+        choices: results.map((r, index) => ({
+          index,
+          text: echoed + r.text,
+          logprobs: logprobs === undefined ? null : legacyLogprobs(r.tokens),
+          finish_reason: finishReason(r.summary),
+        })),
+        usage: usage(results.map((r) => r.summary)),
+        timings: timings(results[0].summary),
+      });
+    }
+    return streamSSE(c, async (sse) => {
+      sse.onAbort(() => abort.abort());
+      const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
+        sse.writeSSE({ data: JSON.stringify({ id, object: "text_completion", created, model: served.name, choices, ...extra }) });
+      const summaries: GenerationSummary[] = [];
+      try {
+        for await (const { index, event } of merged(streams)) {
+          if (event.type === "done") {
+            summaries[index] = event.stats;
+            metrics.observe(event.stats);
+            await chunk([{ index, text: "", logprobs: null, finish_reason: finishReason(event.stats) }]);
+            continue;
+          }
+          await chunk([{ index, text: event.text, logprobs: logprobs === undefined || event.id < 0 ? null : legacyLogprobs([event]), finish_reason: null }]);
+        }
+        if (body.stream_options?.include_usage) await chunk([], { usage: usage(summaries) });
+        await sse.writeSSE({ data: "[DONE]" });
+      } finally {
+        finished();
+      }
+    });
+  });
+
+  return app;
+}

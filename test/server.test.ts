@@ -1,0 +1,160 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Ollama } from "ollama";
+import OpenAI from "openai";
+import { STORIES, ZOO } from "./helpers/paths.js";
+import { RunningServer, startServer } from "./helpers/server.js";
+
+const expected = JSON.parse(readFileSync(join(ZOO, "expected", "stories260K.json"), "utf8")) as {
+  cases: { prompt: string; content: string; top_probs: { top: { id: number; token: string; logprob: number }[] }[] }[];
+};
+const story = expected.cases[0];
+
+describe("tsllm serve with the official openai and ollama clients", () => {
+  let server: RunningServer;
+  let openai: OpenAI;
+  let ollama: Ollama;
+  before(async () => {
+    server = await startServer([STORIES, "--parallel", "8"]);
+    openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused" });
+    ollama = new Ollama({ host: server.url });
+  });
+  after(() => server.stop());
+
+  it("lists the model under its file name", async () => {
+    const models = await openai.models.list();
+    assert.deepEqual(models.data.map((m) => m.id), ["stories260K"]);
+  });
+
+  it("chat completion, plain and streamed, gives llama.cpp's greedy story with usage and timings", async () => {
+    const messages = [{ role: "user" as const, content: story.prompt }];
+    const plain = await openai.chat.completions.create({ model: "stories260K", messages, max_tokens: 64, temperature: 0 });
+    assert.equal(plain.choices[0].message.content, story.content);
+    assert.equal(plain.choices[0].finish_reason, "length");
+    assert.deepEqual([plain.usage?.prompt_tokens, plain.usage?.completion_tokens, plain.usage?.total_tokens], [5, 64, 69]);
+    assert.ok((plain as unknown as { timings: { predicted_n: number } }).timings.predicted_n === 64);
+    const stream = await openai.chat.completions.create({ model: "stories260K", messages, max_tokens: 64, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    let text = "";
+    let usage;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      usage = chunk.usage ?? usage;
+    }
+    assert.equal(text, story.content);
+    assert.equal(usage?.completion_tokens, 64);
+  });
+
+  it("text completion, n = 2, logprobs as llama.cpp computes them", async () => {
+    const completion = await openai.completions.create({ model: "stories260K", prompt: story.prompt, max_tokens: 64, temperature: 0, n: 2 });
+    assert.deepEqual(completion.choices.map((c) => c.text), [story.content, story.content]);
+    const sampled = await openai.completions.create({ model: "stories260K", prompt: story.prompt, max_tokens: 32, temperature: 1, seed: 7, n: 2 });
+    assert.equal(sampled.choices.length, 2);
+    assert.notEqual(sampled.choices[0].text, sampled.choices[1].text, "two samples differ");
+    const withLogprobs = await openai.chat.completions.create({ model: "stories260K", messages: [{ role: "user", content: story.prompt }], max_tokens: 3, temperature: 0, logprobs: true, top_logprobs: 5 });
+    const first = withLogprobs.choices[0].logprobs?.content?.[0];
+    assert.equal(first?.token, ",");
+    assert.ok(Math.abs((first?.logprob ?? 0) - story.top_probs[0].top[0].logprob) < 1e-4);
+    assert.deepEqual(first?.top_logprobs.map((t) => t.token), story.top_probs[0].top.map((t) => t.token));
+    for (const [i, alt] of (first?.top_logprobs ?? []).entries()) assert.ok(Math.abs(alt.logprob - story.top_probs[0].top[i].logprob) < 1e-3);
+  });
+
+  it("ollama: generate and chat, streamed and not, with Ollama's final counts; tags, ps, show, version", async () => {
+    const options = { temperature: 0, num_predict: 64 };
+    const plain = await ollama.generate({ model: "stories260K", prompt: story.prompt, options, stream: false });
+    assert.equal(plain.response, story.content);
+    assert.equal(plain.eval_count, 64);
+    assert.equal(plain.prompt_eval_count, 5);
+    assert.ok(plain.total_duration > 0 && plain.eval_duration > 0);
+    let streamed = "";
+    for await (const part of await ollama.generate({ model: "stories260K", prompt: story.prompt, options, stream: true })) streamed += part.response;
+    assert.equal(streamed, story.content);
+    const chat = await ollama.chat({ model: "stories260K", messages: [{ role: "user", content: story.prompt }], options });
+    assert.equal(chat.message.content, story.content);
+    let chatted = "";
+    for await (const part of await ollama.chat({ model: "stories260K", messages: [{ role: "user", content: story.prompt }], options, stream: true })) chatted += part.message.content;
+    assert.equal(chatted, story.content);
+    assert.deepEqual((await ollama.list()).models.map((m) => m.name), ["stories260K"]);
+    assert.deepEqual((await ollama.ps()).models.map((m) => m.name), ["stories260K"]);
+    const shown = await ollama.show({ model: "stories260K" });
+    assert.equal((shown.model_info as unknown as Record<string, unknown>)["general.architecture"], "llama");
+    assert.match((await ollama.version()).version, /^\d+\.\d+\.\d+$/);
+  });
+
+  it("batching changes nothing: eight concurrent greedy requests give what each gives alone", async () => {
+    const prompts = ["Once upon a time", "Lily and Ben", "The cat sat on", "Mom said", "One day, a big", "Tom had a red", "The sun was", "In the park"];
+    const ask = (prompt: string) => openai.completions.create({ model: "stories260K", prompt, max_tokens: 48, temperature: 0 }).then((r) => r.choices[0].text);
+    const alone: string[] = [];
+    for (const prompt of prompts) alone.push(await ask(prompt));
+    const together = await Promise.all(prompts.map(ask));
+    assert.deepEqual(together, alone);
+  });
+
+  it("prefix caching: the same 200-token prefix is read from the cache the second time", async () => {
+    const prefix = `${expected.cases.map((c) => c.content).join(" ")}`;
+    const first = await openai.completions.create({ model: "stories260K", prompt: `${prefix} And then`, max_tokens: 4, temperature: 0 });
+    assert.ok((first.usage?.prompt_tokens ?? 0) >= 200, `${first.usage?.prompt_tokens} tokens`);
+    const second = await openai.completions.create({ model: "stories260K", prompt: `${prefix} At last`, max_tokens: 4, temperature: 0 });
+    const cached = second.usage?.prompt_tokens_details?.cached_tokens ?? 0;
+    assert.ok(cached >= 192, `${cached} cached tokens`);
+    const timing = (r: unknown) => (r as { timings: { prompt_ms: number } }).timings.prompt_ms;
+    assert.ok(timing(second) < timing(first), `prompt ${timing(second)} ms vs ${timing(first)} ms`);
+  });
+
+  it("errors in OpenAI's shape: unknown model 404, bad field 400, malformed JSON 400, context overflow 400", async () => {
+    await assert.rejects(openai.chat.completions.create({ model: "nope", messages: [{ role: "user", content: "hi" }] }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 404 && e.code === "model_not_found");
+    await assert.rejects(openai.chat.completions.create({ model: "stories260K", messages: [{ role: "user", content: "hi" }], temperature: 9 }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && /temperature/.test(e.message));
+    const malformed = await fetch(`${server.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: "{not json" });
+    assert.equal(malformed.status, 400);
+    assert.equal(((await malformed.json()) as { error: { code: string } }).error.code, "invalid_json");
+    const long = "Once upon a time ".repeat(700);
+    await assert.rejects(openai.completions.create({ model: "stories260K", prompt: long, max_tokens: 4 }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && /context of 2048 tokens/.test(e.message));
+  });
+});
+
+describe("tsllm serve under pressure", () => {
+  let server: RunningServer;
+  before(async () => {
+    server = await startServer([STORIES, "--parallel", "1", "--queue", "2", "--max-body", "2048", "--api-key", "sekrit"]);
+  });
+  after(() => server.stop());
+  const post = (path: string, body: unknown, key = "sekrit", signal?: AbortSignal) =>
+    fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${key}` }, body: typeof body === "string" ? body : JSON.stringify(body), signal });
+  const metric = async (name: string) => Number(new RegExp(`^${name} (\\d+)`, "m").exec(await (await fetch(`${server.url}/metrics`, { headers: { authorization: "Bearer sekrit" } })).text())?.[1]);
+
+  it("asks for the API key everywhere but /health", async () => {
+    assert.equal((await fetch(`${server.url}/health`)).status, 200);
+    const refused = await post("/v1/completions", { model: "stories260K", prompt: "hi", max_tokens: 1 }, "wrong");
+    assert.equal(refused.status, 401);
+    assert.equal(((await refused.json()) as { error: { type: string } }).error.type, "authentication_error");
+  });
+
+  it("refuses an oversized body with 413", async () => {
+    const big = await post("/v1/completions", { model: "stories260K", prompt: "x".repeat(4096) });
+    assert.equal(big.status, 413);
+  });
+
+  it("answers 503 with Retry-After past the queue, serves the rest, and frees everything after a client leaves mid-stream", async () => {
+    const long = { model: "stories260K", prompt: "Once upon a time", max_tokens: 400, temperature: 0 };
+    const results = await Promise.all(Array.from({ length: 12 }, () => post("/v1/completions", long)));
+    const statuses = results.map((r) => r.status);
+    assert.ok(statuses.filter((s) => s === 200).length >= 3, statuses.join(","));
+    const busy = results.filter((r) => r.status === 503);
+    assert.ok(busy.length >= 1, statuses.join(","));
+    assert.equal(busy[0].headers.get("retry-after"), "1");
+    await Promise.all(results.map((r) => r.text()));
+
+    const abort = new AbortController();
+    const streaming = await post("/v1/completions", { ...long, stream: true, max_tokens: 2000 }, "sekrit", abort.signal);
+    const reader = (streaming.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    abort.abort();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await metric("tsllm_requests_running"), 0, "the cancelled request left the batch");
+    const after = await post("/v1/completions", { model: "stories260K", prompt: "Once upon a time", max_tokens: 8, temperature: 0 });
+    assert.equal(after.status, 200);
+    assert.equal(((await after.json()) as { choices: { text: string }[] }).choices[0].text, ", there was a little girl");
+    assert.equal(await metric("tsllm_requests_waiting"), 0);
+  });
+});
