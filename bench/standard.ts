@@ -5,46 +5,21 @@
  * BENCH_QUICK=1 runs short tests on the TinyLlama Q4_0 model only (a smoke run, not a measurement).
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { GgmlType, GgufFile } from "../src/gguf/index.js";
+import { GgmlType } from "../src/gguf/index.js";
 import { pureQuant, quantPlanNamed, QuantPlan } from "../src/synth/mix.js";
-import { PRESETS } from "../src/synth/presets.js";
-import { synthesizeModel } from "../src/synth/synth.js";
-import { llama3Vocabulary } from "./llama3-vocab.js";
+import { modelFor, SynthCase } from "./synth-models.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
-const SHARED_MODELS = resolve(ROOT, "../shared/models");
-const CACHE = join(ROOT, ".cache", "synth");
 const quick = process.env.BENCH_QUICK === "1";
-
-interface Case {
-  preset: "tinyllama-1.1b" | "llama3.2-1b";
-  quant: QuantPlan;
-}
 
 const Q4_K_M = quantPlanNamed("Q4_K_M", () => undefined) as QuantPlan;
 
-const CASES: Case[] = quick
+const CASES: SynthCase[] = quick
   ? [{ preset: "tinyllama-1.1b", quant: pureQuant(GgmlType.Q4_0, "Q4_0") }]
   : (["tinyllama-1.1b", "llama3.2-1b"] as const).flatMap((preset) =>
       [pureQuant(GgmlType.Q4_0, "Q4_0"), pureQuant(GgmlType.Q8_0, "Q8_0"), Q4_K_M].map((quant) => ({ preset, quant })),
     );
-
-function modelFor({ preset, quant }: Case): string {
-  mkdirSync(CACHE, { recursive: true });
-  const path = join(CACHE, `${preset}-${quant.name}.gguf`);
-  if (existsSync(path)) return path;
-  process.stderr.write(`generating ${path} …\n`);
-  if (preset === "llama3.2-1b") {
-    synthesizeModel(path, { shape: PRESETS[preset], quant, vocabFrom: llama3Vocabulary(join(SHARED_MODELS, "tokenizers", "llama-3.2")), seed: 1 });
-  } else {
-    const vocab = GgufFile.open(join(SHARED_MODELS, "llama-2-tiny-random.gguf"));
-    synthesizeModel(path, { shape: PRESETS[preset], quant, vocabFrom: vocab, seed: 1 });
-    vocab.close();
-  }
-  return path;
-}
 
 const args = quick ? ["-p", "32", "-n", "16", "-r", "1"] : ["-p", "512", "-n", "128", "-r", "3"];
 const summary: string[] = ["| model | type | pp ratio | tg ratio |", "| --- | --- | ---: | ---: |"];

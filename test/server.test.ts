@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Ollama } from "ollama";
 import OpenAI from "openai";
-import { STORIES, ZOO } from "./helpers/paths.js";
+import { REPO_ROOT, STORIES, ZOO } from "./helpers/paths.js";
 import { RunningServer, startServer } from "./helpers/server.js";
 
 const expected = JSON.parse(readFileSync(join(ZOO, "expected", "stories260K.json"), "utf8")) as {
@@ -156,5 +157,41 @@ describe("tsllm serve under pressure", () => {
     assert.equal(after.status, 200);
     assert.equal(((await after.json()) as { choices: { text: string }[] }).choices[0].text, ", there was a little girl");
     assert.equal(await metric("tsllm_requests_waiting"), 0);
+  });
+});
+
+describe("the README's curl examples", () => {
+  it("each answers against a running server", async () => {
+    const server = await startServer([STORIES]);
+    try {
+      const readme = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
+      const commands = readme.split("\n").filter((line) => line.startsWith("curl "));
+      assert.ok(commands.length >= 5);
+      for (const command of commands) {
+        const { status, stdout, stderr } = spawnSync("sh", ["-c", command.replaceAll("http://127.0.0.1:8080", server.url)], { encoding: "utf8" });
+        assert.equal(status, 0, `${command}\n${stderr}`);
+        assert.ok(/"choices"|"response"|"message"|tsllm_requests_total/.test(stdout), `${command}\n${stdout}`);
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe("keep-alive", () => {
+  it("unloads an idle model after --keep-alive, and at once for keep_alive 0", async () => {
+    const server = await startServer([STORIES, "--keep-alive", "1s"]);
+    try {
+      const ollama = new Ollama({ host: server.url });
+      await ollama.generate({ model: "stories260K", prompt: "Once", options: { num_predict: 2 }, stream: false });
+      assert.deepEqual((await ollama.ps()).models.map((m) => m.name), ["stories260K"]);
+      await new Promise((r) => setTimeout(r, 1600));
+      assert.deepEqual((await ollama.ps()).models, []);
+      await ollama.generate({ model: "stories260K", prompt: "Once", options: { num_predict: 2 }, stream: false, keep_alive: 0 });
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual((await ollama.ps()).models, []);
+    } finally {
+      await server.stop();
+    }
   });
 });

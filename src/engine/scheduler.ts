@@ -34,9 +34,11 @@ export interface GenerationSummary {
   /** Prompt tokens whose keys and values were already in the slot's cache (not computed again). */
   cachedTokens: number;
   generatedTokens: number;
-  /** Text withheld until the end (a possible stop string that was not one). */
+  /** Waiting for a slot. */
   queuedMs: number;
+  /** From taking a slot to the first token. */
   promptMs: number;
+  /** From the first token to the last. */
   generationMs: number;
 }
 
@@ -211,7 +213,6 @@ export class Scheduler {
       slot.cache.truncate(reused);
       slot.tokens.length = reused;
       const { request, channel, submittedAt } = next;
-      const bias = request.logitBias;
       this.running.push({
         request,
         channel,
@@ -226,7 +227,6 @@ export class Scheduler {
         submittedAt,
         admittedAt: performance.now(),
       });
-      if (bias && bias.size === 0) request.logitBias = undefined;
     }
   }
 
@@ -308,9 +308,6 @@ export class Scheduler {
     this.running.splice(this.running.indexOf(sequence), 1);
     const { slot } = sequence;
     slot.busy = false;
-    slot.lastUsed = performance.now();
-    if (reason === "cancelled" && sequence.fed < sequence.request.prompt.length) {
-      // a prompt cut short leaves its cache consistent with slot.tokens, which is all reuse needs
-    }
+    slot.lastUsed = performance.now(); // a prompt cut short still leaves cache and slot.tokens in step
   }
 }

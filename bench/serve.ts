@@ -1,0 +1,149 @@
+/**
+ * `npm run bench:serve`: 1, 4, 8 and 16 concurrent streams of 128 prompt + 128 generated tokens, against
+ * `tsllm serve` (continuous batching over HTTP) and against node-llama-cpp's own batching (one context
+ * with a sequence per stream, in process), on the same model and threads, taking turns. Reports
+ * aggregate generation tok/s, time to first token and inter-token latency (p50/p99), and the ratios.
+ * BENCH_SERVE_MODEL picks another GGUF; BENCH_SERVE_QUICK=1 runs stories260K with 1 and 4 streams.
+ */
+import { spawn } from "node:child_process";
+import { availableParallelism } from "node:os";
+import { join, resolve } from "node:path";
+import { getLlama, Token, TokenBias } from "node-llama-cpp";
+import { loadTokenizer } from "../src/engine/load.js";
+import { benchTokens } from "../src/engine/bench.js";
+import { GgmlType } from "../src/gguf/index.js";
+import { pureQuant } from "../src/synth/mix.js";
+import { modelFor } from "./synth-models.js";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const quick = process.env.BENCH_SERVE_QUICK === "1";
+const MODEL = process.env.BENCH_SERVE_MODEL ?? (quick ? resolve(ROOT, "../shared/models/stories260K.gguf") : modelFor({ preset: "tinyllama-1.1b", quant: pureQuant(GgmlType.Q4_0, "Q4_0") }));
+const STREAMS = quick ? [1, 4] : [1, 4, 8, 16];
+const PROMPT = 128;
+const GENERATE = 128;
+const THREADS = Number(process.env.BENCH_THREADS ?? availableParallelism());
+
+interface StreamTimes {
+  start: number;
+  tokens: number[];
+}
+
+interface Figures {
+  tokensPerSecond: number;
+  ttft: number[];
+  itl: number[];
+}
+
+function figures(streams: StreamTimes[]): Figures {
+  const begin = Math.min(...streams.map((s) => s.start));
+  const end = Math.max(...streams.map((s) => s.tokens[s.tokens.length - 1] ?? s.start));
+  const total = streams.reduce((n, s) => n + s.tokens.length, 0);
+  return {
+    tokensPerSecond: total / ((end - begin) / 1000),
+    ttft: streams.map((s) => s.tokens[0] - s.start),
+    itl: streams.flatMap((s) => s.tokens.slice(1).map((t, i) => t - s.tokens[i])),
+  };
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+const { file, tokenizer } = loadTokenizer(MODEL);
+file.close();
+const eos = tokenizer.vocab.specials.eos ?? 2;
+const avoid = new Set(tokenizer.vocab.specialsByLength);
+/** n prompts that share no prefix with each other nor with another round's (`round`), so no cache helps. */
+const prompts = (n: number, round: number): number[][] =>
+  Array.from({ length: n }, (_, i) => {
+    const skip = round * 64 + i;
+    return benchTokens(PROMPT + skip, tokenizer.vocab.size, avoid).slice(skip);
+  });
+
+async function startServer(): Promise<{ url: string; stop: () => void }> {
+  const child = spawn(process.execPath, [join(ROOT, "bin", "tsllm.js"), "serve", MODEL, "--port", "0", "--parallel", String(Math.max(...STREAMS)), "-c", String(PROMPT + GENERATE + 8), "-t", String(THREADS)], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  const url = await new Promise<string>((done, fail) => {
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      const match = /listening on (http:\/\/[\d.:]+)/.exec(stderr);
+      if (match) done(match[1]);
+    });
+    child.once("exit", () => fail(new Error(stderr)));
+  });
+  return { url, stop: () => child.kill("SIGTERM") };
+}
+
+async function tsllmStreams(url: string, n: number, round: number): Promise<StreamTimes[]> {
+  const name = MODEL.split("/").pop()?.replace(/\.gguf$/, "");
+  return Promise.all(
+    prompts(n, round).map(async (prompt) => {
+      const times: StreamTimes = { start: performance.now(), tokens: [] };
+      const response = await fetch(`${url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: name, prompt, max_tokens: GENERATE, temperature: 0, stream: true, logit_bias: { [eos]: -100 } }),
+      });
+      const decoder = new TextDecoder();
+      let buffered = "";
+      for await (const bytes of response.body as ReadableStream<Uint8Array>) {
+        buffered += decoder.decode(bytes, { stream: true });
+        let cut;
+        while ((cut = buffered.indexOf("\n\n")) >= 0) {
+          const event = buffered.slice(0, cut);
+          buffered = buffered.slice(cut + 2);
+          if (event.includes('"finish_reason":null')) times.tokens.push(performance.now());
+        }
+      }
+      return times;
+    }),
+  );
+}
+
+const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
+const llamaModel = await llama.loadModel({ modelPath: MODEL, useMmap: false });
+
+async function llamaCppStreams(n: number, round: number): Promise<StreamTimes[]> {
+  const context = await llamaModel.createContext({ contextSize: n * (PROMPT + GENERATE + 8), sequences: n, threads: THREADS, batchSize: 512, flashAttention: false });
+  try {
+    const bias = new TokenBias(llamaModel.tokenizer).set(eos as Token, "never");
+    return await Promise.all(
+      prompts(n, round).map(async (prompt) => {
+        const sequence = context.getSequence();
+        const times: StreamTimes = { start: performance.now(), tokens: [] };
+        for await (const token of sequence.evaluate(prompt as Token[], { temperature: 0, tokenBias: bias })) {
+          void token;
+          times.tokens.push(performance.now());
+          if (times.tokens.length >= GENERATE) break;
+        }
+        return times;
+      }),
+    );
+  } finally {
+    await context.dispose();
+  }
+}
+
+const server = await startServer();
+const rows: string[] = ["| streams | engine | gen tok/s (all streams) | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |", "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"];
+const ratios: string[] = ["| streams | tsllm / llama.cpp | tsllm vs its 1 stream |", "| ---: | ---: | ---: |"];
+let single = 0;
+try {
+  await tsllmStreams(server.url, 1, 0); // loads the model and warms up
+  await llamaCppStreams(1, 0);
+  for (const [round, n] of STREAMS.entries()) {
+    const ours = figures(await tsllmStreams(server.url, n, round + 1));
+    const theirs = figures(await llamaCppStreams(n, round + 1));
+    if (n === 1) single = ours.tokensPerSecond;
+    for (const [engine, f] of [["tsllm", ours], ["llama.cpp", theirs]] as const) {
+      rows.push(`| ${n} | ${engine} | ${f.tokensPerSecond.toFixed(1)} | ${percentile(f.ttft, 50).toFixed(0)} | ${percentile(f.ttft, 99).toFixed(0)} | ${percentile(f.itl, 50).toFixed(1)} | ${percentile(f.itl, 99).toFixed(1)} |`);
+    }
+    ratios.push(`| ${n} | ${(ours.tokensPerSecond / theirs.tokensPerSecond).toFixed(2)}× | ${(ours.tokensPerSecond / single).toFixed(2)}× |`);
+    process.stderr.write(`${n} streams done\n`);
+  }
+} finally {
+  server.stop();
+  await llamaModel.dispose();
+}
+process.stdout.write(`model ${MODEL}, ${THREADS} threads, ${PROMPT} prompt + ${GENERATE} generated tokens a stream\n\n${rows.join("\n")}\n\n${ratios.join("\n")}\n`);
