@@ -52,8 +52,14 @@ export interface TokenOut {
   top?: TokenLogprob[];
 }
 
+export interface Collected {
+  text: string;
+  tokens: TokenOut[];
+  summary: GenerationSummary;
+}
+
 /** A whole answer: its text, its tokens and how it ended. */
-export async function collect(events: AsyncIterable<GenerationEvent>): Promise<{ text: string; tokens: TokenOut[]; summary: GenerationSummary }> {
+export async function collect(events: AsyncIterable<GenerationEvent>): Promise<Collected> {
   let text = "";
   const tokens: TokenOut[] = [];
   for await (const event of events) {

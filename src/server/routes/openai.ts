@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { z } from "zod";
 import { ChatMessage } from "../../chat/template.js";
@@ -6,9 +6,9 @@ import { conversationTokens } from "../../engine/prompt.js";
 import { GenerationEvent, GenerationSummary } from "../../engine/scheduler.js";
 import { Tokenizer } from "../../tokenizer/tokenizer.js";
 import { ApiError } from "../errors.js";
-import { collect, samplingFrom, submit, TokenOut } from "../generation.js";
+import { collect, Collected, samplingFrom, submit, TokenOut } from "../generation.js";
 import { Metrics } from "../metrics.js";
-import { ModelPool, UnknownModelError } from "../model-pool.js";
+import { ModelPool, ServedModel, UnknownModelError } from "../model-pool.js";
 import { parseBody } from "../validate.js";
 
 const SAMPLING = {
@@ -99,6 +99,77 @@ function messageText(content: z.infer<typeof CONTENT> | undefined): string {
   return typeof content === "string" ? content : content.map((part) => part.text).join("");
 }
 
+interface ReplySpec {
+  object: string;
+  chunkObject: string;
+  idPrefix: string;
+  served: ServedModel;
+  streams: AsyncIterable<GenerationEvent>[];
+  abort: AbortController;
+  stream: boolean;
+  includeUsage: boolean;
+  /** A whole choice's fields, for an answer in one piece. */
+  choice: (result: Collected) => Record<string, unknown>;
+  /** The first chunk of each streamed choice, where the API has one. */
+  opening?: () => Record<string, unknown>;
+  tokenChoice: (event: Extract<GenerationEvent, { type: "token" }>) => Record<string, unknown>;
+  doneChoice: () => Record<string, unknown>;
+}
+
+/** Streams several choices' events as they come, tagged with their index. */
+async function* merged(streams: AsyncIterable<GenerationEvent>[]): AsyncGenerator<{ index: number; event: GenerationEvent }> {
+  const iterators = streams.map((s) => s[Symbol.asyncIterator]());
+  const next = (index: number) => iterators[index].next().then((result) => ({ index, result }));
+  const pending = new Map(iterators.map((_, i) => [i, next(i)]));
+  while (pending.size > 0) {
+    const { index, result } = await Promise.race(pending.values());
+    if (result.done) {
+      pending.delete(index);
+      continue;
+    }
+    pending.set(index, next(index));
+    yield { index, event: result.value };
+  }
+}
+
+/** One answer in OpenAI's shape, whole or as server-sent events ending in [DONE]. */
+function reply(c: Context, spec: ReplySpec, pool: ModelPool, metrics: Metrics): Response | Promise<Response> {
+  const id = `${spec.idPrefix}-${crypto.randomUUID()}`;
+  const created = Math.floor(Date.now() / 1000);
+  const model = spec.served.name;
+  const finished = () => pool.release(spec.served);
+  if (!spec.stream) {
+    return Promise.all(spec.streams.map(collect))
+      .finally(finished)
+      .then((results) => {
+        for (const r of results) metrics.observe(r.summary);
+        const choices = results.map((r, index) => ({ index, ...spec.choice(r), finish_reason: finishReason(r.summary) }));
+        return c.json({ id, object: spec.object, created, model, choices, usage: usage(results.map((r) => r.summary)), timings: timings(results[0].summary) });
+      });
+  }
+  return streamSSE(c, async (sse) => {
+    sse.onAbort(() => spec.abort.abort());
+    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => sse.writeSSE({ data: JSON.stringify({ id, object: spec.chunkObject, created, model, choices, ...extra }) });
+    const summaries: GenerationSummary[] = [];
+    try {
+      if (spec.opening) for (let index = 0; index < spec.streams.length; index++) await chunk([{ index, ...spec.opening(), finish_reason: null }]);
+      for await (const { index, event } of merged(spec.streams)) {
+        if (event.type === "done") {
+          summaries[index] = event.stats;
+          metrics.observe(event.stats);
+          await chunk([{ index, ...spec.doneChoice(), finish_reason: finishReason(event.stats) }]);
+        } else {
+          await chunk([{ index, ...spec.tokenChoice(event), finish_reason: null }]);
+        }
+      }
+      if (spec.includeUsage) await chunk([], { usage: usage(summaries), timings: timings(summaries[0]) });
+      await sse.writeSSE({ data: "[DONE]" });
+    } finally {
+      finished();
+    }
+  });
+}
+
 /** The OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/models. */
 export function openAiRoutes(pool: ModelPool, metrics: Metrics): Hono {
   const app = new Hono();
@@ -144,22 +215,6 @@ export function openAiRoutes(pool: ModelPool, metrics: Metrics): Hono {
     return { served, tokenizer, streams, promptTokens: tokens.length };
   };
 
-  /** Streams several choices' events as they come, tagged with their index. */
-  async function* merged(streams: AsyncIterable<GenerationEvent>[]): AsyncGenerator<{ index: number; event: GenerationEvent }> {
-    const iterators = streams.map((s) => s[Symbol.asyncIterator]());
-    const next = (index: number) => iterators[index].next().then((result) => ({ index, result }));
-    const pending = new Map(iterators.map((_, i) => [i, next(i)]));
-    while (pending.size > 0) {
-      const { index, result } = await Promise.race(pending.values());
-      if (result.done) {
-        pending.delete(index);
-        continue;
-      }
-      pending.set(index, next(index));
-      yield { index, event: result.value };
-    }
-  }
-
   app.post("/v1/chat/completions", async (c) => {
     const body = parseBody(CHAT_REQUEST, await c.req.json().catch(() => undefined));
     const abort = new AbortController();
@@ -167,50 +222,25 @@ export function openAiRoutes(pool: ModelPool, metrics: Metrics): Hono {
     const messages: ChatMessage[] = body.messages.map((m) => ({ role: m.role === "developer" ? "system" : m.role, content: messageText(m.content) }));
     const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
     const { served, tokenizer, streams } = await start(body, (s) => conversationTokens(s.loaded.model, messages), logprobs, abort.signal);
-    const id = `chatcmpl-${crypto.randomUUID()}`;
-    const created = Math.floor(Date.now() / 1000);
-    const finished = () => pool.release(served);
-    if (!body.stream) {
-      const results = await Promise.all(streams.map(collect)).finally(finished);
-      for (const r of results) metrics.observe(r.summary);
-      return c.json({
-        id,
+    return reply(
+      c,
+      {
         object: "chat.completion",
-        created,
-        model: served.name,
-        choices: results.map((r, index) => ({
-          index,
-          message: { role: "assistant", content: r.text },
-          logprobs: logprobs === undefined ? null : chatLogprobs(tokenizer, r.tokens),
-          finish_reason: finishReason(r.summary),
-        })),
-        usage: usage(results.map((r) => r.summary)),
-        timings: timings(results[0].summary),
-      });
-    }
-    return streamSSE(c, async (sse) => {
-      sse.onAbort(() => abort.abort());
-      const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
-        sse.writeSSE({ data: JSON.stringify({ id, object: "chat.completion.chunk", created, model: served.name, choices, ...extra }) });
-      for (let index = 0; index < streams.length; index++) await chunk([{ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]);
-      const summaries: GenerationSummary[] = [];
-      try {
-        for await (const { index, event } of merged(streams)) {
-          if (event.type === "done") {
-            summaries[index] = event.stats;
-            metrics.observe(event.stats);
-            await chunk([{ index, delta: {}, logprobs: null, finish_reason: finishReason(event.stats) }]);
-            continue;
-          }
-          const lp = logprobs === undefined || event.id < 0 ? null : chatLogprobs(tokenizer, [event]);
-          await chunk([{ index, delta: { content: event.text }, logprobs: lp, finish_reason: null }]);
-        }
-        if (body.stream_options?.include_usage) await chunk([], { usage: usage(summaries), timings: timings(summaries[0]) });
-        await sse.writeSSE({ data: "[DONE]" });
-      } finally {
-        finished();
-      }
-    });
+        chunkObject: "chat.completion.chunk",
+        idPrefix: "chatcmpl",
+        served,
+        streams,
+        abort,
+        stream: body.stream ?? false,
+        includeUsage: body.stream_options?.include_usage ?? false,
+        choice: (r) => ({ message: { role: "assistant", content: r.text }, logprobs: logprobs === undefined ? null : chatLogprobs(tokenizer, r.tokens) }),
+        opening: () => ({ delta: { role: "assistant", content: "" }, logprobs: null }),
+        tokenChoice: (event) => ({ delta: { content: event.text }, logprobs: logprobs === undefined || event.id < 0 ? null : chatLogprobs(tokenizer, [event]) }),
+        doneChoice: () => ({ delta: {}, logprobs: null }),
+      },
+      pool,
+      metrics,
+    );
   });
 
   app.post("/v1/completions", async (c) => {
@@ -224,9 +254,6 @@ export function openAiRoutes(pool: ModelPool, metrics: Metrics): Hono {
       logprobs,
       abort.signal,
     );
-    const id = `cmpl-${crypto.randomUUID()}`;
-    const created = Math.floor(Date.now() / 1000);
-    const finished = () => pool.release(served);
     const legacyLogprobs = (tokens: TokenOut[]) => {
       const real = tokens.filter((t) => t.id >= 0);
       let offset = 0;
@@ -242,45 +269,24 @@ export function openAiRoutes(pool: ModelPool, metrics: Metrics): Hono {
       };
     };
     const echoed = body.echo && typeof body.prompt === "string" ? body.prompt : "";
-    if (!body.stream) {
-      const results = await Promise.all(streams.map(collect)).finally(finished);
-      for (const r of results) metrics.observe(r.summary);
-      return c.json({
-        id,
+    return reply(
+      c,
+      {
         object: "text_completion",
-        created,
-        model: served.name,
-        choices: results.map((r, index) => ({
-          index,
-          text: echoed + r.text,
-          logprobs: logprobs === undefined ? null : legacyLogprobs(r.tokens),
-          finish_reason: finishReason(r.summary),
-        })),
-        usage: usage(results.map((r) => r.summary)),
-        timings: timings(results[0].summary),
-      });
-    }
-    return streamSSE(c, async (sse) => {
-      sse.onAbort(() => abort.abort());
-      const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
-        sse.writeSSE({ data: JSON.stringify({ id, object: "text_completion", created, model: served.name, choices, ...extra }) });
-      const summaries: GenerationSummary[] = [];
-      try {
-        for await (const { index, event } of merged(streams)) {
-          if (event.type === "done") {
-            summaries[index] = event.stats;
-            metrics.observe(event.stats);
-            await chunk([{ index, text: "", logprobs: null, finish_reason: finishReason(event.stats) }]);
-            continue;
-          }
-          await chunk([{ index, text: event.text, logprobs: logprobs === undefined || event.id < 0 ? null : legacyLogprobs([event]), finish_reason: null }]);
-        }
-        if (body.stream_options?.include_usage) await chunk([], { usage: usage(summaries) });
-        await sse.writeSSE({ data: "[DONE]" });
-      } finally {
-        finished();
-      }
-    });
+        chunkObject: "text_completion",
+        idPrefix: "cmpl",
+        served,
+        streams,
+        abort,
+        stream: body.stream ?? false,
+        includeUsage: body.stream_options?.include_usage ?? false,
+        choice: (r) => ({ text: echoed + r.text, logprobs: logprobs === undefined ? null : legacyLogprobs(r.tokens) }),
+        tokenChoice: (event) => ({ text: event.text, logprobs: logprobs === undefined || event.id < 0 ? null : legacyLogprobs([event]) }),
+        doneChoice: () => ({ text: "", logprobs: null }),
+      },
+      pool,
+      metrics,
+    );
   });
 
   return app;
