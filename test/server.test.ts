@@ -7,6 +7,7 @@ import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { REPO_ROOT, STORIES, ZOO } from "./helpers/paths.js";
 import { RunningServer, startServer } from "./helpers/server.js";
+import { JsonPrefix } from "../src/sampling/json-prefix.js";
 
 const expected = JSON.parse(readFileSync(join(ZOO, "expected", "stories260K.json"), "utf8")) as {
   cases: { prompt: string; content: string; top_probs: { top: { id: number; token: string; logprob: number }[] }[] }[];
@@ -81,6 +82,17 @@ describe("tsllm serve with the official openai and ollama clients", () => {
     const shown = await ollama.show({ model: "stories260K" });
     assert.equal((shown.model_info as unknown as Record<string, unknown>)["general.architecture"], "llama");
     assert.match((await ollama.version()).version, /^\d+\.\d+\.\d+$/);
+  });
+
+  it("format json (Ollama) and response_format json_object (OpenAI) keep the answer a JSON object", async () => {
+    for (const seed of [1, 2]) {
+      const answer = await ollama.generate({ model: "stories260K", prompt: story.prompt, format: "json", stream: false, options: { seed, num_predict: 160 } });
+      const state = new JsonPrefix();
+      assert.ok(state.pushBytes(new TextEncoder().encode(answer.response)), answer.response);
+      if ((answer.done_reason as string | undefined) === "stop") assert.equal(typeof JSON.parse(answer.response ?? ""), "object");
+    }
+    const chat = await openai.chat.completions.create({ model: "stories260K", messages: [{ role: "user", content: "Once" }], response_format: { type: "json_object" }, max_tokens: 40, temperature: 0 });
+    assert.match(chat.choices[0].message.content ?? "", /^\{/);
   });
 
   it("batching changes nothing: eight concurrent greedy requests give what each gives alone", async () => {

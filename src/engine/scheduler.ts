@@ -1,5 +1,6 @@
 import { KvCache } from "../kv/kv-cache.js";
 import { BatchSequence, LanguageModel } from "../models/model.js";
+import { JsonPrefix } from "../sampling/json-prefix.js";
 import { Sampler, SamplingParams, topLogprobs } from "../sampling/sampler.js";
 import { StreamDecoder } from "../tokenizer/stream-decoder.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
@@ -15,6 +16,8 @@ export interface GenerationRequest {
   /** Report the chosen token's log-probability and the top K alternatives. */
   logprobs?: number;
   logitBias?: ReadonlyMap<number, number>;
+  /** Constrain the answer to one JSON object, and end it there (Ollama's format "json"). */
+  json?: boolean;
   ignoreEos?: boolean;
   signal?: AbortSignal;
 }
@@ -86,6 +89,7 @@ interface Sequence {
   sampler: Sampler;
   decoder: StreamDecoder;
   stops: StopStringFilter;
+  json?: JsonPrefix;
   submittedAt: number;
   admittedAt: number;
   firstTokenAt?: number;
@@ -96,6 +100,9 @@ interface Waiting {
   channel: EventChannel<GenerationEvent>;
   submittedAt: number;
 }
+
+/** Candidates tried against the JSON state before the whole vocabulary is. */
+const JSON_CANDIDATES = 256;
 
 function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
   let n = 0;
@@ -224,6 +231,7 @@ export class Scheduler {
         sampler: new Sampler(request.sampling),
         decoder: new StreamDecoder(this.tokenizer),
         stops: new StopStringFilter(request.stop ?? []),
+        json: request.json ? new JsonPrefix() : undefined,
         submittedAt,
         admittedAt: performance.now(),
       });
@@ -266,6 +274,7 @@ export class Scheduler {
   private sample(sequence: Sequence, logits: Float32Array): void {
     const { request } = sequence;
     if (request.logitBias) for (const [id, bias] of request.logitBias) if (id >= 0 && id < logits.length) logits[id] += bias;
+    if (sequence.json) this.maskToJson(sequence.json, logits);
     const top = request.logprobs !== undefined ? topLogprobs(logits, request.logprobs) : undefined;
     const id = sequence.sampler.sample(logits, sequence.history);
     const logprob = request.logprobs !== undefined ? logprobOf(logits, id) : undefined;
@@ -279,9 +288,31 @@ export class Scheduler {
     const text = sequence.stops.push(sequence.decoder.push(id));
     sequence.channel.push({ type: "token", id, text, logprob, top });
     if (sequence.stops.stopped) return this.finish(sequence, "stop");
+    if (sequence.json) {
+      sequence.json.pushBytes(this.tokenizer.tokenBytes(id));
+      if (sequence.json.complete) return this.finish(sequence, "stop");
+    }
     const full = sequence.slot.tokens.length + 1 >= this.options.contextSize;
     if (sequence.generated >= request.maxTokens || full) return this.finish(sequence, "length");
     sequence.pending = id;
+  }
+
+  /**
+   * Leaves only tokens that continue the JSON so far (end of generation only once it is complete). The
+   * likeliest tokens are tried first; the whole vocabulary only when none of those fits.
+   */
+  private maskToJson(state: JsonPrefix, logits: Float32Array): void {
+    const fits = (id: number): boolean => {
+      if (this.tokenizer.isEndOfGeneration(id)) return state.complete;
+      const bytes = this.tokenizer.tokenBytes(id, false);
+      return bytes.length > 0 && state.clone().pushBytes(bytes);
+    };
+    const order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]);
+    let allowed = order.slice(0, JSON_CANDIDATES).filter(fits);
+    if (allowed.length === 0) allowed = order.filter(fits);
+    const kept = allowed.map((id) => logits[id]);
+    logits.fill(-Infinity);
+    allowed.forEach((id, i) => (logits[id] = kept[i]));
   }
 
   private summary(request: GenerationRequest, cachedTokens: number, generated: number, submittedAt: number, admittedAt: number, firstTokenAt: number | undefined, finishReason: GenerationSummary["finishReason"]): GenerationSummary {

@@ -237,8 +237,9 @@ export function ollamaRoutes(pool: ModelPool, metrics: Metrics, defaultKeepAlive
     });
   };
 
-  const requestOf = (options: z.infer<typeof OPTIONS>, prompt: number[], signal: AbortSignal) => ({
+  const requestOf = (options: z.infer<typeof OPTIONS>, prompt: number[], format: unknown, signal: AbortSignal) => ({
     prompt,
+    json: format === "json",
     maxTokens: options?.num_predict === undefined || options.num_predict < 0 ? Infinity : options.num_predict,
     sampling: samplingFrom({
       temperature: options?.temperature,
@@ -256,7 +257,7 @@ export function ollamaRoutes(pool: ModelPool, metrics: Metrics, defaultKeepAlive
   });
 
   const checkFormat = (format: unknown) => {
-    if (format !== undefined && format !== "") throw new ApiError(400, "format: JSON-constrained output is not supported yet", "unsupported", "format");
+    if (format !== undefined && format !== "" && format !== "json") throw new ApiError(400, 'format: only "json" is supported (JSON schemas are not yet)', "unsupported", "format");
   };
 
   app.post("/api/generate", async (c) => {
@@ -272,7 +273,7 @@ export function ollamaRoutes(pool: ModelPool, metrics: Metrics, defaultKeepAlive
     const abort = new AbortController();
     c.req.raw.signal.addEventListener("abort", () => abort.abort());
     const tokens = promptTokens(served.loaded.model, body.prompt, body.raw ?? false, body.system);
-    const events = submit(served.loaded.scheduler, requestOf(body.options, tokens, abort.signal));
+    const events = submit(served.loaded.scheduler, requestOf(body.options, tokens, body.format, abort.signal));
     return respond(c, served, events, abort, body.stream ?? true, started, (text) => ({ response: text }));
   });
 
@@ -288,7 +289,7 @@ export function ollamaRoutes(pool: ModelPool, metrics: Metrics, defaultKeepAlive
     const abort = new AbortController();
     c.req.raw.signal.addEventListener("abort", () => abort.abort());
     const tokens = conversationTokens(served.loaded.model, body.messages as ChatMessage[]);
-    const events = submit(served.loaded.scheduler, requestOf(body.options, tokens, abort.signal));
+    const events = submit(served.loaded.scheduler, requestOf(body.options, tokens, body.format, abort.signal));
     return respond(c, served, events, abort, body.stream ?? true, started, (text) => ({ message: { role: "assistant", content: text } }));
   });
 

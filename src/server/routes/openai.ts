@@ -27,6 +27,7 @@ const SAMPLING = {
   n: z.number().int().min(1).max(16).optional().nullable(),
   stream: z.boolean().optional().nullable(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).optional().nullable(),
+  response_format: z.object({ type: z.enum(["text", "json_object"]) }).optional().nullable(),
 };
 
 const CONTENT = z.union([z.string(), z.array(z.object({ type: z.literal("text"), text: z.string() })), z.null()]);
@@ -209,6 +210,7 @@ export function openAiRoutes(pool: ModelPool, metrics: Metrics): Hono {
         stop,
         logprobs,
         logitBias,
+        json: body.response_format?.type === "json_object",
         signal,
       }),
     );
