@@ -22,13 +22,28 @@ export class Metrics {
   });
   readonly running = new Gauge({ name: "tsllm_requests_running", help: "Requests being computed", registers: [this.registry] });
   readonly waiting = new Gauge({ name: "tsllm_requests_waiting", help: "Requests waiting for a slot", registers: [this.registry] });
+  /** Share of prompt tokens read from a cache since the start. */
+  private readonly hitRatio = new Gauge({
+    name: "tsllm_prefix_cache_hit_ratio",
+    help: "Prompt tokens found in a cache over all prompt tokens, since start",
+    registers: [this.registry],
+    collect: () => this.updateHitRatio(),
+  });
+  private promptTotal = 0;
+  private cachedTotal = 0;
   readonly cachedSlots = new Gauge({ name: "tsllm_kv_slots_cached", help: "Idle slots holding a reusable prompt cache", registers: [this.registry] });
 
   request(route: string, status: number): void {
     this.requests.inc({ route, status: String(status) });
   }
 
+  private updateHitRatio(): void {
+    this.hitRatio.set(this.promptTotal > 0 ? this.cachedTotal / this.promptTotal : 0);
+  }
+
   observe(summary: GenerationSummary): void {
+    this.promptTotal += summary.promptTokens;
+    this.cachedTotal += summary.cachedTokens;
     this.promptTokens.inc(summary.promptTokens);
     this.cachedTokens.inc(summary.cachedTokens);
     this.generatedTokens.inc(summary.generatedTokens);
