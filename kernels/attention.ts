@@ -58,9 +58,10 @@ function dotRow(q: usize, k: usize, n: i32, batched: i32): f32 {
 }
 
 /** Rows 0 … rows − 1 of one KV head (F16, `kvWidth` apart) widened to f32, packed `headDim` apart at `dst`. */
-function widenHead(src: usize, kvWidth: i32, headDim: i32, rows: i32, dst: usize): void {
+function widenHead(src: usize, kvWidth: i32, headDim: i32, rows: i32, dst: usize, rowMap: usize): void {
   for (let j = 0; j < rows; j++) {
-    const from = src + (<usize>(j * kvWidth) << 1);
+    const row = rowMap == 0 ? j : load<i32>(rowMap + (<usize>j << 2));
+    const from = src + (<usize>(row * kvWidth) << 1);
     const to = dst + (<usize>(j * headDim) << 2);
     for (let d = 0; d < headDim; d += 4) v128.store(to + (<usize>d << 2), halves4(from + (<usize>d << 1)));
   }
@@ -226,7 +227,7 @@ function attendHead(
 
 /** Word offsets of attend_range's parameter block (i32 words; `scale` holds f32 bits). */
 const P_Q = 0, P_KEYS = 1, P_VALUES = 2, P_OUT = 3, P_WORK = 4, P_WORK_STRIDE = 5, P_POSITIONS = 6, P_TOKENS = 7;
-const P_HEADS = 8, P_KV_HEADS = 9, P_HEAD_DIM = 10, P_SCALE = 11, P_BATCHED = 12, P_CHUNK = 13, P_CELLS = 14;
+const P_HEADS = 8, P_KV_HEADS = 9, P_HEAD_DIM = 10, P_SCALE = 11, P_BATCHED = 12, P_CHUNK = 13, P_CELLS = 14, P_ROWS = 15;
 
 /**
  * Causal attention of `tokens` query rows [T, heads·headDim] over the F16 cache, units first … end − 1
@@ -249,6 +250,7 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
   const batched = load<i32>(params + P_BATCHED * 4);
   const chunk = load<i32>(params + P_CHUNK * 4);
   const cells = load<i32>(params + P_CELLS * 4);
+  const rowMap = <usize>load<i32>(params + P_ROWS * 4); // position → row of a paged cache; 0: the identity
   const work = <usize>load<i32>(params + P_WORK * 4) + <usize>part * <usize>load<i32>(params + P_WORK_STRIDE * 4);
   const headBytes = <usize>(cells * headDim) << 2;
   const wideKeys = work;
@@ -267,8 +269,8 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
     const t1 = min(tokens, t0 + chunk);
     let seen = 0;
     for (let t = t0; t < t1; t++) seen = max(seen, load<i32>(positions + (<usize>t << 2)) + 1);
-    widenHead(keys + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideKeys);
-    widenHead(values + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideValues);
+    widenHead(keys + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideKeys, rowMap);
+    widenHead(values + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideValues, rowMap);
     for (let t = t0; t < t1; t++) {
       const visible = load<i32>(positions + (<usize>t << 2)) + 1;
       for (let h = g * group; h < (g + 1) * group; h++) {

@@ -191,6 +191,38 @@ describe("the WASM kernels against their scalar twins", () => {
     });
   }
 
+  for (const [headDim, T, start] of [[64, 1, 37], [64, 24, 100]]) {
+    it(`a paged cache (rows through a block table) gives the contiguous cache's attention, bit for bit (${T} token${T > 1 ? "s" : ""} from ${start})`, () => {
+      const heads = 4;
+      const kvHeads = 2;
+      const kvWidth = kvHeads * headDim;
+      const count = start + T;
+      const blocks = Math.ceil(count / 16);
+      // blocks scattered over a larger arena, in reverse order with gaps between them
+      const table = Array.from({ length: blocks }, (_, b) => 2 * (blocks - b) + 1);
+      const rows = Int32Array.from({ length: count }, (_, p) => table[p >> 4] * 16 + (p & 15));
+      const arenaRows = (2 * blocks + 2) * 16;
+      const k = randn(count * kvWidth, 5);
+      const v = randn(count * kvWidth, 6);
+      const all = Array.from({ length: count }, (_, i) => i);
+      const plain = { keys: new Uint16Array(count * kvWidth), values: new Uint16Array(count * kvWidth) };
+      scalar.storeKv(plain, k, v, all, kvWidth);
+      const pagedScalar = { keys: new Uint16Array(arenaRows * kvWidth), values: new Uint16Array(arenaRows * kvWidth), rows };
+      scalar.storeKv(pagedScalar, k, v, all, kvWidth);
+      const pagedWasm = { keys: wasm.halfStorage.allocate(arenaRows * kvWidth), values: wasm.halfStorage.allocate(arenaRows * kvWidth), rows };
+      wasm.storeKv(pagedWasm, k, v, all, kvWidth);
+      const positions = Array.from({ length: T }, (_, t) => start + t);
+      const q = randn(T * heads * headDim, 7);
+      const shape = { heads, kvHeads, headDim, scale: Math.fround(1 / Math.sqrt(headDim)) };
+      const expected = scalar.attention(q, plain, positions, shape);
+      for (const got of [scalar.attention(q, pagedScalar, positions, shape), wasm.attention(q, pagedWasm, positions, shape)]) {
+        assert.ok(got.every((x, i) => Object.is(x, expected[i])), "attention differs");
+      }
+      wasm.halfStorage.release(pagedWasm.keys);
+      wasm.halfStorage.release(pagedWasm.values);
+    });
+  }
+
   it("Q8_0 activation quantization writes the scalar twin's bytes, halves rounded away from zero", () => {
     const kernels = new KernelInstance();
     const n = 128;

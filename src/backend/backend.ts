@@ -26,10 +26,15 @@ export interface HalfStorage {
   release(array: Uint16Array): void;
 }
 
-/** KV storage of one layer, F16 like llama.cpp's default cache: [positions, kvHeads·headDim]. */
+/** KV storage of one layer, F16 like llama.cpp's default cache: [rows, kvHeads·headDim]. */
 export interface LayerKv {
   keys: Uint16Array;
   values: Uint16Array;
+  /**
+   * The row that holds position p (a paged cache's block table, spelled out per position); position p
+   * is row p when absent.
+   */
+  rows?: Int32Array;
 }
 
 /**

@@ -11,6 +11,19 @@ const f32 = Math.fround;
  * The reference backend: plain TypeScript loops that follow ggml's CPU arithmetic step by step.
  * Every faster backend is tested against this one.
  */
+/** A paged layer's rows for positions 0 … count − 1 copied in position order: the same arithmetic on a contiguous cache. */
+function gatherRows(kv: LayerKv, kvWidth: number, count: number): LayerKv {
+  const keys = new Uint16Array(count * kvWidth);
+  const values = new Uint16Array(count * kvWidth);
+  const rows = kv.rows as Int32Array;
+  for (let p = 0; p < count; p++) {
+    const from = rows[p] * kvWidth;
+    keys.set(kv.keys.subarray(from, from + kvWidth), p * kvWidth);
+    values.set(kv.values.subarray(from, from + kvWidth), p * kvWidth);
+  }
+  return { keys, values };
+}
+
 export class ScalarBackend implements Backend {
   readonly name: string = "scalar";
 
@@ -121,7 +134,7 @@ export class ScalarBackend implements Backend {
 
   storeKv(kv: LayerKv, k: Float32Array, v: Float32Array, positions: ArrayLike<number>, kvWidth: number): void {
     for (let t = 0; t < positions.length; t++) {
-      const dst = positions[t] * kvWidth;
+      const dst = (kv.rows ? kv.rows[positions[t]] : positions[t]) * kvWidth;
       for (let i = 0; i < kvWidth; i++) {
         kv.keys[dst + i] = floatToHalf(k[t * kvWidth + i]);
         kv.values[dst + i] = floatToHalf(v[t * kvWidth + i]);
@@ -132,6 +145,7 @@ export class ScalarBackend implements Backend {
   attention(q: Float32Array, kv: LayerKv, positions: ArrayLike<number>, shape: AttentionShape): Float32Array {
     const { heads, kvHeads, headDim, scale } = shape;
     const kvWidth = kvHeads * headDim;
+    if (kv.rows) kv = gatherRows(kv, kvWidth, Math.max(...Array.from(positions)) + 1);
     const groupSize = heads / kvHeads;
     const out = new Float32Array(positions.length * heads * headDim);
     const q16 = new Float32Array(headDim);

@@ -80,7 +80,7 @@ interface Placement {
 /** The most one bank may hold: a 32-bit memory's 4 GiB, less a page so offsets stay below 2^32. */
 const MAX_BANK_BYTES = 4 * 1024 ** 3 - 65536;
 /** i32 words of attend_range's parameter block (kernels/attention.ts). */
-const ATTENTION_PARAMS = 15;
+const ATTENTION_PARAMS = 16;
 /** Bytes of standard rows staged at a time while repacking. */
 const REPACK_CHUNK = 1 << 20;
 
@@ -258,16 +258,19 @@ export class WasmBackend extends ScalarBackend {
     // Per thread: K and V of one head widened to f32, the scores, 32 accumulator rows and q through F16.
     const partBytes = (2 * cells * headDim + cells + 33 * headDim) * 4;
     const qBytes = q.length * 4;
-    const at = instance.scratch(ATTENTION_PARAMS * 4 + tokens * 4 + 2 * qBytes + this.threads * partBytes + 64);
+    const rowCount = kv.rows ? last + 1 : 0;
+    const at = instance.scratch(ATTENTION_PARAMS * 4 + tokens * 4 + rowCount * 4 + 2 * qBytes + this.threads * partBytes + 64);
     const positionsAt = at + ATTENTION_PARAMS * 4;
-    const qAt = Math.ceil((positionsAt + tokens * 4) / 16) * 16;
+    const rowsAt = positionsAt + tokens * 4;
+    const qAt = Math.ceil((rowsAt + rowCount * 4) / 16) * 16;
     const outAt = qAt + qBytes;
     const workAt = outAt + qBytes;
     // Enough chunks of query tokens that every thread gets several units.
     const chunk = Math.max(1, Math.min(16, Math.ceil((tokens * kvHeads) / (8 * this.threads))));
     const params = new Int32Array(instance.memory.buffer, at, ATTENTION_PARAMS);
-    params.set([qAt, kv.keys.byteOffset, kv.values.byteOffset, outAt, workAt, partBytes, positionsAt, tokens, heads, kvHeads, headDim, f32Bits(scale), tokens > 1 && headDim % 8 === 0 ? 1 : 0, chunk, cells]);
+    params.set([qAt, kv.keys.byteOffset, kv.values.byteOffset, outAt, workAt, partBytes, positionsAt, tokens, heads, kvHeads, headDim, f32Bits(scale), tokens > 1 && headDim % 8 === 0 ? 1 : 0, chunk, cells, kv.rows ? rowsAt : 0]);
     new Int32Array(instance.memory.buffer, positionsAt, tokens).set(positions);
+    if (kv.rows) new Int32Array(instance.memory.buffer, rowsAt, rowCount).set(kv.rows.subarray(0, rowCount));
     const heap = new Float32Array(instance.heap.buffer);
     heap.set(q, qAt / 4);
     const units = kvHeads * Math.ceil(tokens / chunk);
