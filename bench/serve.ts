@@ -62,7 +62,7 @@ const prompts = (n: number, round: number): number[][] =>
   });
 
 async function startServer(): Promise<{ url: string; stop: () => void }> {
-  const child = spawn(process.execPath, [join(ROOT, "bin", "tsllm.js"), "serve", MODEL, "--port", "0", "--parallel", String(Math.max(...STREAMS)), "-c", String(PROMPT + GENERATE + 8), "-t", String(THREADS)], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [join(ROOT, "bin", "tsllm.js"), "serve", MODEL, "--port", "0", "--parallel", String(Math.max(...STREAMS)), "-c", String(Math.max(...STREAMS) * (PROMPT + GENERATE + 16)), "-t", String(THREADS)], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   const url = await new Promise<string>((done, fail) => {
     child.stderr.on("data", (d: Buffer) => {

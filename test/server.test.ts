@@ -172,6 +172,7 @@ describe("tsllm serve under pressure", () => {
     assert.equal(after.status, 200);
     assert.equal(((await after.json()) as { choices: { text: string }[] }).choices[0].text, ", there was a little girl");
     assert.equal(await metric("tsllm_requests_waiting"), 0);
+    assert.equal(await metric("tsllm_kv_blocks_used"), 0, "every block is back in the pool");
   });
 });
 
@@ -205,6 +206,26 @@ describe("keep-alive", () => {
       await ollama.generate({ model: "stories260K", prompt: "Once", options: { num_predict: 2 }, stream: false, keep_alive: 0 });
       await new Promise((r) => setTimeout(r, 100));
       assert.deepEqual((await ollama.ps()).models, []);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe("a KV pool too small for every sequence at once", () => {
+  it("preempts the newest sequence and recomputes it later: every answer is the one it gives alone, and the pool ends empty", async () => {
+    // 8 blocks of 16 tokens; four sequences of 5 + 48 tokens need 16
+    const server = await startServer([STORIES, "-c", "128", "--parallel", "4"]);
+    try {
+      const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused" });
+      const prompts = ["Once upon a time", "Lily and Ben", "The cat sat on", "Mom said"];
+      const ask = (prompt: string) => openai.completions.create({ model: "stories260K", prompt, max_tokens: 48, temperature: 0, logit_bias: { 2: -100 } }).then((r) => r.choices[0].text);
+      const alone: string[] = [];
+      for (const prompt of prompts) alone.push(await ask(prompt));
+      assert.deepEqual(await Promise.all(prompts.map(ask)), alone);
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      assert.ok(Number(/^tsllm_preemptions (\d+)/m.exec(metrics)?.[1]) > 0, "some sequence was preempted");
+      assert.equal(Number(/^tsllm_kv_blocks_used (\d+)/m.exec(metrics)?.[1]), 0);
     } finally {
       await server.stop();
     }

@@ -1,4 +1,4 @@
-import { KvCache } from "../kv/kv-cache.js";
+import { BLOCK_TOKENS, blockHash, PagedKvPool, PagedSequence } from "../kv/paged.js";
 import { BatchSequence, LanguageModel } from "../models/model.js";
 import { JsonPrefix } from "../sampling/json-prefix.js";
 import { Sampler, SamplingParams, topLogprobs } from "../sampling/sampler.js";
@@ -34,7 +34,7 @@ export type GenerationEvent =
 export interface GenerationSummary {
   finishReason: "stop" | "length" | "cancelled";
   promptTokens: number;
-  /** Prompt tokens whose keys and values were already in the slot's cache (not computed again). */
+  /** Prompt tokens whose keys and values were found in the prefix cache (not computed again). */
   cachedTokens: number;
   generatedTokens: number;
   /** Waiting for a slot. */
@@ -56,32 +56,28 @@ export class ContextOverflowError extends Error {
 }
 
 export interface SchedulerOptions {
-  /** Sequences computed together at most (llama-server's slots, vLLM's max_num_seqs). */
+  /** Sequences computed together at most (vLLM's max_num_seqs). */
   parallel: number;
   /** Tokens per forward pass: decodes first, then chunks of waiting prompts. */
   batchTokens: number;
-  /** Requests that may wait for a slot; past it, submit throws QueueFullError. */
+  /** Requests that may wait; past it, submit throws QueueFullError. */
   queueLimit: number;
-  /** Tokens each slot's cache holds: the longest prompt + answer. */
+  /** The longest prompt + answer of one sequence. */
   contextSize: number;
-}
-
-/** A slot's cache outlives its request: the next request with the same prefix reuses it. */
-interface Slot {
-  cache?: KvCache;
-  /** The tokens whose keys and values the cache holds. */
-  tokens: number[];
-  lastUsed: number;
-  busy: boolean;
+  /** Tokens the shared KV pool holds over all sequences (rounded up to whole blocks). */
+  kvTokens: number;
 }
 
 interface Sequence {
   request: GenerationRequest;
   channel: EventChannel<GenerationEvent>;
-  slot: Slot;
-  /** Prompt tokens in the cache so far (reused ones included). */
+  kv?: PagedSequence;
+  /** What must be in the cache before the next token is sampled: the prompt, and after a preemption the answer so far. */
+  input: number[];
+  /** Input tokens in the cache so far (reused ones included). */
   fed: number;
   cachedTokens: number;
+  /** Every token of the sequence: prompt and answer (the penalties' history too). */
   history: number[];
   /** The last sampled token, fed in the next step. */
   pending?: number;
@@ -91,24 +87,12 @@ interface Sequence {
   stops: StopStringFilter;
   json?: JsonPrefix;
   submittedAt: number;
-  admittedAt: number;
+  admittedAt?: number;
   firstTokenAt?: number;
-}
-
-interface Waiting {
-  request: GenerationRequest;
-  channel: EventChannel<GenerationEvent>;
-  submittedAt: number;
 }
 
 /** Candidates tried against the JSON state before the whole vocabulary is. */
 const JSON_CANDIDATES = 256;
-
-function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
-  let n = 0;
-  while (n < a.length && n < b.length && a[n] === b[n]) n++;
-  return n;
-}
 
 function logprobOf(logits: Float32Array, id: number): number {
   let max = -Infinity;
@@ -119,55 +103,74 @@ function logprobOf(logits: Float32Array, id: number): number {
 }
 
 /**
- * Continuous batching: every step is one forward pass over the next token of each running sequence
- * and chunks of prompts still being read, within a token budget. Requests join and leave between steps.
- * The scheduler decides; the model computes.
+ * Continuous batching over a paged KV cache: every step is one forward pass over the next token of
+ * each running sequence and chunks of prompts still being read, within a token budget. Sequences join
+ * and leave between steps and take KV blocks from one pool as they grow; a new sequence first takes the
+ * cached blocks of its longest known prefix. When the pool runs dry, the newest sequence is preempted:
+ * its blocks go back and it is recomputed later, never dropped. The scheduler decides; the model computes.
  */
 export class Scheduler {
-  private readonly slots: Slot[];
   private readonly running: Sequence[] = [];
-  private readonly waiting: Waiting[] = [];
+  private readonly waiting: Sequence[] = [];
+  private pool?: PagedKvPool;
   private looping = false;
   private closed = false;
+  private preemptions = 0;
 
   constructor(
     private readonly model: LanguageModel,
     private readonly tokenizer: Tokenizer,
     readonly options: SchedulerOptions,
-  ) {
-    this.slots = Array.from({ length: options.parallel }, () => ({ tokens: [], lastUsed: 0, busy: false }));
-  }
+  ) {}
 
-  get load(): { running: number; waiting: number; cachedSlots: number } {
-    return { running: this.running.length, waiting: this.waiting.length, cachedSlots: this.slots.filter((s) => !s.busy && s.tokens.length > 0).length };
+  get load(): { running: number; waiting: number; blocksUsed: number; blocksCached: number; blocks: number; preemptions: number } {
+    return {
+      preemptions: this.preemptions,
+      running: this.running.length,
+      waiting: this.waiting.length,
+      blocksUsed: this.pool?.used ?? 0,
+      blocksCached: this.pool?.cached ?? 0,
+      blocks: this.pool?.blocks ?? 0,
+    };
   }
 
   /** Queues a request; its tokens arrive as events. Throws at once when it cannot be taken. */
   submit(request: GenerationRequest): AsyncIterable<GenerationEvent> {
     if (this.closed) throw new QueueFullError("the model is unloading");
     if (request.prompt.length === 0) throw new RangeError("the prompt is empty");
-    if (request.prompt.length >= this.options.contextSize) throw new ContextOverflowError(request.prompt.length, this.options.contextSize);
+    const limit = Math.min(this.options.contextSize, this.options.kvTokens);
+    if (request.prompt.length >= limit) throw new ContextOverflowError(request.prompt.length, limit);
     if (this.waiting.length >= this.options.queueLimit) throw new QueueFullError(`${this.waiting.length} requests are already waiting`);
     const channel = new EventChannel<GenerationEvent>();
-    this.waiting.push({ request, channel, submittedAt: performance.now() });
+    this.waiting.push({
+      request,
+      channel,
+      input: request.prompt,
+      fed: 0,
+      cachedTokens: 0,
+      history: [...request.prompt],
+      generated: 0,
+      sampler: new Sampler(request.sampling),
+      decoder: new StreamDecoder(this.tokenizer),
+      stops: new StopStringFilter(request.stop ?? []),
+      json: request.json ? new JsonPrefix() : undefined,
+      submittedAt: performance.now(),
+    });
     this.kick();
     return channel;
   }
 
-  /** Ends every request and frees the caches. */
+  /** Ends every request and frees the pool. */
   close(): void {
     this.closed = true;
     for (const sequence of this.running) sequence.request.signal = AbortSignal.abort();
     for (const waiting of this.waiting.splice(0)) waiting.channel.close();
-    if (!this.looping) this.releaseSlots();
+    if (!this.looping) this.releasePool();
   }
 
-  private releaseSlots(): void {
-    for (const slot of this.slots) {
-      slot.cache?.dispose();
-      slot.cache = undefined;
-      slot.tokens = [];
-    }
+  private releasePool(): void {
+    this.pool?.dispose();
+    this.pool = undefined;
   }
 
   private kick(): void {
@@ -179,94 +182,112 @@ export class Scheduler {
   private async loop(): Promise<void> {
     try {
       for (;;) {
-        this.admit();
         this.dropCancelled();
+        this.admit();
         if (this.running.length === 0) break;
         this.step();
         await new Promise((resolve) => setImmediate(resolve)); // lets I/O (new requests, disconnects) in between steps
       }
     } finally {
       this.looping = false;
-      if (this.closed) this.releaseSlots();
+      if (this.closed) this.releasePool();
       else if (this.waiting.length > 0) this.kick();
     }
   }
 
-  /** Takes waiting requests into free slots, each into the slot whose cache shares the longest prefix with it. */
+  /** Takes waiting sequences in order while there are free places and blocks for their input. */
   private admit(): void {
-    while (this.waiting.length > 0) {
-      const free = this.slots.filter((s) => !s.busy);
-      if (free.length === 0) return;
-      const next = this.waiting.shift() as Waiting;
-      if (next.request.signal?.aborted) {
-        next.channel.push({ type: "done", stats: this.summary(next.request, 0, 0, next.submittedAt, performance.now(), undefined, "cancelled") });
-        next.channel.close();
-        continue;
+    this.pool ??= this.model.createPagedPool(Math.ceil(this.options.kvTokens / BLOCK_TOKENS));
+    const pool = this.pool;
+    while (this.waiting.length > 0 && this.running.length < this.options.parallel) {
+      const next = this.waiting[0];
+      const input = next.input;
+      const kv = new PagedSequence(pool, Math.min(this.options.contextSize, pool.blocks * BLOCK_TOKENS));
+      // the longest cached prefix of whole blocks, leaving at least the last input token to compute
+      let previous = "";
+      for (let b = 0; (b + 1) * BLOCK_TOKENS < input.length; b++) {
+        const hash = blockHash(previous, input.slice(b * BLOCK_TOKENS, (b + 1) * BLOCK_TOKENS));
+        const block = pool.take(hash);
+        if (block === undefined) break;
+        kv.push(block);
+        kv.hashes.push(hash);
+        previous = hash;
       }
-      const prompt = next.request.prompt;
-      let slot = free[0];
-      let best = -1;
-      for (const candidate of free) {
-        const shared = commonPrefixLength(candidate.tokens, prompt);
-        if (shared > best || (shared === best && candidate.lastUsed < slot.lastUsed)) {
-          slot = candidate;
-          best = shared;
-        }
+      kv.length = kv.blocks.length * BLOCK_TOKENS;
+      const needed = Math.ceil(input.length / BLOCK_TOKENS) - kv.blocks.length;
+      if (needed > pool.available && this.running.length > 0) {
+        kv.release(); // wait for running sequences to give blocks back
+        return;
       }
-      slot.busy = true;
-      slot.cache ??= this.model.createCache(this.options.contextSize);
-      // the last prompt token is always computed again: its logits are where generation starts
-      const reused = Math.min(commonPrefixLength(slot.tokens, prompt), prompt.length - 1);
-      slot.cache.truncate(reused);
-      slot.tokens.length = reused;
-      const { request, channel, submittedAt } = next;
-      this.running.push({
-        request,
-        channel,
-        slot,
-        fed: reused,
-        cachedTokens: reused,
-        history: [...prompt],
-        generated: 0,
-        sampler: new Sampler(request.sampling),
-        decoder: new StreamDecoder(this.tokenizer),
-        stops: new StopStringFilter(request.stop ?? []),
-        json: request.json ? new JsonPrefix() : undefined,
-        submittedAt,
-        admittedAt: performance.now(),
-      });
+      this.waiting.shift();
+      next.kv = kv;
+      next.fed = kv.length;
+      next.cachedTokens ||= kv.length;
+      next.admittedAt ??= performance.now();
+      this.running.push(next);
     }
   }
 
   private dropCancelled(): void {
-    for (const sequence of [...this.running]) {
-      if (sequence.request.signal?.aborted) this.finish(sequence, "cancelled");
+    for (const sequence of [...this.running]) if (sequence.request.signal?.aborted) this.finish(sequence, "cancelled");
+    for (const sequence of [...this.waiting]) {
+      if (!sequence.request.signal?.aborted) continue;
+      this.waiting.splice(this.waiting.indexOf(sequence), 1);
+      this.finish(sequence, "cancelled");
     }
   }
 
-  /** One forward pass: each decoding sequence's pending token, then prompt chunks while the budget lasts. */
+  /** Gives the newest running sequence's blocks back; it waits at the front and is recomputed, answer so far included. */
+  private preempt(): boolean {
+    const victim = this.running.pop();
+    if (!victim) return false;
+    this.preemptions++;
+    victim.kv?.release();
+    victim.kv = undefined;
+    victim.input = [...victim.history];
+    victim.pending = undefined;
+    victim.fed = 0;
+    this.waiting.unshift(victim);
+    return true;
+  }
+
+  /** One forward pass: each decoding sequence's pending token, then input chunks while the budget lasts. */
   private step(): void {
     let budget = this.options.batchTokens;
     const batch: { sequence: Sequence; tokens: number[]; samples: boolean }[] = [];
-    for (const sequence of this.running) {
-      if (sequence.pending === undefined || budget <= 0) continue;
+    const reserve = (sequence: Sequence, count: number): boolean => {
+      while (!(sequence.kv as PagedSequence).reserve(count)) {
+        if (this.running[this.running.length - 1] === sequence || !this.preempt()) return false;
+      }
+      return true;
+    };
+    for (const sequence of [...this.running]) {
+      if (sequence.pending === undefined || budget <= 0 || !this.running.includes(sequence)) continue;
+      if (!reserve(sequence, 1)) {
+        this.preempt();
+        continue;
+      }
       batch.push({ sequence, tokens: [sequence.pending], samples: true });
       budget--;
     }
-    for (const sequence of this.running) {
-      const { prompt } = sequence.request;
-      if (sequence.fed >= prompt.length || budget <= 0) continue;
-      const chunk = prompt.slice(sequence.fed, sequence.fed + budget);
+    for (const sequence of [...this.running]) {
+      if (sequence.fed >= sequence.input.length || budget <= 0 || !this.running.includes(sequence)) continue;
+      const chunk = sequence.input.slice(sequence.fed, sequence.fed + budget);
+      if (!reserve(sequence, chunk.length)) {
+        this.preempt();
+        continue;
+      }
       sequence.fed += chunk.length;
       budget -= chunk.length;
-      batch.push({ sequence, tokens: chunk, samples: sequence.fed === prompt.length });
+      batch.push({ sequence, tokens: chunk, samples: sequence.fed === sequence.input.length });
     }
-    if (batch.length === 0) return;
-    const inputs: BatchSequence[] = batch.map(({ sequence, tokens }) => ({ tokens, cache: sequence.slot.cache as KvCache }));
+    const live = batch.filter(({ sequence }) => this.running.includes(sequence));
+    if (live.length === 0) return;
+    const inputs: BatchSequence[] = live.map(({ sequence, tokens }) => ({ tokens, cache: sequence.kv as PagedSequence }));
     const logits = this.model.forwardBatch(inputs);
-    batch.forEach(({ sequence, tokens, samples }, i) => {
-      sequence.slot.tokens.push(...tokens);
+    live.forEach(({ sequence, samples }, i) => {
       sequence.pending = undefined;
+      (sequence.kv as PagedSequence).registerFull(sequence.history);
       if (samples) this.sample(sequence, logits[i]);
     });
   }
@@ -292,7 +313,7 @@ export class Scheduler {
       sequence.json.pushBytes(this.tokenizer.tokenBytes(id));
       if (sequence.json.complete) return this.finish(sequence, "stop");
     }
-    const full = sequence.slot.tokens.length + 1 >= this.options.contextSize;
+    const full = sequence.history.length >= (sequence.kv as PagedSequence).capacity;
     if (sequence.generated >= request.maxTokens || full) return this.finish(sequence, "length");
     sequence.pending = id;
   }
@@ -315,30 +336,27 @@ export class Scheduler {
     allowed.forEach((id, i) => (logits[id] = kept[i]));
   }
 
-  private summary(request: GenerationRequest, cachedTokens: number, generated: number, submittedAt: number, admittedAt: number, firstTokenAt: number | undefined, finishReason: GenerationSummary["finishReason"]): GenerationSummary {
-    const now = performance.now();
-    return {
-      finishReason,
-      promptTokens: request.prompt.length,
-      cachedTokens,
-      generatedTokens: generated,
-      queuedMs: admittedAt - submittedAt,
-      promptMs: (firstTokenAt ?? now) - admittedAt,
-      generationMs: firstTokenAt === undefined ? 0 : now - firstTokenAt,
-    };
-  }
-
   private finish(sequence: Sequence, reason: GenerationSummary["finishReason"]): void {
     const tail = sequence.stops.push(sequence.decoder.flush()) + sequence.stops.flush();
     if (tail !== "" && reason !== "cancelled") sequence.channel.push({ type: "token", id: -1, text: tail });
+    const now = performance.now();
+    const admittedAt = sequence.admittedAt ?? now;
     sequence.channel.push({
       type: "done",
-      stats: this.summary(sequence.request, sequence.cachedTokens, sequence.generated, sequence.submittedAt, sequence.admittedAt, sequence.firstTokenAt, reason),
+      stats: {
+        finishReason: reason,
+        promptTokens: sequence.request.prompt.length,
+        cachedTokens: sequence.cachedTokens,
+        generatedTokens: sequence.generated,
+        queuedMs: admittedAt - sequence.submittedAt,
+        promptMs: (sequence.firstTokenAt ?? now) - admittedAt,
+        generationMs: sequence.firstTokenAt === undefined ? 0 : now - sequence.firstTokenAt,
+      },
     });
     sequence.channel.close();
-    this.running.splice(this.running.indexOf(sequence), 1);
-    const { slot } = sequence;
-    slot.busy = false;
-    slot.lastUsed = performance.now(); // a prompt cut short still leaves cache and slot.tokens in step
+    const at = this.running.indexOf(sequence);
+    if (at >= 0) this.running.splice(at, 1);
+    sequence.kv?.release();
+    sequence.kv = undefined;
   }
 }

@@ -1,15 +1,23 @@
 import { HalfStorage, LayerKv } from "../backend/backend.js";
 
-const HEAP_STORAGE: HalfStorage = {
+export const HEAP_STORAGE: HalfStorage = {
   allocate: (length) => new Uint16Array(length),
   release: () => {},
 };
+
+/** What a forward pass needs of a sequence's cache: how much it holds, how much it may, and its layers. */
+export interface KvView {
+  /** Positions 0..length-1 hold valid entries. */
+  length: number;
+  readonly capacity: number;
+  layer(index: number): LayerKv;
+}
 
 /**
  * The model-facing KV cache: one contiguous F16 region per layer, [capacity, kvWidth] for K and V.
  * Models only store and read the current layer; the engine owns its lifetime.
  */
-export class KvCache {
+export class KvCache implements KvView {
   private readonly layers: LayerKv[];
   /** Positions 0..length-1 hold valid entries. */
   length = 0;

@@ -1,4 +1,5 @@
-import { KvCache } from "../kv/kv-cache.js";
+import { HEAP_STORAGE, KvCache, KvView } from "../kv/kv-cache.js";
+import { PagedKvPool } from "../kv/paged.js";
 import { Linear, RmsNorm, SelfAttention, SwiGluFeedForward } from "../nn/blocks.js";
 import { Weight } from "../tensor/weight.js";
 import { BatchSequence, ForwardOptions, LanguageModel } from "./model.js";
@@ -105,7 +106,8 @@ export function createLlama({ backend, hparams, weights }: ModelContext): Langua
     vocabSize,
     trainedContext,
     createCache: (capacity) => new KvCache(nLayer, kvWidth, capacity, backend.halfStorage),
-    forward(tokens: ArrayLike<number>, cache: KvCache, options: ForwardOptions = {}): Float32Array {
+    createPagedPool: (blocks) => new PagedKvPool(nLayer, kvWidth, blocks, backend.halfStorage ?? HEAP_STORAGE),
+    forward(tokens: ArrayLike<number>, cache: KvView, options: ForwardOptions = {}): Float32Array {
       return forwardBatch([{ tokens, cache, allLogits: options.allLogits }])[0];
     },
     forwardBatch,

@@ -1,4 +1,5 @@
-import { KvCache } from "../kv/kv-cache.js";
+import { KvCache, KvView } from "../kv/kv-cache.js";
+import { PagedKvPool } from "../kv/paged.js";
 
 export interface ForwardOptions {
   /** Return logits for every input token ([T, vocab]) instead of only the last ([vocab]). */
@@ -8,7 +9,7 @@ export interface ForwardOptions {
 /** One sequence's part of a batched forward pass. */
 export interface BatchSequence {
   tokens: ArrayLike<number>;
-  cache: KvCache;
+  cache: KvView;
   /** Logits for every token of the sequence instead of its last only. */
   allLogits?: boolean;
 }
@@ -19,8 +20,10 @@ export interface LanguageModel {
   /** The context length the model was trained with. */
   readonly trainedContext: number;
   createCache(capacity: number): KvCache;
+  /** A pool of KV blocks that sequences share (continuous batching with a paged cache). */
+  createPagedPool(blocks: number): PagedKvPool;
   /** Evaluates `tokens` at the positions following what `cache` holds, and extends the cache. */
-  forward(tokens: ArrayLike<number>, cache: KvCache, options?: ForwardOptions): Float32Array;
+  forward(tokens: ArrayLike<number>, cache: KvView, options?: ForwardOptions): Float32Array;
   /**
    * Several sequences in one pass (continuous batching): the matrix products run over all their tokens
    * together, attention per sequence over its own cache. Returns each sequence's logits.

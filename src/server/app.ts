@@ -49,18 +49,17 @@ export function createApp(pool: ModelPool, options: ServerOptions): { app: Hono;
   app.get("/", (c) => c.text("tsllm is running (OpenAI and Ollama APIs)"));
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.get("/metrics", async (c) => {
-    let running = 0;
-    let waiting = 0;
-    let cached = 0;
+    const total = { running: 0, waiting: 0, blocksUsed: 0, blocksCached: 0, blocks: 0, preemptions: 0 };
     for (const served of pool.loaded()) {
       const load = served.loaded?.scheduler.load;
-      running += load?.running ?? 0;
-      waiting += load?.waiting ?? 0;
-      cached += load?.cachedSlots ?? 0;
+      if (load) for (const key of Object.keys(total) as (keyof typeof total)[]) total[key] += load[key];
     }
-    metrics.running.set(running);
-    metrics.waiting.set(waiting);
-    metrics.cachedSlots.set(cached);
+    metrics.running.set(total.running);
+    metrics.waiting.set(total.waiting);
+    metrics.blocksUsed.set(total.blocksUsed);
+    metrics.blocksCached.set(total.blocksCached);
+    metrics.blocks.set(total.blocks);
+    metrics.preemptions.set(total.preemptions);
     return c.text(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType });
   });
   app.route("/", openAiRoutes(pool, metrics));

@@ -31,7 +31,10 @@ export class Metrics {
   });
   private promptTotal = 0;
   private cachedTotal = 0;
-  readonly cachedSlots = new Gauge({ name: "tsllm_kv_slots_cached", help: "Idle slots holding a reusable prompt cache", registers: [this.registry] });
+  readonly blocksUsed = new Gauge({ name: "tsllm_kv_blocks_used", help: "KV blocks held by running sequences", registers: [this.registry] });
+  readonly blocksCached = new Gauge({ name: "tsllm_kv_blocks_cached", help: "Free KV blocks still holding a reusable prefix", registers: [this.registry] });
+  readonly preemptions = new Gauge({ name: "tsllm_preemptions", help: "Sequences sent back to wait for KV blocks (loaded models, since load)", registers: [this.registry] });
+  readonly blocks = new Gauge({ name: "tsllm_kv_blocks", help: "KV blocks in the pools of loaded models", registers: [this.registry] });
 
   request(route: string, status: number): void {
     this.requests.inc({ route, status: String(status) });

@@ -15,7 +15,8 @@ export interface ServedModel {
 }
 
 export interface PoolOptions {
-  scheduler: Omit<SchedulerOptions, "contextSize"> & { contextSize?: number };
+  /** The scheduler's settings; a sequence's context is the model's, at most the pool's tokens. */
+  scheduler: Omit<SchedulerOptions, "contextSize">;
   threads?: number;
   /** How long an idle model stays loaded (Ollama's keep_alive); negative: forever. */
   keepAliveMs: number;
@@ -60,7 +61,7 @@ export class ModelPool {
     }
     if (!served.loaded) {
       const model = loadModel(served.resolved.paths, createBackend("wasm", this.options.threads));
-      const contextSize = Math.min(this.options.scheduler.contextSize ?? 4096, model.model.trainedContext);
+      const contextSize = Math.min(this.options.scheduler.kvTokens, model.model.trainedContext);
       const scheduler = new Scheduler(model.model, model.tokenizer, { ...this.options.scheduler, contextSize });
       served.loaded = { model, scheduler, loadMs: model.loadMs, expiresAt: Infinity };
     }
