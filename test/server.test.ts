@@ -8,6 +8,7 @@ import OpenAI from "openai";
 import { REPO_ROOT, STORIES, ZOO } from "./helpers/paths.js";
 import { RunningServer, startServer } from "./helpers/server.js";
 import { JsonPrefix } from "../src/sampling/json-prefix.js";
+import { GgufFile, Metadata } from "../src/gguf/index.js";
 
 const expected = JSON.parse(readFileSync(join(ZOO, "expected", "stories260K.json"), "utf8")) as {
   cases: { prompt: string; content: string; top_probs: { top: { id: number; token: string; logprob: number }[] }[] }[];
@@ -226,6 +227,24 @@ describe("a KV pool too small for every sequence at once", () => {
       const metrics = await (await fetch(`${server.url}/metrics`)).text();
       assert.ok(Number(/^tsllm_preemptions (\d+)/m.exec(metrics)?.[1]) > 0, "some sequence was preempted");
       assert.equal(Number(/^tsllm_kv_blocks_used (\d+)/m.exec(metrics)?.[1]), 0);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe("--kv-memory", () => {
+  it("sizes the pool in bytes: F16 keys and values of every layer a token", async () => {
+    const server = await startServer([STORIES, "--kv-memory", "64K"]);
+    try {
+      const file = GgufFile.open(STORIES);
+      const meta = new Metadata(file.metadata);
+      const layers = meta.number("llama.block_count") as number;
+      const kvWidth = ((meta.number("llama.embedding_length") as number) / (meta.number("llama.attention.head_count") as number)) * (meta.number("llama.attention.head_count_kv") as number);
+      file.close();
+      const tokens = Math.floor(65536 / (layers * kvWidth * 4));
+      const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused" });
+      await assert.rejects(openai.completions.create({ model: "stories260K", prompt: "Once upon a time ".repeat(60), max_tokens: 4 }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.message.includes(`context of ${tokens} tokens`));
     } finally {
       await server.stop();
     }

@@ -16,6 +16,7 @@ import { parseReference } from "../store/reference.js";
 import { resolveModel } from "../store/resolve.js";
 import { UsageError } from "./fail.js";
 import { formatBytes, formatCount, formatTable } from "./format.js";
+import { parseBandwidth, parseSize } from "./options.js";
 
 export const FIT_USAGE = `tsllm fit MODEL|SHAPE [--vram 12G] [--ram 24G] [--bandwidth 360GB/s] [--cpu-bandwidth 20GB/s] [-c 2048,4096] [--measure] [-t N]
   memory (weights + KV cache + compute) and decode speed per quant and context; MODEL may be a hub
@@ -24,22 +25,6 @@ export const FIT_USAGE = `tsllm fit MODEL|SHAPE [--vram 12G] [--ram 24G] [--band
 
 const QUANTS = ["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M", "Q3_K_S", "Q2_K"];
 const GIB = 2 ** 30;
-
-/** "12G", "512M", "24GiB", "1.5T": bytes, binary units as memory sizes are sold. */
-export function parseSize(text: string, flag: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(text.trim());
-  if (!match) throw new UsageError(`${flag} expects a size such as 12G, got '${text}'`);
-  const power = { "": 0, K: 1, M: 2, G: 3, T: 4 }[match[2].toUpperCase() as "" | "K" | "M" | "G" | "T"];
-  return Number(match[1]) * 1024 ** power;
-}
-
-/** "360GB/s", "40 GB/s": bytes per second, decimal units as bandwidths are quoted. */
-export function parseBandwidth(text: string, flag: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*([KMGT]?)B?\/s$/i.exec(text.trim());
-  if (!match) throw new UsageError(`${flag} expects a rate such as 360GB/s, got '${text}'`);
-  const power = { "": 0, K: 1, M: 2, G: 3, T: 4 }[match[2].toUpperCase() as "" | "K" | "M" | "G" | "T"];
-  return Number(match[1]) * 1000 ** power;
-}
 
 async function layoutFor(text: string): Promise<{ layout: ModelLayout; isFile: boolean }> {
   const shape = layoutFromShapeName(text);

@@ -4,14 +4,14 @@ import { keepAliveMs } from "../server/routes/ollama.js";
 import { createApp } from "../server/app.js";
 import { ModelPool } from "../server/model-pool.js";
 import { UsageError } from "./fail.js";
-import { numberOption } from "./options.js";
+import { numberOption, parseSize } from "./options.js";
 
 export const SERVE_USAGE = `tsllm serve [MODEL …] [--host 127.0.0.1] [--port 8080] [--alias NAME] [--parallel 4] [-c 8192]
-            [--batch-tokens 512] [--queue 64] [--keep-alive 5m] [--api-key KEY] [--cors ORIGIN] [-t THREADS]
+            [--kv-memory SIZE] [--batch-tokens 512] [--queue 64] [--keep-alive 5m] [--api-key KEY] [--cors ORIGIN] [-t THREADS]
   OpenAI (/v1/chat/completions, /v1/completions, /v1/models) and Ollama (/api/generate, /api/chat, /api/tags …)
   APIs, /health and /metrics; requests pick a model by name; models load on first use.
-  -c is the KV pool's size in tokens, shared by all sequences in blocks of 16; one sequence may use up to the
-  model's context of it`;
+  -c is the KV pool's size in tokens (or --kv-memory 2G in bytes), shared by all sequences in blocks of 16;
+  one sequence may use up to the model's context of it`;
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -23,6 +23,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       alias: { type: "string", multiple: true },
       parallel: { type: "string", default: "4" },
       "ctx-size": { type: "string", short: "c", default: "8192" },
+      "kv-memory": { type: "string" },
       "batch-tokens": { type: "string", default: "512" },
       queue: { type: "string", default: "64" },
       "keep-alive": { type: "string", default: "5m" },
@@ -46,6 +47,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       kvTokens: whole(values["ctx-size"], "--ctx-size", 16),
     },
     threads: values.threads === undefined ? undefined : whole(values.threads, "--threads", 1),
+    kvMemoryBytes: values["kv-memory"] === undefined ? undefined : parseSize(values["kv-memory"], "--kv-memory"),
     keepAliveMs: keepAlive,
   });
   const aliases = values.alias ?? [];

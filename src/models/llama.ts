@@ -105,6 +105,7 @@ export function createLlama({ backend, hparams, weights }: ModelContext): Langua
     architecture: hparams.arch,
     vocabSize,
     trainedContext,
+    kvBytesPerToken: nLayer * kvWidth * 2 * 2,
     createCache: (capacity) => new KvCache(nLayer, kvWidth, capacity, backend.halfStorage),
     createPagedPool: (blocks) => new PagedKvPool(nLayer, kvWidth, blocks, backend.halfStorage ?? HEAP_STORAGE),
     forward(tokens: ArrayLike<number>, cache: KvView, options: ForwardOptions = {}): Float32Array {

@@ -19,6 +19,8 @@ export interface LanguageModel {
   readonly vocabSize: number;
   /** The context length the model was trained with. */
   readonly trainedContext: number;
+  /** F16 keys and values of one token over all layers. */
+  readonly kvBytesPerToken: number;
   createCache(capacity: number): KvCache;
   /** A pool of KV blocks that sequences share (continuous batching with a paged cache). */
   createPagedPool(blocks: number): PagedKvPool;

@@ -18,6 +18,8 @@ export interface PoolOptions {
   /** The scheduler's settings; a sequence's context is the model's, at most the pool's tokens. */
   scheduler: Omit<SchedulerOptions, "contextSize">;
   threads?: number;
+  /** The KV pool in bytes instead of tokens (--kv-memory). */
+  kvMemoryBytes?: number;
   /** How long an idle model stays loaded (Ollama's keep_alive); negative: forever. */
   keepAliveMs: number;
 }
@@ -61,8 +63,10 @@ export class ModelPool {
     }
     if (!served.loaded) {
       const model = loadModel(served.resolved.paths, createBackend("wasm", this.options.threads));
-      const contextSize = Math.min(this.options.scheduler.kvTokens, model.model.trainedContext);
-      const scheduler = new Scheduler(model.model, model.tokenizer, { ...this.options.scheduler, contextSize });
+      const kvBytes = this.options.kvMemoryBytes;
+      const kvTokens = kvBytes === undefined ? this.options.scheduler.kvTokens : Math.max(16, Math.floor(kvBytes / model.model.kvBytesPerToken));
+      const contextSize = Math.min(kvTokens, model.model.trainedContext);
+      const scheduler = new Scheduler(model.model, model.tokenizer, { ...this.options.scheduler, kvTokens, contextSize });
       served.loaded = { model, scheduler, loadMs: model.loadMs, expiresAt: Infinity };
     }
     served.keepAliveMs = keepAliveMs;
