@@ -250,3 +250,22 @@ describe("--kv-memory", () => {
     }
   });
 });
+
+describe("several models", () => {
+  it("serves each under its name (file name or --alias), chosen by the request's model field", async () => {
+    const server = await startServer([STORIES, join(ZOO, "zoo-Q4_0-pure.gguf"), "--alias", "stories", "--alias", "zoo"]);
+    try {
+      const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused" });
+      assert.deepEqual((await openai.models.list()).data.map((m) => m.id), ["stories", "zoo"]);
+      const zoo = JSON.parse(readFileSync(join(ZOO, "expected", "zoo-Q4_0-pure.json"), "utf8")) as { cases: { prompt: string; content: string }[] };
+      const [a, b] = await Promise.all([
+        openai.completions.create({ model: "stories", prompt: story.prompt, max_tokens: 64, temperature: 0 }),
+        openai.completions.create({ model: "zoo", prompt: zoo.cases[0].prompt, max_tokens: 32, temperature: 0, logit_bias: { 2: -100 } }),
+      ]);
+      assert.equal(a.choices[0].text, story.content);
+      assert.equal(b.choices[0].text, zoo.cases[0].content);
+    } finally {
+      await server.stop();
+    }
+  });
+});
