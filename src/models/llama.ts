@@ -1,3 +1,4 @@
+import { RopeOrdering } from "../backend/backend.js";
 import { HEAP_STORAGE, KvCache, KvView } from "../kv/kv-cache.js";
 import { PagedKvPool } from "../kv/paged.js";
 import { Linear, RmsNorm, SelfAttention, SwiGluFeedForward } from "../nn/blocks.js";
@@ -15,8 +16,18 @@ interface Block {
   ffn: SwiGluFeedForward;
 }
 
-/** Llama (1, 2, 3.x), TinyLlama and the llama2.c family: RMSNorm, RoPE, GQA, SwiGLU. */
-export function createLlama({ backend, hparams, weights }: ModelContext): LanguageModel {
+export interface DecoderOptions {
+  /** How RoPE pairs a head's dimensions: adjacent (llama) or halves (NeoX, Qwen2). */
+  ropeOrdering: RopeOrdering;
+  /** Q, K and V carry biases (Qwen2). */
+  attentionBias: boolean;
+}
+
+/**
+ * The pre-norm decoder that Llama and its relatives share: RMSNorm, RoPE, grouped-query attention over
+ * the KV cache, SwiGLU, tied or separate output. Architectures differ by the options.
+ */
+export function createDecoder({ backend, hparams, weights }: ModelContext, options: DecoderOptions): LanguageModel {
   const nEmbd = hparams.count("embedding_length", MAX_DIM);
   const nLayer = hparams.count("block_count", 4096);
   const heads = hparams.count("attention.head_count", MAX_DIM);
@@ -26,7 +37,7 @@ export function createLlama({ backend, hparams, weights }: ModelContext): Langua
   const eps = hparams.require("attention.layer_norm_rms_epsilon");
   const trainedContext = hparams.count("context_length", 1 << 24, 2048);
   const kvWidth = kvHeads * headDim;
-  const rope = readRope(hparams, weights, backend, headDim, "normal");
+  const rope = readRope(hparams, weights, backend, headDim, options.ropeOrdering);
   const shape = { heads, kvHeads, headDim, scale: Math.fround(1 / Math.sqrt(headDim)) };
 
   const embedding: Weight = weights.require("token_embd.weight");
@@ -37,6 +48,7 @@ export function createLlama({ backend, hparams, weights }: ModelContext): Langua
   const blocks: Block[] = [];
   for (let i = 0; i < nLayer; i++) {
     const w = (name: string, dims: number[]): Weight => weights.require(`blk.${i}.${name}.weight`, dims);
+    const bias = (name: string, width: number): Float32Array => backend.toFloat(weights.require(`blk.${i}.${name}.bias`, [width]));
     blocks.push({
       attentionNorm: new RmsNorm(backend, w("attn_norm", [nEmbd]), eps),
       attention: new SelfAttention(
@@ -46,6 +58,7 @@ export function createLlama({ backend, hparams, weights }: ModelContext): Langua
           k: w("attn_k", [nEmbd, kvWidth]),
           v: w("attn_v", [nEmbd, kvWidth]),
           output: w("attn_output", [heads * headDim, nEmbd]),
+          bias: options.attentionBias ? { q: bias("attn_q", heads * headDim), k: bias("attn_k", kvWidth), v: bias("attn_v", kvWidth) } : undefined,
         },
         shape,
         rope,
@@ -115,4 +128,5 @@ export function createLlama({ backend, hparams, weights }: ModelContext): Langua
   };
 }
 
-registerArchitecture("llama", createLlama);
+/** Llama (1, 2, 3.x), TinyLlama and the llama2.c family. */
+registerArchitecture("llama", (context) => createDecoder(context, { ropeOrdering: "normal", attentionBias: false }));

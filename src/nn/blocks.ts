@@ -38,6 +38,13 @@ export interface AttentionWeights {
   k: Weight;
   v: Weight;
   output: Weight;
+  /** Biases of Q, K and V (Qwen2), added after the projections as ggml_add does, in f32. */
+  bias?: { q: Float32Array; k: Float32Array; v: Float32Array };
+}
+
+/** Adds a bias to every row of [rows, bias.length] in place. */
+function addBias(x: Float32Array, bias: Float32Array): void {
+  for (let at = 0; at < x.length; at += bias.length) for (let i = 0; i < bias.length; i++) x[at + i] += bias[i];
 }
 
 /** The tokens of one sequence within a batch: rows start … start + length − 1, and that sequence's cache layer. */
@@ -52,6 +59,7 @@ export class SelfAttention {
   /** Q, K and V, multiplied with one input together. */
   private readonly qkv: readonly Weight[];
   private readonly output: Linear;
+  private readonly bias?: AttentionWeights["bias"];
 
   constructor(
     private readonly backend: Backend,
@@ -61,6 +69,7 @@ export class SelfAttention {
   ) {
     this.qkv = [weights.q, weights.k, weights.v];
     this.output = new Linear(backend, weights.output);
+    this.bias = weights.bias;
   }
 
   /**
@@ -73,6 +82,11 @@ export class SelfAttention {
     const kvWidth = kvHeads * headDim;
     // q [T, heads·headDim], k and v [T, kvHeads·headDim]
     const [q, k, v] = this.backend.matmuls(this.qkv, x, tokens);
+    if (this.bias) {
+      addBias(q, this.bias.q);
+      addBias(k, this.bias.k);
+      addBias(v, this.bias.v);
+    }
     this.backend.rope(q, heads, headDim, positions, this.rope);
     this.backend.rope(k, kvHeads, headDim, positions, this.rope);
     let attended: Float32Array;

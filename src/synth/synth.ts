@@ -6,7 +6,11 @@ import { QuantPlan } from "./mix.js";
 import { NormalSource } from "./normal.js";
 import { ModelShape } from "./presets.js";
 
+/** The architectures `dev synth` writes: llama, or qwen2 (llama with Q/K/V biases and NeoX RoPE). */
+export type SynthArchitecture = "llama" | "qwen2";
+
 export interface SynthOptions {
+  architecture?: SynthArchitecture;
   shape: ModelShape;
   quant: QuantPlan;
   /** Metadata (a GGUF's, usually) whose tokenizer.* keys the model takes over as its vocabulary. */
@@ -40,7 +44,7 @@ function typeFor(requested: GgmlType, cols: number): GgmlType {
 }
 
 /** The tensors of a llama-architecture model of this shape, with the types `quant` gives them. */
-export function planTensors(shape: ModelShape, vocabSize: number, quant: QuantPlan): TensorPlan[] {
+export function planTensors(shape: ModelShape, vocabSize: number, quant: QuantPlan, architecture: SynthArchitecture = "llama"): TensorPlan[] {
   const { embedding: d, heads, kvHeads, feedForward: ff } = shape;
   const headDim = d / heads;
   const pick = quant.picker({
@@ -66,6 +70,13 @@ export function planTensors(shape: ModelShape, vocabSize: number, quant: QuantPl
       matrix(`${b}.attn_q.weight`, d, heads * headDim, PROJ / Math.sqrt(d)),
       matrix(`${b}.attn_k.weight`, d, kvHeads * headDim, PROJ / Math.sqrt(d)),
       matrix(`${b}.attn_v.weight`, d, kvHeads * headDim, PROJ / Math.sqrt(d)),
+      ...(architecture === "qwen2"
+        ? [
+            { name: `${b}.attn_q.bias`, dims: [heads * headDim], type: GgmlType.F32, std: 0.1, mean: 0 },
+            { name: `${b}.attn_k.bias`, dims: [kvHeads * headDim], type: GgmlType.F32, std: 0.1, mean: 0 },
+            { name: `${b}.attn_v.bias`, dims: [kvHeads * headDim], type: GgmlType.F32, std: 0.1, mean: 0 },
+          ]
+        : []),
       matrix(`${b}.attn_output.weight`, heads * headDim, d, PROJ / Math.sqrt(d)),
       norm(`${b}.ffn_norm.weight`),
       matrix(`${b}.ffn_gate.weight`, d, ff, PROJ / Math.sqrt(d)),
@@ -133,28 +144,29 @@ function tensorBytes(plan: TensorPlan, values: Float32Array): Uint8Array {
 
 export function synthesizeModel(path: string, options: SynthOptions): { tensors: number; parameters: number } {
   const { shape, quant, vocabFrom, seed } = options;
+  const arch = options.architecture ?? "llama";
   const tokens = vocabFrom.metadata.get("tokenizer.ggml.tokens");
   if (!tokens || tokens.type !== GgufValueType.ARRAY) throw new Error("the --vocab-from file has no tokenizer.ggml.tokens");
   const vocabSize = (tokens.value as unknown[]).length;
   const u32 = (value: number): GgufValue => ({ type: GgufValueType.UINT32, value });
   const f32 = (value: number): GgufValue => ({ type: GgufValueType.FLOAT32, value });
   const metadata = new Map<string, GgufValue>([
-    ["general.architecture", { type: GgufValueType.STRING, value: "llama" }],
-    ["general.name", { type: GgufValueType.STRING, value: options.name ?? `synthetic llama ${quant.name}` }],
+    ["general.architecture", { type: GgufValueType.STRING, value: arch }],
+    ["general.name", { type: GgufValueType.STRING, value: options.name ?? `synthetic ${arch} ${quant.name}` }],
     ["general.file_type", u32(quant.fileType)],
-    ["llama.context_length", u32(shape.context)],
-    ["llama.embedding_length", u32(shape.embedding)],
-    ["llama.block_count", u32(shape.layers)],
-    ["llama.feed_forward_length", u32(shape.feedForward)],
-    ["llama.attention.head_count", u32(shape.heads)],
-    ["llama.attention.head_count_kv", u32(shape.kvHeads)],
-    ["llama.attention.layer_norm_rms_epsilon", f32(1e-5)],
-    ["llama.rope.freq_base", f32(shape.ropeBase)],
-    ["llama.rope.dimension_count", u32(shape.embedding / shape.heads)],
+    [`${arch}.context_length`, u32(shape.context)],
+    [`${arch}.embedding_length`, u32(shape.embedding)],
+    [`${arch}.block_count`, u32(shape.layers)],
+    [`${arch}.feed_forward_length`, u32(shape.feedForward)],
+    [`${arch}.attention.head_count`, u32(shape.heads)],
+    [`${arch}.attention.head_count_kv`, u32(shape.kvHeads)],
+    [`${arch}.attention.layer_norm_rms_epsilon`, f32(1e-5)],
+    [`${arch}.rope.freq_base`, f32(shape.ropeBase)],
+    [`${arch}.rope.dimension_count`, u32(shape.embedding / shape.heads)],
   ]);
   for (const [key, value] of vocabFrom.metadata) if (key.startsWith("tokenizer.")) metadata.set(key, value);
 
-  const plans = planTensors(shape, vocabSize, quant);
+  const plans = planTensors(shape, vocabSize, quant, arch);
   const parameters = plans.reduce((s, p) => s + p.dims.reduce((a, b) => a * b, 1), 0);
   const pooled = parameters > POOLED_ABOVE;
   const normal = new NormalSource(seed);
