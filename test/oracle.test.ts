@@ -97,17 +97,23 @@ describe("live against llama.cpp (node-llama-cpp)", () => {
       console.log(`  llama3 ${ggmlTypeName(type).padEnd(5)} ${await compareLive(path, PROMPTS.slice(0, 2), 64, tolerance)}`);
     }
   });
-  it("synthetic Qwen2 (Q/K/V biases, NeoX RoPE), F16, Q8_0 and Q4_K", async () => {
-    for (const type of [GgmlType.F16, GgmlType.Q8_0, GgmlType.Q4_K]) {
-      const path = join(scratch, `synth-qwen2-${ggmlTypeName(type)}.gguf`);
-      synthesizeModel(path, { architecture: "qwen2", shape: PRESETS.small, quant: pureQuant(type, ggmlTypeName(type)), vocabFrom: vocab, seed: 5 });
-      const file = GgufFile.open(path);
-      assert.ok(file.tensor("blk.0.attn_q.bias") && file.tensor("blk.3.attn_v.bias"));
-      file.close();
-      const tolerance = type === GgmlType.F16 ? 0.02 : 0.15;
-      console.log(`  qwen2 ${ggmlTypeName(type).padEnd(5)} ${await compareLive(path, PROMPTS.slice(0, 2), 64, tolerance)}`);
-    }
-  });
+  for (const [architecture, marker, what] of [
+    ["qwen2", "blk.3.attn_v.bias", "Q/K/V biases, NeoX RoPE"],
+    ["qwen3", "blk.3.attn_k_norm.weight", "per-head Q/K RMSNorm, NeoX RoPE"],
+  ] as const) {
+    it(`synthetic ${architecture} (${what}), F16, Q8_0 and Q4_K`, async () => {
+      for (const type of [GgmlType.F16, GgmlType.Q8_0, GgmlType.Q4_K]) {
+        const path = join(scratch, `synth-${architecture}-${ggmlTypeName(type)}.gguf`);
+        synthesizeModel(path, { architecture, shape: PRESETS.small, quant: pureQuant(type, ggmlTypeName(type)), vocabFrom: vocab, seed: 5 });
+        const file = GgufFile.open(path);
+        assert.equal(file.metadata.get("general.architecture")?.value, architecture);
+        assert.ok(file.tensor(marker));
+        file.close();
+        const tolerance = type === GgmlType.F16 ? 0.02 : 0.15;
+        console.log(`  ${architecture} ${ggmlTypeName(type).padEnd(5)} ${await compareLive(path, PROMPTS.slice(0, 2), 64, tolerance)}`);
+      }
+    });
+  }
   for (const [type, tolerance] of TYPES) {
     it(`synthetic ${ggmlTypeName(type)}: greedy tokens and log-probabilities`, async () => {
       const path = join(scratch, `synth-${ggmlTypeName(type)}.gguf`);

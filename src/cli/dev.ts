@@ -24,7 +24,9 @@ async function synthCommand(argv: string[]): Promise<void> {
       seed: { type: "string" },
     },
   });
-  if (values.arch !== "llama" && values.arch !== "qwen2") throw new UsageError(`--arch ${values.arch} is not supported yet (llama and qwen2 are)`);
+  const architectures = ["llama", "qwen2", "qwen3"] as const;
+  const arch = architectures.find((a) => a === values.arch);
+  if (!arch) throw new UsageError(`--arch ${values.arch} is not supported yet (${architectures.join(", ")} are)`);
   const shape = PRESETS[values.preset];
   if (!shape) throw new UsageError(`unknown --preset ${values.preset} (known: ${Object.keys(PRESETS).join(", ")})`);
   const writable = (name: string): GgmlType | undefined => {
@@ -37,7 +39,7 @@ async function synthCommand(argv: string[]): Promise<void> {
   const vocabFrom = GgufFile.open(requireModelFile(values["vocab-from"]));
   try {
     const started = performance.now();
-    const result = synthesizeModel(values.output, { architecture: values.arch, shape, quant, vocabFrom, seed: numberOption(values.seed, "--seed", 1) });
+    const result = synthesizeModel(values.output, { architecture: arch, shape, quant, vocabFrom, seed: numberOption(values.seed, "--seed", 1) });
     process.stderr.write(
       `wrote ${values.output}: ${result.tensors} tensors, ${formatCount(result.parameters)} parameters, ${values.type}, ${((performance.now() - started) / 1000).toFixed(1)} s\n`,
     );

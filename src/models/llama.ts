@@ -21,6 +21,8 @@ export interface DecoderOptions {
   ropeOrdering: RopeOrdering;
   /** Q, K and V carry biases (Qwen2). */
   attentionBias: boolean;
+  /** Each head of Q and K is RMS-normalised before RoPE (Qwen3). */
+  headNorm?: boolean;
 }
 
 /**
@@ -59,6 +61,7 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
           v: w("attn_v", [nEmbd, kvWidth]),
           output: w("attn_output", [heads * headDim, nEmbd]),
           bias: options.attentionBias ? { q: bias("attn_q", heads * headDim), k: bias("attn_k", kvWidth), v: bias("attn_v", kvWidth) } : undefined,
+          headNorm: options.headNorm ? { q: backend.toFloat(w("attn_q_norm", [headDim])), k: backend.toFloat(w("attn_k_norm", [headDim])), eps } : undefined,
         },
         shape,
         rope,

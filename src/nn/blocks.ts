@@ -40,6 +40,8 @@ export interface AttentionWeights {
   output: Weight;
   /** Biases of Q, K and V (Qwen2), added after the projections as ggml_add does, in f32. */
   bias?: { q: Float32Array; k: Float32Array; v: Float32Array };
+  /** RMSNorm of each head of Q and K before RoPE (Qwen3): the gains, one head wide, and epsilon. */
+  headNorm?: { q: Float32Array; k: Float32Array; eps: number };
 }
 
 /** Adds a bias to every row of [rows, bias.length] in place. */
@@ -60,6 +62,7 @@ export class SelfAttention {
   private readonly qkv: readonly Weight[];
   private readonly output: Linear;
   private readonly bias?: AttentionWeights["bias"];
+  private readonly headNorm?: AttentionWeights["headNorm"];
 
   constructor(
     private readonly backend: Backend,
@@ -70,6 +73,7 @@ export class SelfAttention {
     this.qkv = [weights.q, weights.k, weights.v];
     this.output = new Linear(backend, weights.output);
     this.bias = weights.bias;
+    this.headNorm = weights.headNorm;
   }
 
   /**
@@ -81,11 +85,16 @@ export class SelfAttention {
     const qWidth = heads * headDim;
     const kvWidth = kvHeads * headDim;
     // q [T, heads·headDim], k and v [T, kvHeads·headDim]
-    const [q, k, v] = this.backend.matmuls(this.qkv, x, tokens);
+    let [q, k, v] = this.backend.matmuls(this.qkv, x, tokens);
     if (this.bias) {
       addBias(q, this.bias.q);
       addBias(k, this.bias.k);
       addBias(v, this.bias.v);
+    }
+    if (this.headNorm) {
+      // each head's row of headDim is normalised on its own
+      q = this.backend.rmsNorm(q, this.headNorm.q, this.headNorm.eps, headDim);
+      k = this.backend.rmsNorm(k, this.headNorm.k, this.headNorm.eps, headDim);
     }
     this.backend.rope(q, heads, headDim, positions, this.rope);
     this.backend.rope(k, kvHeads, headDim, positions, this.rope);

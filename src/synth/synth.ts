@@ -6,8 +6,8 @@ import { QuantPlan } from "./mix.js";
 import { NormalSource } from "./normal.js";
 import { ModelShape } from "./presets.js";
 
-/** The architectures `dev synth` writes: llama, or qwen2 (llama with Q/K/V biases and NeoX RoPE). */
-export type SynthArchitecture = "llama" | "qwen2";
+/** The architectures `dev synth` writes: llama, qwen2 (Q/K/V biases, NeoX RoPE), qwen3 (per-head Q/K norms, NeoX RoPE). */
+export type SynthArchitecture = "llama" | "qwen2" | "qwen3";
 
 export interface SynthOptions {
   architecture?: SynthArchitecture;
@@ -75,6 +75,12 @@ export function planTensors(shape: ModelShape, vocabSize: number, quant: QuantPl
             { name: `${b}.attn_q.bias`, dims: [heads * headDim], type: GgmlType.F32, std: 0.1, mean: 0 },
             { name: `${b}.attn_k.bias`, dims: [kvHeads * headDim], type: GgmlType.F32, std: 0.1, mean: 0 },
             { name: `${b}.attn_v.bias`, dims: [kvHeads * headDim], type: GgmlType.F32, std: 0.1, mean: 0 },
+          ]
+        : []),
+      ...(architecture === "qwen3"
+        ? [
+            { name: `${b}.attn_q_norm.weight`, dims: [headDim], type: GgmlType.F32, std: 0.1, mean: 1 },
+            { name: `${b}.attn_k_norm.weight`, dims: [headDim], type: GgmlType.F32, std: 0.1, mean: 1 },
           ]
         : []),
       matrix(`${b}.attn_output.weight`, heads * headDim, d, PROJ / Math.sqrt(d)),
