@@ -118,6 +118,10 @@ describe("tsllm serve with the official openai and ollama clients", () => {
 
   it("errors in OpenAI's shape: unknown model 404, bad field 400, malformed JSON 400, context overflow 400", async () => {
     await assert.rejects(openai.chat.completions.create({ model: "nope", messages: [{ role: "user", content: "hi" }] }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 404 && e.code === "model_not_found");
+    // a request names models, never files on the server's disk
+    for (const model of [STORIES, "README.md", "../shared/models/stories260K.gguf"]) {
+      await assert.rejects(openai.completions.create({ model, prompt: "hi", max_tokens: 1 }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 404, model);
+    }
     await assert.rejects(openai.chat.completions.create({ model: "stories260K", messages: [{ role: "user", content: "hi" }], temperature: 9 }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && /temperature/.test(e.message));
     const malformed = await fetch(`${server.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: "{not json" });
     assert.equal(malformed.status, 400);

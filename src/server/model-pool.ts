@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { basename } from "node:path";
 import { createBackend, LoadedModel, loadModel } from "../engine/load.js";
 import { Scheduler, SchedulerOptions } from "../engine/scheduler.js";
@@ -55,6 +56,10 @@ export class ModelPool {
   async acquire(name: string, keepAliveMs = this.options.keepAliveMs): Promise<ServedModel & { loaded: NonNullable<ServedModel["loaded"]> }> {
     let served = this.models.get(name);
     if (!served) {
+      // a request names a model, never a file: paths are the command line's to give
+      if (name.includes("\0") || name.toLowerCase().endsWith(".gguf") || existsSync(name)) {
+        throw new UnknownModelError(`model '${name}' not found`);
+      }
       try {
         served = await this.add(name, name);
       } catch {
