@@ -1,7 +1,7 @@
 import { BLOCK_TOKENS, blockHash, PagedKvPool, PagedSequence } from "../kv/paged.js";
 import { BatchSequence, LanguageModel } from "../models/model.js";
 import { JsonPrefix } from "../sampling/json-prefix.js";
-import { Sampler, SamplingParams, topLogprobs } from "../sampling/sampler.js";
+import { logSumExp, Sampler, SamplingParams, topLogprobs } from "../sampling/sampler.js";
 import { StreamDecoder } from "../tokenizer/stream-decoder.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { EventChannel } from "./channel.js";
@@ -93,14 +93,6 @@ interface Sequence {
 
 /** Candidates tried against the JSON state before the whole vocabulary is. */
 const JSON_CANDIDATES = 256;
-
-function logprobOf(logits: Float32Array, id: number): number {
-  let max = -Infinity;
-  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
-  let sum = 0;
-  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
-  return logits[id] - max - Math.log(sum);
-}
 
 /**
  * Continuous batching over a paged KV cache: every step is one forward pass over the next token of
@@ -296,9 +288,11 @@ export class Scheduler {
     const { request } = sequence;
     if (request.logitBias) for (const [id, bias] of request.logitBias) if (id >= 0 && id < logits.length) logits[id] += bias;
     if (sequence.json) this.maskToJson(sequence.json, logits);
-    const top = request.logprobs !== undefined ? topLogprobs(logits, request.logprobs) : undefined;
+    // the sampler reads the logits without changing them, so one normaliser serves the top list and the choice
+    const logSum = request.logprobs !== undefined ? logSumExp(logits) : undefined;
+    const top = logSum !== undefined ? topLogprobs(logits, request.logprobs as number, logSum) : undefined;
     const id = sequence.sampler.sample(logits, sequence.history);
-    const logprob = request.logprobs !== undefined ? logprobOf(logits, id) : undefined;
+    const logprob = logSum !== undefined ? logits[id] - logSum : undefined;
     sequence.firstTokenAt ??= performance.now();
     if (!request.ignoreEos && this.tokenizer.isEndOfGeneration(id)) {
       this.finish(sequence, "stop");

@@ -65,12 +65,17 @@ export class Sampler {
 }
 
 /** The K most likely tokens with their natural-log probabilities over the full vocabulary. */
-export function topLogprobs(logits: ArrayLike<number>, k: number): { id: number; logprob: number }[] {
+/** ln Σ exp(logits), with the largest logit taken out first. */
+export function logSumExp(logits: ArrayLike<number>): number {
   let max = -Infinity;
   for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
   let sum = 0;
   for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
-  const logSum = Math.log(sum) + max;
+  return Math.log(sum) + max;
+}
+
+/** The k likeliest tokens with their log-probabilities; `logSum` may be given when the caller has it. */
+export function topLogprobs(logits: ArrayLike<number>, k: number, logSum = logSumExp(logits)): { id: number; logprob: number }[] {
   const best: number[] = [];
   for (let i = 0; i < logits.length; i++) {
     if (best.length < k || logits[i] > logits[best[best.length - 1]]) {
