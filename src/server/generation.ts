@@ -1,6 +1,14 @@
+import { Context } from "hono";
 import { ContextOverflowError, GenerationEvent, GenerationRequest, GenerationSummary, QueueFullError, Scheduler, TokenLogprob } from "../engine/scheduler.js";
 import { DEFAULT_SAMPLING, SamplingParams } from "../sampling/sampler.js";
 import { ApiError } from "./errors.js";
+
+/** A controller that aborts when the client goes away, for the scheduler to drop the request. */
+export function abortWithClient(c: Context): AbortController {
+  const abort = new AbortController();
+  c.req.raw.signal.addEventListener("abort", () => abort.abort());
+  return abort;
+}
 
 /** Sampling fields as both APIs name them, normalised. */
 export interface SamplingFields {

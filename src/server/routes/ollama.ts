@@ -9,12 +9,12 @@ import { openModelFile } from "../../engine/load.js";
 import { storeLayout } from "../../store/home.js";
 import { hubFromEnvironment } from "../../store/hub.js";
 import { modelName, modelSize, removeModel } from "../../store/manifest.js";
-import { summarizeModel } from "../../store/model-summary.js";
+import { ModelSummary, summarizeModel } from "../../store/model-summary.js";
 import { hubReferenceOf, pullModel } from "../../store/pull.js";
 import { parseReference } from "../../store/reference.js";
 import { findStoredModel } from "../../store/resolve.js";
 import { ApiError } from "../errors.js";
-import { samplingFrom, submit } from "../generation.js";
+import { abortWithClient, samplingFrom, submit } from "../generation.js";
 import { Metrics } from "../metrics.js";
 import { ModelPool, ServedModel, UnknownModelError } from "../model-pool.js";
 import { parseBody } from "../validate.js";
@@ -62,17 +62,28 @@ export function keepAliveMs(value: number | string | undefined, fallback: number
 
 const ns = (ms: number): number => Math.round(ms * 1e6);
 
-function details(served: ServedModel): Record<string, unknown> {
-  const manifest = served.resolved.manifest;
-  let summary = manifest ? { architecture: manifest.architecture, parameters: manifest.parameters, quant: manifest.quant } : undefined;
-  if (!summary && served.resolved.paths.length > 0) {
-    const file = openModelFile(served.resolved.paths);
+/** A model file's summary, read from its header once rather than on every /api/tags and /api/ps. */
+const summaries = new WeakMap<ServedModel["resolved"], ModelSummary>();
+
+function summaryOf(served: ServedModel): ModelSummary | undefined {
+  const { manifest, paths } = served.resolved;
+  if (manifest) return manifest;
+  if (paths.length === 0) return undefined;
+  let summary = summaries.get(served.resolved);
+  if (!summary) {
+    const file = openModelFile(paths);
     try {
       summary = summarizeModel(file);
     } finally {
       file.close();
     }
+    summaries.set(served.resolved, summary);
   }
+  return summary;
+}
+
+function details(served: ServedModel): Record<string, unknown> {
+  const summary = summaryOf(served);
   const parameters = summary?.parameters ?? 0;
   const size = parameters >= 1e9 ? `${(parameters / 1e9).toFixed(1)}B` : `${(parameters / 1e6).toFixed(1)}M`;
   return { format: "gguf", family: summary?.architecture ?? "unknown", families: [summary?.architecture ?? "unknown"], parameter_size: size, quantization_level: summary?.quant ?? "unknown" };
@@ -270,8 +281,7 @@ export function ollamaRoutes(pool: ModelPool, metrics: Metrics, defaultKeepAlive
       pool.release(served);
       return c.json({ model: served.name, created_at: new Date().toISOString(), response: "", done: true, done_reason: body.keep_alive === 0 ? "unload" : "load" });
     }
-    const abort = new AbortController();
-    c.req.raw.signal.addEventListener("abort", () => abort.abort());
+    const abort = abortWithClient(c);
     const tokens = promptTokens(served.loaded.model, body.prompt, body.raw ?? false, body.system);
     const events = submit(served.loaded.scheduler, requestOf(body.options, tokens, body.format, abort.signal));
     return respond(c, served, events, abort, body.stream ?? true, started, (text) => ({ response: text }));
@@ -286,8 +296,7 @@ export function ollamaRoutes(pool: ModelPool, metrics: Metrics, defaultKeepAlive
       pool.release(served);
       return c.json({ model: served.name, created_at: new Date().toISOString(), message: { role: "assistant", content: "" }, done: true, done_reason: "load" });
     }
-    const abort = new AbortController();
-    c.req.raw.signal.addEventListener("abort", () => abort.abort());
+    const abort = abortWithClient(c);
     const tokens = conversationTokens(served.loaded.model, body.messages as ChatMessage[]);
     const events = submit(served.loaded.scheduler, requestOf(body.options, tokens, body.format, abort.signal));
     return respond(c, served, events, abort, body.stream ?? true, started, (text) => ({ message: { role: "assistant", content: text } }));

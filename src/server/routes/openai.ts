@@ -6,7 +6,7 @@ import { conversationTokens } from "../../engine/prompt.js";
 import { GenerationEvent, GenerationSummary } from "../../engine/scheduler.js";
 import { Tokenizer } from "../../tokenizer/tokenizer.js";
 import { ApiError } from "../errors.js";
-import { collect, Collected, samplingFrom, submit, TokenOut } from "../generation.js";
+import { abortWithClient, collect, Collected, samplingFrom, submit, TokenOut } from "../generation.js";
 import { Metrics } from "../metrics.js";
 import { ModelPool, ServedModel, UnknownModelError } from "../model-pool.js";
 import { parseBody } from "../validate.js";
@@ -219,8 +219,7 @@ export function openAiRoutes(pool: ModelPool, metrics: Metrics): Hono {
 
   app.post("/v1/chat/completions", async (c) => {
     const body = parseBody(CHAT_REQUEST, await c.req.json().catch(() => undefined));
-    const abort = new AbortController();
-    c.req.raw.signal.addEventListener("abort", () => abort.abort());
+    const abort = abortWithClient(c);
     const messages: ChatMessage[] = body.messages.map((m) => ({ role: m.role === "developer" ? "system" : m.role, content: messageText(m.content) }));
     const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
     const { served, tokenizer, streams } = await start(body, (s) => conversationTokens(s.loaded.model, messages), logprobs, abort.signal);
@@ -247,8 +246,7 @@ export function openAiRoutes(pool: ModelPool, metrics: Metrics): Hono {
 
   app.post("/v1/completions", async (c) => {
     const body = parseBody(COMPLETION_REQUEST, await c.req.json().catch(() => undefined));
-    const abort = new AbortController();
-    c.req.raw.signal.addEventListener("abort", () => abort.abort());
+    const abort = abortWithClient(c);
     const logprobs = body.logprobs ?? undefined;
     const { served, tokenizer, streams } = await start(
       body,
