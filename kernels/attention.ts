@@ -1,11 +1,12 @@
-// Attention of query tokens over the F16 KV cache, bit-identical to the scalar twin
+// Attention of query tokens over the KV cache (F16, or Q8_0 blocks), bit-identical to the scalar twin
 // (ScalarBackend.attention): ggml's vec_dot order for single tokens (32 lanes, reduced pairwise) or
-// tinyBLAS's order for batches (8 lanes, hsum), its vectorised exp in the softmax, and the
-// probabilities rounded to F16 before they meet V. Needs relaxed SIMD's fused multiply-add.
+// tinyBLAS's order for batches (8 lanes, hsum), its vectorised exp in the softmax, and, with an F16
+// cache, q and the probabilities rounded to F16 before they meet K and V. Needs relaxed SIMD's fused
+// multiply-add.
 
 import { expf4 } from "./expf";
 import { roundThroughHalf4 } from "./half";
-import { halves4, hsum8 } from "./simd";
+import { halves4, hsum8, widenHalves } from "./simd";
 
 // @ts-ignore: decorator
 @inline function madd(a: v128, b: v128, c: v128): v128 {
@@ -67,6 +68,39 @@ function widenHead(src: usize, kvWidth: i32, headDim: i32, rows: i32, dst: usize
   }
 }
 
+/** Bytes of a Q8_0 block: an f16 scale and 32 int8 quants. */
+const Q8_0_BYTES: usize = 34;
+
+/** Four int8 quants (lanes of `q` from 4·part) times the block's scale `d`: exact in f32, as dequantizeRow. */
+// @ts-ignore: decorator
+@inline function scaledQuarter(q: v128, part: i32, d: v128): v128 {
+  const wide = part < 2 ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_high_i8x16_s(q);
+  const quarter = (part & 1) == 0 ? i32x4.extend_low_i16x8_s(wide) : i32x4.extend_high_i16x8_s(wide);
+  return f32x4.mul(f32x4.convert_i32x4_s(quarter), d);
+}
+
+/** widenHead for a Q8_0 cache: `src` is the head's first block in row 0, rows `rowBytes` apart. */
+function widenHeadQ8_0(src: usize, rowBytes: usize, headDim: i32, rows: i32, dst: usize, rowMap: usize): void {
+  for (let j = 0; j < rows; j++) {
+    const row = rowMap == 0 ? j : load<i32>(rowMap + (<usize>j << 2));
+    let from = src + <usize>row * rowBytes;
+    let to = dst + (<usize>(j * headDim) << 2);
+    for (let b = 0; b < headDim; b += 32, from += Q8_0_BYTES, to += 128) {
+      const d = widenHalves(i32x4.extend_low_i16x8_u(v128.load16_splat(from)));
+      const lo = v128.load(from, 2);
+      const hi = v128.load(from, 18);
+      v128.store(to, scaledQuarter(lo, 0, d));
+      v128.store(to, scaledQuarter(lo, 1, d), 16);
+      v128.store(to, scaledQuarter(lo, 2, d), 32);
+      v128.store(to, scaledQuarter(lo, 3, d), 48);
+      v128.store(to, scaledQuarter(hi, 0, d), 64);
+      v128.store(to, scaledQuarter(hi, 1, d), 80);
+      v128.store(to, scaledQuarter(hi, 2, d), 96);
+      v128.store(to, scaledQuarter(hi, 3, d), 112);
+    }
+  }
+}
+
 /** Adds p_j·V_j (four d at `row`) into the accumulator of slot j mod 8 when j is visible. */
 // @ts-ignore: decorator
 @inline function weighTail(acc: v128, j: i32, visible: i32, probs: usize, row: usize): v128 {
@@ -111,14 +145,19 @@ function weightedValues8(probs: usize, values: usize, visible: i32, rowBytes: us
 /**
  * One head of one query token: out = softmax(q·K / √d)·V over cells 0 … visible − 1 of K and V widened
  * to f32 (`headDim` apart). `probs` holds the scores, `acc` the V accumulators, `qh16` q through F16.
+ * `halves` (an F16 cache) rounds q and the probabilities through F16; otherwise q comes already rounded
+ * to the keys' type and the probabilities stay f32.
  */
 function attendHead(
   qh: usize, keys: usize, values: usize, o: usize, probs: usize, acc: usize, qh16: usize,
-  visible: i32, headDim: i32, scale: f32, batched: i32,
+  visible: i32, headDim: i32, scale: f32, batched: i32, halves: bool,
 ): void {
   const slots = batched ? 8 : 32;
   const rowBytes = <usize>headDim << 2;
-  for (let d: usize = 0; d < rowBytes; d += 16) v128.store(qh16 + d, roundThroughHalf4(v128.load(qh + d)));
+  for (let d: usize = 0; d < rowBytes; d += 16) {
+    const x = v128.load(qh + d);
+    v128.store(qh16 + d, halves ? roundThroughHalf4(x) : x);
+  }
   let max: f32 = -Infinity;
   let j = 0;
   if (batched) {
@@ -176,7 +215,10 @@ function attendHead(
     sum += <f64>hsum8(lo, hi);
   }
   const inv = f32x4.splat(<f32>(1.0 / sum));
-  for (let j: usize = 0; j < <usize>visible << 2; j += 16) v128.store(probs + j, roundThroughHalf4(f32x4.mul(v128.load(probs + j), inv)));
+  for (let j: usize = 0; j < <usize>visible << 2; j += 16) {
+    const p = f32x4.mul(v128.load(probs + j), inv);
+    v128.store(probs + j, halves ? roundThroughHalf4(p) : p);
+  }
   if (batched) {
     weightedValues8(probs, values, visible, rowBytes, o);
     return;
@@ -228,9 +270,12 @@ function attendHead(
 /** Word offsets of attend_range's parameter block (i32 words; `scale` holds f32 bits). */
 const P_Q = 0, P_KEYS = 1, P_VALUES = 2, P_OUT = 3, P_WORK = 4, P_WORK_STRIDE = 5, P_POSITIONS = 6, P_TOKENS = 7;
 const P_HEADS = 8, P_KV_HEADS = 9, P_HEAD_DIM = 10, P_SCALE = 11, P_BATCHED = 12, P_CHUNK = 13, P_CELLS = 14, P_ROWS = 15;
+const P_KV_TYPE = 16;
+/** P_KV_TYPE's values. */
+const KV_F16 = 0, KV_Q8_0 = 1;
 
 /**
- * Causal attention of `tokens` query rows [T, heads·headDim] over the F16 cache, units first … end − 1
+ * Causal attention of `tokens` query rows [T, heads·headDim] over the cache, units first … end − 1
  * of (KV head, chunk of query tokens). Each unit widens the rows of its KV head that its tokens see
  * once, for every query head of the group and every token of the chunk. Chunks are visited from both
  * ends alternately, so contiguous unit ranges cost about the same under the causal mask. `part` picks
@@ -251,6 +296,7 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
   const chunk = load<i32>(params + P_CHUNK * 4);
   const cells = load<i32>(params + P_CELLS * 4);
   const rowMap = <usize>load<i32>(params + P_ROWS * 4); // position → row of a paged cache; 0: the identity
+  const kvType = load<i32>(params + P_KV_TYPE * 4);
   const work = <usize>load<i32>(params + P_WORK * 4) + <usize>part * <usize>load<i32>(params + P_WORK_STRIDE * 4);
   const headBytes = <usize>(cells * headDim) << 2;
   const wideKeys = work;
@@ -269,13 +315,20 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
     const t1 = min(tokens, t0 + chunk);
     let seen = 0;
     for (let t = t0; t < t1; t++) seen = max(seen, load<i32>(positions + (<usize>t << 2)) + 1);
-    widenHead(keys + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideKeys, rowMap);
-    widenHead(values + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideValues, rowMap);
+    if (kvType == KV_Q8_0) {
+      const rowBytes = <usize>(kvWidth >> 5) * Q8_0_BYTES;
+      const head = <usize>(g * (headDim >> 5)) * Q8_0_BYTES;
+      widenHeadQ8_0(keys + head, rowBytes, headDim, seen, wideKeys, rowMap);
+      widenHeadQ8_0(values + head, rowBytes, headDim, seen, wideValues, rowMap);
+    } else {
+      widenHead(keys + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideKeys, rowMap);
+      widenHead(values + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideValues, rowMap);
+    }
     for (let t = t0; t < t1; t++) {
       const visible = load<i32>(positions + (<usize>t << 2)) + 1;
       for (let h = g * group; h < (g + 1) * group; h++) {
         const at = <usize>((t * heads + h) * headDim) << 2;
-        attendHead(q + at, wideKeys, wideValues, out + at, probs, acc, qh16, visible, headDim, scale, batched);
+        attendHead(q + at, wideKeys, wideValues, out + at, probs, acc, qh16, visible, headDim, scale, batched, kvType == KV_F16);
       }
     }
   }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Backend, RopeParams } from "../src/backend/backend.js";
+import { kvRowHalves } from "../src/backend/kv-format.js";
 import { ScalarBackend } from "../src/backend/scalar/scalar-backend.js";
 import { KernelInstance } from "../src/backend/wasm/kernels.js";
 import { WasmBackend } from "../src/backend/wasm/wasm-backend.js";
@@ -220,6 +221,46 @@ describe("the WASM kernels against their scalar twins", () => {
       }
       wasm.halfStorage.release(pagedWasm.keys);
       wasm.halfStorage.release(pagedWasm.values);
+    });
+  }
+
+  for (const [headDim, T, start, paged] of [[32, 1, 37, false], [64, 1, 300, true], [64, 24, 100, false], [32, 40, 9, true]] as const) {
+    it(`attention over a q8_0 cache is bit-identical (head size ${headDim}, ${T} token${T > 1 ? "s" : ""} from ${start}${paged ? ", paged" : ""})`, () => {
+      const heads = 4;
+      const kvHeads = 2;
+      const kvWidth = kvHeads * headDim;
+      const count = start + T;
+      const rowHalves = kvRowHalves(kvWidth, "q8_0");
+      // paged: rows scattered in reverse, so the row map matters
+      const rows = paged ? Int32Array.from({ length: count }, (_, p) => count - 1 - p) : undefined;
+      const all = Array.from({ length: count }, (_, i) => i);
+      const k = randn(count * kvWidth);
+      const v = randn(count * kvWidth);
+      const plain = { keys: new Uint16Array(count * rowHalves), values: new Uint16Array(count * rowHalves), rows, type: "q8_0" as const };
+      scalar.storeKv(plain, k, v, all, kvWidth);
+      const resident = { keys: wasm.halfStorage.allocate(count * rowHalves), values: wasm.halfStorage.allocate(count * rowHalves), rows, type: "q8_0" as const };
+      wasm.storeKv(resident, k, v, all, kvWidth);
+      assert.deepEqual(resident.keys, plain.keys);
+      // the rows are llama.cpp's Q8_0 blocks of each position's values
+      const expectedRow = new Uint8Array(rowHalves * 2);
+      quantFormat(GgmlType.Q8_0).quantizeRow(v, 5 * kvWidth, expectedRow, 0, kvWidth);
+      const row5 = rows ? rows[5] : 5;
+      assert.deepEqual(new Uint8Array(plain.values.buffer, row5 * rowHalves * 2, rowHalves * 2), expectedRow);
+      const positions = Array.from({ length: T }, (_, t) => start + t);
+      const q = randn(T * heads * headDim);
+      const shape = { heads, kvHeads, headDim, scale: Math.fround(1 / Math.sqrt(headDim)) };
+      const expected = scalar.attention(q, plain, positions, shape);
+      const got = wasm.attention(q, resident, positions, shape);
+      assert.ok(got.every((x, i) => Object.is(x, expected[i])), "attention differs");
+      // and it is attention: close to the same cache kept in F16 (Q8_0 moves each unit-normal value by
+      // up to amax/254, about 0.01)
+      const f16 = { keys: new Uint16Array(count * kvWidth), values: new Uint16Array(count * kvWidth) };
+      scalar.storeKv(f16, k, v, all, kvWidth);
+      const reference = scalar.attention(q, f16, positions, shape);
+      const worst = expected.reduce((m, x, i) => Math.max(m, Math.abs(x - reference[i])), 0);
+      assert.ok(worst > 0 && worst < 0.03, `q8_0 vs F16 cache: max |Δ| ${worst}`);
+      wasm.halfStorage.release(resident.keys);
+      wasm.halfStorage.release(resident.values);
     });
   }
 

@@ -114,6 +114,28 @@ describe("live against llama.cpp (node-llama-cpp)", () => {
       }
     });
   }
+  it("a q8_0 KV cache follows llama.cpp's -ctk q8_0 -ctv q8_0 (flash attention), closer than an F16 cache would", async () => {
+    const path = join(scratch, "synth-kv-q8_0.gguf");
+    synthesizeModel(path, { shape: PRESETS.small, quant: pureQuant(GgmlType.F16, "F16"), vocabFrom: vocab, seed: 7 });
+    const loaded = loadModel(path);
+    const eos = loaded.tokenizer.vocab.endOfGeneration;
+    const verdicts: string[] = [];
+    for (const text of PROMPTS.slice(0, 2)) {
+      const prompt = loaded.tokenizer.encode(text);
+      const reference = await llamaCppGreedy(path, prompt, 64, { banned: [...eos], flashAttention: true, kvCacheType: "Q8_0" });
+      const ours = teacherForced(loaded.model, prompt, reference.map((r) => r.token), eos, false, "q8_0");
+      const withF16Cache = teacherForced(loaded.model, prompt, reference.map((r) => r.token), eos, false, "f16");
+      const agreement = judge(ours, reference);
+      assert.notEqual(agreement.kind, "diverged", `${text}: ${describeAgreement(agreement)}`);
+      const delta = maxLogprobDelta(ours, reference);
+      const f16Delta = maxLogprobDelta(withF16Cache, reference);
+      assert.ok(delta <= 0.02 && delta < f16Delta / 2, `max |Δlogprob| ${delta.toFixed(4)} with a q8_0 cache, ${f16Delta.toFixed(4)} with F16`);
+      verdicts.push(`${describeAgreement(agreement)}, max |Δlogprob| ${delta.toFixed(4)} (an F16 cache: ${f16Delta.toFixed(4)})`);
+    }
+    loaded.file.close();
+    loaded.backend.dispose?.();
+    console.log(`  kv q8_0 ${verdicts.join(" | ")}`);
+  });
   for (const [type, tolerance] of TYPES) {
     it(`synthetic ${ggmlTypeName(type)}: greedy tokens and log-probabilities`, async () => {
       const path = join(scratch, `synth-${ggmlTypeName(type)}.gguf`);

@@ -255,6 +255,35 @@ describe("--kv-memory", () => {
   });
 });
 
+describe("--kv-type q8_0", () => {
+  it("keeps the pool in Q8_0 blocks: 34 bytes a 32 values, batching still changes nothing, heads too small are refused", async () => {
+    const zoo = join(ZOO, "zoo-Q4_0-pure.gguf");
+    const server = await startServer([zoo, STORIES, "--alias", "zoo", "--alias", "stories", "--kv-type", "q8_0", "--kv-memory", "64K", "--parallel", "4"]);
+    try {
+      const file = GgufFile.open(zoo);
+      const meta = new Metadata(file.metadata);
+      const layers = meta.number("llama.block_count") as number;
+      const kvWidth = ((meta.number("llama.embedding_length") as number) / (meta.number("llama.attention.head_count") as number)) * (meta.number("llama.attention.head_count_kv") as number);
+      file.close();
+      const q8Tokens = Math.floor(65536 / (layers * 2 * (kvWidth / 32) * 34));
+      assert.ok(q8Tokens > 1.8 * Math.floor(65536 / (layers * 2 * kvWidth * 2)), "Q8_0 holds almost twice F16's tokens");
+      const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused" });
+      await assert.rejects(openai.completions.create({ model: "zoo", prompt: "Once upon a time ".repeat(80), max_tokens: 4 }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.message.includes(`context of ${q8Tokens} tokens`));
+      const prompts = ["Once upon a time", "Lily and Ben", "The cat sat on", "Mom said"];
+      const ask = (prompt: string) => openai.completions.create({ model: "zoo", prompt, max_tokens: 40, temperature: 0, logit_bias: { 2: -100 } }).then((r) => r.choices[0].text);
+      const alone: string[] = [];
+      for (const prompt of prompts) alone.push(await ask(prompt));
+      assert.deepEqual(await Promise.all(prompts.map(ask)), alone);
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      assert.equal(Number(/^tsllm_kv_blocks_used (\d+)/m.exec(metrics)?.[1]), 0);
+      // stories260K's heads are 8 wide: a Q8_0 block (32) would straddle them
+      await assert.rejects(openai.completions.create({ model: "stories", prompt: "Hi", max_tokens: 2 }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 500 && /multiple of 32.*--kv-type f16/.test(e.message));
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe("several models", () => {
   it("serves each under its name (file name or --alias), chosen by the request's model field", async () => {
     const server = await startServer([STORIES, join(ZOO, "zoo-Q4_0-pure.gguf"), "--alias", "stories", "--alias", "zoo"]);

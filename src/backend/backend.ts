@@ -26,10 +26,17 @@ export interface HalfStorage {
   release(array: Uint16Array): void;
 }
 
-/** KV storage of one layer, F16 like llama.cpp's default cache: [rows, kvHeads·headDim]. */
+/** How KV cache rows are stored: F16 (llama.cpp's default) or Q8_0 blocks (llama.cpp's -ctk/-ctv q8_0). */
+export type KvType = "f16" | "q8_0";
+
+/**
+ * KV storage of one layer: [rows, kvHeads·headDim] as F16 (llama.cpp's default cache), or each row as
+ * Q8_0 blocks when `type` says so (kv-format.ts has the row layout).
+ */
 export interface LayerKv {
   keys: Uint16Array;
   values: Uint16Array;
+  type?: KvType;
   /**
    * The row that holds position p (a paged cache's block table, spelled out per position); position p
    * is row p when absent.
@@ -62,7 +69,7 @@ export interface Backend {
   rmsNorm(x: Float32Array, gain: Float32Array, eps: number, width: number): Float32Array;
   /** Rotates [T, heads·headDim] in place for the given positions. */
   rope(x: Float32Array, heads: number, headDim: number, positions: ArrayLike<number>, params: RopeParams): void;
-  /** Writes rows of K and V for `positions` into the layer's F16 cache. */
+  /** Writes rows of K and V for `positions` into the layer's cache, rounded to its type. */
   storeKv(kv: LayerKv, k: Float32Array, v: Float32Array, positions: ArrayLike<number>, kvWidth: number): void;
   /** Causal attention of q [T, heads·headDim] over cache positions 0..positions[t]. */
   attention(q: Float32Array, kv: LayerKv, positions: ArrayLike<number>, shape: AttentionShape): Float32Array;

@@ -1,5 +1,6 @@
 import { serve } from "@hono/node-server";
 import { parseArgs } from "node:util";
+import { KV_TYPES } from "../backend/kv-format.js";
 import { keepAliveMs } from "../server/routes/ollama.js";
 import { createApp } from "../server/app.js";
 import { ModelPool } from "../server/model-pool.js";
@@ -7,11 +8,12 @@ import { UsageError } from "./fail.js";
 import { numberOption, parseSize } from "./options.js";
 
 export const SERVE_USAGE = `tsllm serve [MODEL …] [--host 127.0.0.1] [--port 8080] [--alias NAME] [--parallel 4] [-c 8192]
-            [--kv-memory SIZE] [--batch-tokens 512] [--queue 64] [--keep-alive 5m] [--api-key KEY] [--cors ORIGIN] [-t THREADS]
+            [--kv-memory SIZE] [--kv-type f16|q8_0] [--batch-tokens 512] [--queue 64] [--keep-alive 5m] [--api-key KEY] [--cors ORIGIN] [-t THREADS]
   OpenAI (/v1/chat/completions, /v1/completions, /v1/models) and Ollama (/api/generate, /api/chat, /api/tags …)
   APIs, /health and /metrics; requests pick a model by name; models load on first use.
   -c is the KV pool's size in tokens (or --kv-memory 2G in bytes), shared by all sequences in blocks of 16;
-  one sequence may use up to the model's context of it`;
+  one sequence may use up to the model's context of it. --kv-type q8_0 stores keys and values as Q8_0
+  blocks (llama.cpp's -ctk q8_0 -ctv q8_0): 53% of F16's memory, for heads whose size is a multiple of 32`;
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -24,6 +26,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       parallel: { type: "string", default: "4" },
       "ctx-size": { type: "string", short: "c", default: "8192" },
       "kv-memory": { type: "string" },
+      "kv-type": { type: "string", default: "f16" },
       "batch-tokens": { type: "string", default: "512" },
       queue: { type: "string", default: "64" },
       "keep-alive": { type: "string", default: "5m" },
@@ -39,12 +42,15 @@ export async function serveCommand(argv: string[]): Promise<void> {
     return n;
   };
   const keepAlive = keepAliveMs(values["keep-alive"], 300_000);
+  const kvType = KV_TYPES.find((type) => type === values["kv-type"]);
+  if (!kvType) throw new UsageError(`--kv-type must be one of ${KV_TYPES.join(", ")}`);
   const pool = new ModelPool({
     scheduler: {
       parallel: whole(values.parallel, "--parallel", 1),
       batchTokens: whole(values["batch-tokens"], "--batch-tokens", 1),
       queueLimit: whole(values.queue, "--queue", 0),
       kvTokens: whole(values["ctx-size"], "--ctx-size", 16),
+      kvType,
     },
     threads: values.threads === undefined ? undefined : whole(values.threads, "--threads", 1),
     kvMemoryBytes: values["kv-memory"] === undefined ? undefined : parseSize(values["kv-memory"], "--kv-memory"),

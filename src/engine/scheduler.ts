@@ -1,3 +1,4 @@
+import { KvType } from "../backend/backend.js";
 import { BLOCK_TOKENS, blockHash, PagedKvPool, PagedSequence } from "../kv/paged.js";
 import { BatchSequence, LanguageModel } from "../models/model.js";
 import { JsonPrefix } from "../sampling/json-prefix.js";
@@ -66,6 +67,8 @@ export interface SchedulerOptions {
   contextSize: number;
   /** Tokens the shared KV pool holds over all sequences (rounded up to whole blocks). */
   kvTokens: number;
+  /** How the pool stores keys and values (F16 when absent). */
+  kvType?: KvType;
 }
 
 interface Sequence {
@@ -189,7 +192,7 @@ export class Scheduler {
 
   /** Takes waiting sequences in order while there are free places and blocks for their input. */
   private admit(): void {
-    this.pool ??= this.model.createPagedPool(Math.ceil(this.options.kvTokens / BLOCK_TOKENS));
+    this.pool ??= this.model.createPagedPool(Math.ceil(this.options.kvTokens / BLOCK_TOKENS), this.options.kvType);
     const pool = this.pool;
     while (this.waiting.length > 0 && this.running.length < this.options.parallel) {
       const next = this.waiting[0];

@@ -1,4 +1,5 @@
-import { HalfStorage, LayerKv } from "../backend/backend.js";
+import { HalfStorage, KvType, LayerKv } from "../backend/backend.js";
+import { kvRowHalves } from "../backend/kv-format.js";
 
 export const HEAP_STORAGE: HalfStorage = {
   allocate: (length) => new Uint16Array(length),
@@ -14,7 +15,8 @@ export interface KvView {
 }
 
 /**
- * The model-facing KV cache: one contiguous F16 region per layer, [capacity, kvWidth] for K and V.
+ * The model-facing KV cache: one contiguous region per layer, [capacity, kvWidth] for K and V, in F16
+ * or Q8_0 rows.
  * Models only store and read the current layer; the engine owns its lifetime.
  */
 export class KvCache implements KvView {
@@ -26,13 +28,12 @@ export class KvCache implements KvView {
     readonly layerCount: number,
     readonly kvWidth: number,
     readonly capacity: number,
-    /** Where the F16 storage lives: a backend may place it in memory its kernels read. */
+    /** Where the storage lives: a backend may place it in memory its kernels read. */
     private readonly storage: HalfStorage = HEAP_STORAGE,
+    readonly type: KvType = "f16",
   ) {
-    this.layers = Array.from({ length: layerCount }, () => ({
-      keys: storage.allocate(capacity * kvWidth),
-      values: storage.allocate(capacity * kvWidth),
-    }));
+    const halves = capacity * kvRowHalves(kvWidth, type);
+    this.layers = Array.from({ length: layerCount }, () => ({ keys: storage.allocate(halves), values: storage.allocate(halves), type }));
   }
 
   /** Returns the storage; the cache is unusable afterwards. */

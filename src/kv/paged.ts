@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { HalfStorage, LayerKv } from "../backend/backend.js";
+import { HalfStorage, KvType, LayerKv } from "../backend/backend.js";
+import { kvRowHalves } from "../backend/kv-format.js";
 import { KvView } from "./kv-cache.js";
 
 /** Tokens per block, vLLM's default. */
@@ -11,7 +12,7 @@ export function blockHash(previous: string, tokens: readonly number[]): string {
 }
 
 /**
- * One pool of KV blocks for every sequence of a model: per layer, one F16 arena of
+ * One pool of KV blocks for every sequence of a model: per layer, one arena (F16 or Q8_0 rows) of
  * blocks × BLOCK_TOKENS rows. Blocks are reference-counted; full blocks are registered under the chained
  * hash of their tokens, so a later sequence with the same prefix takes them instead of computing them.
  * A released block that carries a hash stays reusable until it is evicted, least recently used first.
@@ -30,11 +31,10 @@ export class PagedKvPool {
     readonly kvWidth: number,
     readonly blocks: number,
     private readonly storage: HalfStorage,
+    readonly type: KvType = "f16",
   ) {
-    this.layers = Array.from({ length: layerCount }, () => ({
-      keys: storage.allocate(blocks * BLOCK_TOKENS * kvWidth),
-      values: storage.allocate(blocks * BLOCK_TOKENS * kvWidth),
-    }));
+    const halves = blocks * BLOCK_TOKENS * kvRowHalves(kvWidth, type);
+    this.layers = Array.from({ length: layerCount }, () => ({ keys: storage.allocate(halves), values: storage.allocate(halves) }));
     this.refs = new Int32Array(blocks);
     this.hashes = new Array<string | undefined>(blocks);
     for (let b = blocks - 1; b >= 0; b--) this.empty.push(b);
@@ -120,7 +120,7 @@ export class PagedSequence implements KvView {
 
   layer(index: number): LayerKv {
     const { keys, values } = this.pool.layers[index];
-    return { keys, values, rows: this.rows };
+    return { keys, values, rows: this.rows, type: this.pool.type };
   }
 
   /** Appends a block (taken from the cache or newly allocated) to the table. */

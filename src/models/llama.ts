@@ -1,9 +1,10 @@
 import { RopeOrdering } from "../backend/backend.js";
+import { kvBytesPerLayerToken, kvTypeProblem } from "../backend/kv-format.js";
 import { HEAP_STORAGE, KvCache, KvView } from "../kv/kv-cache.js";
 import { PagedKvPool } from "../kv/paged.js";
 import { Linear, RmsNorm, SelfAttention, SwiGluFeedForward } from "../nn/blocks.js";
 import { Weight } from "../tensor/weight.js";
-import { BatchSequence, ForwardOptions, LanguageModel } from "./model.js";
+import { BatchSequence, checkedKvType, ForwardOptions, LanguageModel } from "./model.js";
 import { ModelContext, registerArchitecture } from "./registry.js";
 import { readRope } from "./rope-config.js";
 
@@ -121,9 +122,10 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
     architecture: hparams.arch,
     vocabSize,
     trainedContext,
-    kvBytesPerToken: nLayer * kvWidth * 2 * 2,
-    createCache: (capacity) => new KvCache(nLayer, kvWidth, capacity, backend.halfStorage),
-    createPagedPool: (blocks) => new PagedKvPool(nLayer, kvWidth, blocks, backend.halfStorage ?? HEAP_STORAGE),
+    kvBytesPerToken: (type = "f16") => nLayer * kvBytesPerLayerToken(kvWidth, type),
+    kvTypeProblem: (type) => kvTypeProblem(type, headDim),
+    createCache: (capacity, type = "f16") => new KvCache(nLayer, kvWidth, capacity, backend.halfStorage, checkedKvType(type, headDim)),
+    createPagedPool: (blocks, type = "f16") => new PagedKvPool(nLayer, kvWidth, blocks, backend.halfStorage ?? HEAP_STORAGE, checkedKvType(type, headDim)),
     forward(tokens: ArrayLike<number>, cache: KvView, options: ForwardOptions = {}): Float32Array {
       return forwardBatch([{ tokens, cache, allLogits: options.allLogits }])[0];
     },

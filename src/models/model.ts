@@ -1,3 +1,5 @@
+import { KvType } from "../backend/backend.js";
+import { kvTypeProblem } from "../backend/kv-format.js";
 import { KvCache, KvView } from "../kv/kv-cache.js";
 import { PagedKvPool } from "../kv/paged.js";
 
@@ -19,11 +21,13 @@ export interface LanguageModel {
   readonly vocabSize: number;
   /** The context length the model was trained with. */
   readonly trainedContext: number;
-  /** F16 keys and values of one token over all layers. */
-  readonly kvBytesPerToken: number;
-  createCache(capacity: number): KvCache;
+  /** Bytes of keys and values of one token over all layers, F16 unless another type is named. */
+  kvBytesPerToken(type?: KvType): number;
+  /** Why this model cannot keep its KV cache in `type`, if it cannot. */
+  kvTypeProblem(type: KvType): string | undefined;
+  createCache(capacity: number, type?: KvType): KvCache;
   /** A pool of KV blocks that sequences share (continuous batching with a paged cache). */
-  createPagedPool(blocks: number): PagedKvPool;
+  createPagedPool(blocks: number, type?: KvType): PagedKvPool;
   /** Evaluates `tokens` at the positions following what `cache` holds, and extends the cache. */
   forward(tokens: ArrayLike<number>, cache: KvView, options?: ForwardOptions): Float32Array;
   /**
@@ -38,4 +42,11 @@ export class ModelError extends Error {
     super(message);
     this.name = "ModelError";
   }
+}
+
+/** The type, when the model's heads fit it; a ModelError saying why not otherwise. */
+export function checkedKvType(type: KvType, headDim: number): KvType {
+  const problem = kvTypeProblem(type, headDim);
+  if (problem) throw new ModelError(problem);
+  return type;
 }

@@ -158,27 +158,26 @@ export function dotBf16Order(n: number, x: (i: number) => number, y: (i: number)
 
 
 /**
- * dotF32Order / dotTinyBlasOrder specialised for attention: f32 values a[aOff + i] against F16 values
- * halves[hOff + i·hStride], where only the first `count` of the n products can be non-zero (the rest
- * are masked cache cells). Skipping the zero chunks leaves every lane's sum unchanged.
+ * dotF32Order / dotTinyBlasOrder specialised for attention: f32 values a[aOff + i] against the cache's
+ * values widened to f32, b[bOff + i·bStride], where only the first `count` of the n products can be
+ * non-zero (the rest are masked cache cells). Skipping the zero chunks leaves every lane's sum unchanged.
  */
-export function dotHalves(
+export function dotMasked(
   order: "vec_dot" | "tinyblas",
   n: number,
   count: number,
   a: Float32Array,
   aOff: number,
-  halves: Uint16Array,
-  hOff: number,
-  hStride: number,
-  halfToFloat: Float32Array,
+  b: Float32Array,
+  bOff: number,
+  bStride: number,
 ): number {
   if (order === "tinyblas") {
     const lanes = tinyLanes.fill(0);
     const end = Math.min(n, Math.ceil(count / 8) * 8);
     for (let i = 0; i < end; i++) {
       const x = i < count ? a[aOff + i] : 0;
-      lanes[i & 7] = fma32(x, x === 0 ? 0 : halfToFloat[halves[hOff + i * hStride]], lanes[i & 7]);
+      lanes[i & 7] = fma32(x, x === 0 ? 0 : b[bOff + i * bStride], lanes[i & 7]);
     }
     return hsumFloat8(lanes);
   }
@@ -187,11 +186,11 @@ export function dotHalves(
   sums.fill(0);
   for (let i = 0; i < end; i++) {
     const x = i < count ? a[aOff + i] : 0;
-    sums[i & 31] = fma32(x, x === 0 ? 0 : halfToFloat[halves[hOff + i * hStride]], sums[i & 31]);
+    sums[i & 31] = fma32(x, x === 0 ? 0 : b[bOff + i * bStride], sums[i & 31]);
   }
   let total = 0;
   if (np > 0) total = reduceSums();
-  for (let i = np; i < Math.min(n, count); i++) total += f32(a[aOff + i] * halfToFloat[halves[hOff + i * hStride]]);
+  for (let i = np; i < Math.min(n, count); i++) total += f32(a[aOff + i] * b[bOff + i * bStride]);
   return f32(total);
 }
 

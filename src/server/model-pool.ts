@@ -2,9 +2,12 @@ import { existsSync } from "node:fs";
 import { basename } from "node:path";
 import { createBackend, LoadedModel, loadModel } from "../engine/load.js";
 import { Scheduler, SchedulerOptions } from "../engine/scheduler.js";
+import { GgufError } from "../gguf/index.js";
+import { ModelError } from "../models/model.js";
 import { storeLayout } from "../store/home.js";
 import { listStoredModels } from "../store/manifest.js";
 import { resolveModel, ResolvedModel } from "../store/resolve.js";
+import { ApiError } from "./errors.js";
 
 export interface ServedModel {
   name: string;
@@ -67,9 +70,16 @@ export class ModelPool {
       }
     }
     if (!served.loaded) {
-      const model = loadModel(served.resolved.paths, createBackend("wasm", this.options.threads));
+      const model = this.load(served);
+      const kvType = this.options.scheduler.kvType ?? "f16";
+      const problem = model.model.kvTypeProblem(kvType);
+      if (problem) {
+        model.file.close();
+        model.backend.dispose?.();
+        throw new ApiError(500, `${served.name}: ${problem}; serve it with --kv-type f16`, "model_load_failed");
+      }
       const kvBytes = this.options.kvMemoryBytes;
-      const kvTokens = kvBytes === undefined ? this.options.scheduler.kvTokens : Math.max(16, Math.floor(kvBytes / model.model.kvBytesPerToken));
+      const kvTokens = kvBytes === undefined ? this.options.scheduler.kvTokens : Math.max(16, Math.floor(kvBytes / model.model.kvBytesPerToken(kvType)));
       const contextSize = Math.min(kvTokens, model.model.trainedContext);
       const scheduler = new Scheduler(model.model, model.tokenizer, { ...this.options.scheduler, kvTokens, contextSize });
       served.loaded = { model, scheduler, loadMs: model.loadMs, expiresAt: Infinity };
@@ -77,6 +87,16 @@ export class ModelPool {
     served.keepAliveMs = keepAliveMs;
     this.keepAlive(served, keepAliveMs);
     return served as ServedModel & { loaded: NonNullable<ServedModel["loaded"]> };
+  }
+
+  /** A file that is not a model we can run is the server's problem, told to the client in one line. */
+  private load(served: ServedModel): LoadedModel {
+    try {
+      return loadModel(served.resolved.paths, createBackend("wasm", this.options.threads));
+    } catch (error) {
+      if (error instanceof GgufError || error instanceof ModelError) throw new ApiError(500, `${served.name}: ${error.message}`, "model_load_failed");
+      throw error;
+    }
   }
 
   /** A request is done with the model: its idle time starts again. */

@@ -13,6 +13,8 @@ export interface GreedyOptions {
   /** Never pick these tokens (llama.cpp's ignore_eos biases end-of-generation to -inf). */
   banned?: number[];
   flashAttention?: boolean;
+  /** The KV cache's type for keys and values (llama.cpp's -ctk/-ctv; quantized values need flash attention). */
+  kvCacheType?: "Q8_0";
 }
 
 /** llama.cpp's greedy continuation of `prompt` with the top-5 log-probabilities of each step. */
@@ -20,7 +22,7 @@ export async function llamaCppGreedy(modelPath: string, prompt: number[], steps:
   const llama = await oracle();
   const model = await llama.loadModel({ modelPath, useMmap: false });
   try {
-    const context = await model.createContext({ contextSize: Math.max(64, prompt.length + steps + 8), threads: 1, batchSize: 512, flashAttention: options.flashAttention ?? false });
+    const context = await model.createContext({ contextSize: Math.max(64, prompt.length + steps + 8), threads: 1, batchSize: 512, flashAttention: options.flashAttention ?? false, experimentalKvCacheKeyType: options.kvCacheType, experimentalKvCacheValueType: options.kvCacheType });
     try {
       const sequence = context.getSequence();
       const out: RefStep[] = [];

@@ -1,3 +1,4 @@
+import { KvType } from "../../src/backend/backend.js";
 import { LanguageModel } from "../../src/models/model.js";
 import { logSoftmax, topIds } from "./logprobs.js";
 
@@ -18,8 +19,9 @@ export function teacherForced(
   banned: ReadonlySet<number> = new Set(),
   /** Whether the reference's probabilities were taken after the ban (node-llama-cpp) or before it (llama-server). */
   bannedInProbabilities = false,
+  kvType: KvType = "f16",
 ): OurStep[] {
-  const cache = model.createCache(Math.min(model.trainedContext, prompt.length + reference.length + 1));
+  const cache = model.createCache(Math.min(model.trainedContext, prompt.length + reference.length + 1), kvType);
   let logits = model.forward(prompt, cache);
   const steps: OurStep[] = [];
   for (const next of reference) {

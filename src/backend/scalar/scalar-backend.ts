@@ -1,9 +1,10 @@
 
 import { floatToHalf, HALF_TO_FLOAT, quantFormat, rowBytes } from "../../quant/index.js";
-import { dotHalves, ggmlExpf, ggmlSilu, hsumFloat8 } from "../../quant/float-order.js";
+import { dotMasked, ggmlExpf, ggmlSilu, hsumFloat8 } from "../../quant/float-order.js";
 import { glibcCosf, glibcSinf } from "../../quant/sincosf.js";
 import { Weight } from "../../tensor/weight.js";
 import { AttentionShape, Backend, LayerKv, RopeParams } from "../backend.js";
+import { roundQueryForKeys, widenLayer, writeKvRow } from "../kv-format.js";
 
 const f32 = Math.fround;
 
@@ -11,19 +12,6 @@ const f32 = Math.fround;
  * The reference backend: plain TypeScript loops that follow ggml's CPU arithmetic step by step.
  * Every faster backend is tested against this one.
  */
-/** A paged layer's rows for positions 0 … count − 1 copied in position order: the same arithmetic on a contiguous cache. */
-function gatherRows(kv: LayerKv, kvWidth: number, count: number): LayerKv {
-  const keys = new Uint16Array(count * kvWidth);
-  const values = new Uint16Array(count * kvWidth);
-  const rows = kv.rows as Int32Array;
-  for (let p = 0; p < count; p++) {
-    const from = rows[p] * kvWidth;
-    keys.set(kv.keys.subarray(from, from + kvWidth), p * kvWidth);
-    values.set(kv.values.subarray(from, from + kvWidth), p * kvWidth);
-  }
-  return { keys, values };
-}
-
 export class ScalarBackend implements Backend {
   readonly name: string = "scalar";
 
@@ -133,22 +121,22 @@ export class ScalarBackend implements Backend {
   }
 
   storeKv(kv: LayerKv, k: Float32Array, v: Float32Array, positions: ArrayLike<number>, kvWidth: number): void {
+    const type = kv.type ?? "f16";
     for (let t = 0; t < positions.length; t++) {
-      const dst = (kv.rows ? kv.rows[positions[t]] : positions[t]) * kvWidth;
-      for (let i = 0; i < kvWidth; i++) {
-        kv.keys[dst + i] = floatToHalf(k[t * kvWidth + i]);
-        kv.values[dst + i] = floatToHalf(v[t * kvWidth + i]);
-      }
+      const row = kv.rows ? kv.rows[positions[t]] : positions[t];
+      writeKvRow(kv.keys, type, row, k, t * kvWidth, kvWidth);
+      writeKvRow(kv.values, type, row, v, t * kvWidth, kvWidth);
     }
   }
 
   attention(q: Float32Array, kv: LayerKv, positions: ArrayLike<number>, shape: AttentionShape): Float32Array {
     const { heads, kvHeads, headDim, scale } = shape;
     const kvWidth = kvHeads * headDim;
-    if (kv.rows) kv = gatherRows(kv, kvWidth, Math.max(...Array.from(positions)) + 1);
+    const type = kv.type ?? "f16";
+    const { keys, values } = widenLayer(kv, kvWidth, Math.max(...Array.from(positions)) + 1);
+    const query = roundQueryForKeys(q, type);
     const groupSize = heads / kvHeads;
     const out = new Float32Array(positions.length * heads * headDim);
-    const q16 = new Float32Array(headDim);
     // llama.cpp attends over the cache padded to 32 cells; masked cells add exact zeros, but the padding
     // decides which products take the vector path, so we keep it.
     const cells = Math.ceil((positions[positions.length - 1] + 1) / 32) * 32;
@@ -161,12 +149,9 @@ export class ScalarBackend implements Backend {
       for (let h = 0; h < heads; h++) {
         const kvOffset = Math.floor(h / groupSize) * headDim;
         const qOffset = (t * heads + h) * headDim;
-        // ggml converts q to the cache's F16 before K·q.
-        for (let d = 0; d < headDim; d++) q16[d] = HALF_TO_FLOAT[floatToHalf(q[qOffset + d])];
         let max = -Infinity;
         for (let j = 0; j < visible; j++) {
-          const k = j * kvWidth + kvOffset;
-          probs[j] = f32(dotHalves(order, headDim, headDim, q16, 0, kv.keys, k, 1, HALF_TO_FLOAT) * scale);
+          probs[j] = f32(dotMasked(order, headDim, headDim, query, qOffset, keys, j * kvWidth + kvOffset, 1) * scale);
           if (probs[j] > max) max = probs[j];
         }
         // ggml_vec_soft_max_f32: vectorised exp in chunks of eight, each chunk summed in f32, then in f64.
@@ -177,10 +162,11 @@ export class ScalarBackend implements Backend {
           sum += hsumFloat8(exps);
         }
         const inv = f32(1 / sum);
-        // The probabilities meet V (F16) in an F16 dot product, so they are rounded to F16 too.
-        for (let j = 0; j < visible; j++) probs[j] = HALF_TO_FLOAT[floatToHalf(f32(probs[j] * inv))];
+        // With an F16 cache the probabilities meet V in an F16 dot product, so they are rounded to F16 too;
+        // quantized values are widened to f32 and meet them as they are.
+        for (let j = 0; j < visible; j++) probs[j] = type === "f16" ? HALF_TO_FLOAT[floatToHalf(f32(probs[j] * inv))] : f32(probs[j] * inv);
         for (let d = 0; d < headDim; d++) {
-          out[qOffset + d] = dotHalves(order, cells, visible, probs, 0, kv.values, kvOffset + d, kvWidth, HALF_TO_FLOAT);
+          out[qOffset + d] = dotMasked(order, cells, visible, probs, 0, values, kvOffset + d, kvWidth);
         }
       }
     }

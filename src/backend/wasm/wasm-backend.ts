@@ -3,6 +3,7 @@ import { GgmlType } from "../../gguf/ggml-types.js";
 import { quantFormat, rowBytes } from "../../quant/index.js";
 import { Weight } from "../../tensor/weight.js";
 import { AttentionShape, HalfStorage, LayerKv } from "../backend.js";
+import { roundQueryForKeys } from "../kv-format.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
 import { KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
 import { ThreadPool } from "./thread-pool.js";
@@ -80,7 +81,7 @@ interface Placement {
 /** The most one bank may hold: a 32-bit memory's 4 GiB, less a page so offsets stay below 2^32. */
 const MAX_BANK_BYTES = 4 * 1024 ** 3 - 65536;
 /** i32 words of attend_range's parameter block (kernels/attention.ts). */
-const ATTENTION_PARAMS = 16;
+const ATTENTION_PARAMS = 17;
 /** Bytes of standard rows staged at a time while repacking. */
 const REPACK_CHUNK = 1 << 20;
 
@@ -248,9 +249,12 @@ export class WasmBackend extends ScalarBackend {
     const { heads, kvHeads, headDim, scale } = shape;
     const tokens = positions.length;
     const bank = this.residentHalves.get(kv.keys);
+    const type = kv.type ?? "f16";
     if (!kernelsUseRelaxedSimd() || bank === undefined || this.residentHalves.get(kv.values) !== bank || headDim % 4 !== 0) {
       return super.attention(q, kv, positions, shape);
     }
+    // The kernel rounds q through F16 itself; a quantized cache's rounding is the twin's.
+    if (type !== "f16") q = roundQueryForKeys(q, type);
     const instance = this.banks[bank];
     let last = 0;
     for (let t = 0; t < tokens; t++) last = Math.max(last, positions[t]);
@@ -268,7 +272,7 @@ export class WasmBackend extends ScalarBackend {
     // Enough chunks of query tokens that every thread gets several units.
     const chunk = Math.max(1, Math.min(16, Math.ceil((tokens * kvHeads) / (8 * this.threads))));
     const params = new Int32Array(instance.memory.buffer, at, ATTENTION_PARAMS);
-    params.set([qAt, kv.keys.byteOffset, kv.values.byteOffset, outAt, workAt, partBytes, positionsAt, tokens, heads, kvHeads, headDim, f32Bits(scale), tokens > 1 && headDim % 8 === 0 ? 1 : 0, chunk, cells, kv.rows ? rowsAt : 0]);
+    params.set([qAt, kv.keys.byteOffset, kv.values.byteOffset, outAt, workAt, partBytes, positionsAt, tokens, heads, kvHeads, headDim, f32Bits(scale), tokens > 1 && headDim % 8 === 0 ? 1 : 0, chunk, cells, kv.rows ? rowsAt : 0, type === "q8_0" ? 1 : 0]);
     new Int32Array(instance.memory.buffer, positionsAt, tokens).set(positions);
     if (kv.rows) new Int32Array(instance.memory.buffer, rowsAt, rowCount).set(kv.rows.subarray(0, rowCount));
     const heap = new Float32Array(instance.heap.buffer);
