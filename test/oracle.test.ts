@@ -97,20 +97,23 @@ describe("live against llama.cpp (node-llama-cpp)", () => {
       console.log(`  llama3 ${ggmlTypeName(type).padEnd(5)} ${await compareLive(path, PROMPTS.slice(0, 2), 64, tolerance)}`);
     }
   });
-  for (const [architecture, marker, what] of [
-    ["qwen2", "blk.3.attn_v.bias", "Q/K/V biases, NeoX RoPE"],
-    ["qwen3", "blk.3.attn_k_norm.weight", "per-head Q/K RMSNorm, NeoX RoPE"],
+  for (const [architecture, preset, marker, what] of [
+    ["qwen2", "small", "blk.3.attn_v.bias", "Q/K/V biases, NeoX RoPE"],
+    ["qwen3", "small", "blk.3.attn_k_norm.weight", "per-head Q/K RMSNorm, NeoX RoPE"],
+    ["llama", "small-moe", "blk.3.ffn_down_exps.weight", "Mixtral: 8 experts, top-2 routing, normalised weights"],
+    ["qwen3moe", "small-moe", "blk.3.ffn_gate_exps.weight", "8 experts, top-2, normalised weights, Q/K norms"],
+    ["qwen2moe", "small-moe", "blk.3.ffn_gate_inp_shexp.weight", "8 experts, top-2, softmax weights, sigmoid-gated shared expert"],
   ] as const) {
-    it(`synthetic ${architecture} (${what}), F16, Q8_0 and Q4_K`, async () => {
+    it(`synthetic ${architecture}${preset === "small" ? "" : ` (${preset})`} (${what}), F16, Q8_0 and Q4_K`, async () => {
       for (const type of [GgmlType.F16, GgmlType.Q8_0, GgmlType.Q4_K]) {
-        const path = join(scratch, `synth-${architecture}-${ggmlTypeName(type)}.gguf`);
-        synthesizeModel(path, { architecture, shape: PRESETS.small, quant: pureQuant(type, ggmlTypeName(type)), vocabFrom: vocab, seed: 5 });
+        const path = join(scratch, `synth-${architecture}-${preset}-${ggmlTypeName(type)}.gguf`);
+        synthesizeModel(path, { architecture, shape: PRESETS[preset], quant: pureQuant(type, ggmlTypeName(type)), vocabFrom: vocab, seed: 5 });
         const file = GgufFile.open(path);
         assert.equal(file.metadata.get("general.architecture")?.value, architecture);
         assert.ok(file.tensor(marker));
         file.close();
         const tolerance = type === GgmlType.F16 ? 0.02 : 0.15;
-        console.log(`  ${architecture} ${ggmlTypeName(type).padEnd(5)} ${await compareLive(path, PROMPTS.slice(0, 2), 64, tolerance)}`);
+        console.log(`  ${architecture}${preset === "small" ? "" : `/${preset}`} ${ggmlTypeName(type).padEnd(5)} ${await compareLive(path, PROMPTS.slice(0, 2), 64, tolerance)}`);
       }
     });
   }

@@ -4,7 +4,7 @@ import { GgufFile } from "../gguf/reader.js";
 import { isSupportedType } from "../quant/index.js";
 import { PRESETS } from "../synth/presets.js";
 import { quantPlanNamed } from "../synth/mix.js";
-import { synthesizeModel } from "../synth/synth.js";
+import { SYNTH_ARCHITECTURES, synthesizeModel } from "../synth/synth.js";
 import { UsageError } from "./fail.js";
 import { requireModelFile } from "./model-path.js";
 import { numberOption } from "./options.js";
@@ -24,9 +24,8 @@ async function synthCommand(argv: string[]): Promise<void> {
       seed: { type: "string" },
     },
   });
-  const architectures = ["llama", "qwen2", "qwen3"] as const;
-  const arch = architectures.find((a) => a === values.arch);
-  if (!arch) throw new UsageError(`--arch ${values.arch} is not supported yet (${architectures.join(", ")} are)`);
+  const arch = SYNTH_ARCHITECTURES.find((a) => a === values.arch);
+  if (!arch) throw new UsageError(`--arch ${values.arch} is not supported yet (${SYNTH_ARCHITECTURES.join(", ")} are)`);
   const shape = PRESETS[values.preset];
   if (!shape) throw new UsageError(`unknown --preset ${values.preset} (known: ${Object.keys(PRESETS).join(", ")})`);
   const writable = (name: string): GgmlType | undefined => {

@@ -1,6 +1,8 @@
 import "./llama.js";
 import "./qwen2.js";
+import "./qwen2moe.js";
 import "./qwen3.js";
+import "./qwen3moe.js";
 
 export * from "./model.js";
 export * from "./registry.js";

@@ -2,9 +2,10 @@ import { RopeOrdering } from "../backend/backend.js";
 import { kvBytesPerLayerToken, kvTypeProblem } from "../backend/kv-format.js";
 import { HEAP_STORAGE, KvCache, KvView } from "../kv/kv-cache.js";
 import { PagedKvPool } from "../kv/paged.js";
-import { Linear, RmsNorm, SelfAttention, SwiGluFeedForward } from "../nn/blocks.js";
+import { FeedForward, FeedForwardWeights, Linear, RmsNorm, SelfAttention, SwiGluFeedForward } from "../nn/blocks.js";
+import { MoeFeedForward } from "../nn/moe.js";
 import { Weight } from "../tensor/weight.js";
-import { BatchSequence, checkedKvType, ForwardOptions, LanguageModel } from "./model.js";
+import { BatchSequence, checkedKvType, ForwardOptions, LanguageModel, ModelError } from "./model.js";
 import { ModelContext, registerArchitecture } from "./registry.js";
 import { readRope } from "./rope-config.js";
 
@@ -14,7 +15,7 @@ interface Block {
   attentionNorm: RmsNorm;
   attention: SelfAttention;
   ffnNorm: RmsNorm;
-  ffn: SwiGluFeedForward;
+  ffn: FeedForward;
 }
 
 export interface DecoderOptions {
@@ -24,6 +25,12 @@ export interface DecoderOptions {
   attentionBias: boolean;
   /** Each head of Q and K is RMS-normalised before RoPE (Qwen3). */
   headNorm?: boolean;
+  /**
+   * Mixture of experts, in the blocks that have a router (ffn_gate_inp): whether the chosen experts'
+   * weights are normalised to sum to one, and the metadata key of an expert's width when it is not
+   * feed_forward_length.
+   */
+  experts?: { normalize: boolean; widthKey?: string; shared?: boolean };
 }
 
 /**
@@ -36,7 +43,6 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
   const heads = hparams.count("attention.head_count", MAX_DIM);
   const kvHeads = hparams.count("attention.head_count_kv", heads, heads);
   const headDim = hparams.count("attention.key_length", MAX_DIM, nEmbd / heads);
-  const nFf = hparams.count("feed_forward_length", MAX_DIM);
   const eps = hparams.require("attention.layer_norm_rms_epsilon");
   const trainedContext = hparams.count("context_length", 1 << 24, 2048);
   const kvWidth = kvHeads * headDim;
@@ -47,6 +53,33 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
   const vocabSize = embedding.rows;
   const outputNorm = new RmsNorm(backend, weights.require("output_norm.weight", [nEmbd]), eps);
   const output = new Linear(backend, weights.optional("output.weight", [nEmbd, vocabSize]) ?? embedding);
+
+  /** A dense SwiGLU, or the experts where the block has a router. */
+  function feedForward(i: number): FeedForward {
+    const router = weights.optional(`blk.${i}.ffn_gate_inp.weight`);
+    const dense = (suffix: string, width: number): FeedForwardWeights => ({
+      gate: weights.require(`blk.${i}.ffn_gate${suffix}.weight`, [nEmbd, width]),
+      up: weights.require(`blk.${i}.ffn_up${suffix}.weight`, [nEmbd, width]),
+      down: weights.require(`blk.${i}.ffn_down${suffix}.weight`, [width, nEmbd]),
+    });
+    if (!router) return new SwiGluFeedForward(backend, dense("", hparams.count("feed_forward_length", MAX_DIM)));
+    if (!options.experts) throw new ModelError(`blk.${i}.ffn_gate_inp.weight: ${hparams.arch} has no mixture-of-experts layers`);
+    const count = hparams.count("expert_count", 512);
+    const used = hparams.count("expert_used_count", count);
+    const width = hparams.count(options.experts.widthKey ?? "feed_forward_length", MAX_DIM);
+    const stacked = (name: string, dims: [number, number]): Weight[] => weights.requireExperts(`blk.${i}.${name}_exps.weight`, [...dims, count]);
+    const gates = stacked("ffn_gate", [nEmbd, width]);
+    const ups = stacked("ffn_up", [nEmbd, width]);
+    const downs = stacked("ffn_down", [width, nEmbd]);
+    const shared = options.experts.shared
+      ? { weights: dense("_shexp", hparams.count("expert_shared_feed_forward_length", MAX_DIM)), gate: weights.optional(`blk.${i}.ffn_gate_inp_shexp.weight`, [nEmbd]) }
+      : undefined;
+    return new MoeFeedForward(
+      backend,
+      { router: weights.require(`blk.${i}.ffn_gate_inp.weight`, [nEmbd, count]), experts: gates.map((gate, e) => ({ gate, up: ups[e], down: downs[e] })), shared },
+      { used, normalize: options.experts.normalize },
+    );
+  }
 
   const blocks: Block[] = [];
   for (let i = 0; i < nLayer; i++) {
@@ -68,11 +101,7 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
         rope,
       ),
       ffnNorm: new RmsNorm(backend, w("ffn_norm", [nEmbd]), eps),
-      ffn: new SwiGluFeedForward(backend, {
-        gate: w("ffn_gate", [nEmbd, nFf]),
-        up: w("ffn_up", [nEmbd, nFf]),
-        down: w("ffn_down", [nFf, nEmbd]),
-      }),
+      ffn: feedForward(i),
     });
   }
 
@@ -133,5 +162,5 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
   };
 }
 
-/** Llama (1, 2, 3.x), TinyLlama and the llama2.c family. */
-registerArchitecture("llama", (context) => createDecoder(context, { ropeOrdering: "normal", attentionBias: false }));
+/** Llama (1, 2, 3.x), TinyLlama, the llama2.c family, Mistral and Mixtral (experts with normalised weights). */
+registerArchitecture("llama", (context) => createDecoder(context, { ropeOrdering: "normal", attentionBias: false, experts: { normalize: true } }));

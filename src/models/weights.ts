@@ -22,6 +22,19 @@ export class WeightSource {
     return new Weight(name, info.type, info.dims, { byteLength: info.byteSize, read: (offset, into) => file.readTensorRange(info, offset, into) });
   }
 
+  /**
+   * A stacked expert tensor [cols, rows, experts] (ffn_*_exps) as one weight per expert, each a view of
+   * its own rows of the file.
+   */
+  requireExperts(name: string, dims: readonly [number, number, number]): Weight[] {
+    const stacked = this.require(name, dims);
+    const bytes = stacked.byteLength / dims[2];
+    return Array.from({ length: dims[2] }, (_, e) => new Weight(`${name}[${e}]`, stacked.type, [dims[0], dims[1]], {
+      byteLength: bytes,
+      read: (offset, into) => stacked.read(e * bytes + offset, into),
+    }));
+  }
+
   require(name: string, dims?: readonly number[]): Weight {
     const weight = this.optional(name, dims);
     if (!weight) throw new ModelError(`missing tensor ${name}`);

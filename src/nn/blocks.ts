@@ -114,6 +114,11 @@ export class SelfAttention {
   }
 }
 
+/** A position-wise feed-forward layer: [T, nEmbd] → [T, nEmbd]. */
+export interface FeedForward {
+  forward(x: Float32Array, tokens: number): Float32Array;
+}
+
 export interface FeedForwardWeights {
   gate: Weight;
   up: Weight;
@@ -121,7 +126,7 @@ export interface FeedForwardWeights {
 }
 
 /** down(silu(gate(x)) · up(x)) */
-export class SwiGluFeedForward {
+export class SwiGluFeedForward implements FeedForward {
   /** Gate and up, multiplied with one input together. */
   private readonly gateUp: readonly Weight[];
   private readonly down: Linear;

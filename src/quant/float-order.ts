@@ -202,3 +202,28 @@ export function blockwiseOrder(blocks: number, blockSum: (b: number) => number, 
   for (let b = 0; b < blocks; b++) acc = fma32(blockSum(b), scale(b), acc);
   return acc;
 }
+
+/**
+ * ggml_soft_max of one row in place: exp(x − max) in chunks of eight through ggml's vectorised expf,
+ * each chunk summed in f32 and the chunks in f64, a tail through libm's expf; then times 1/sum.
+ */
+export function softmaxInPlace(x: Float32Array, offset: number, n: number): void {
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) max = Math.max(max, x[offset + i]);
+  let sum = 0;
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (let l = 0; l < 8; l++) chunk[l] = ggmlExpf(f32(x[offset + i + l] - max));
+    x.set(chunk, offset + i);
+    sum += hsumFloat8(chunk);
+  }
+  for (; i < n; i++) {
+    const value = f32(Math.exp(f32(x[offset + i] - max)));
+    x[offset + i] = value;
+    sum += value;
+  }
+  const inv = f32(1 / sum);
+  for (let j = 0; j < n; j++) x[offset + j] = f32(x[offset + j] * inv);
+}
+
+const chunk = new Float32Array(8);

@@ -6,8 +6,16 @@ import { QuantPlan } from "./mix.js";
 import { NormalSource } from "./normal.js";
 import { ModelShape } from "./presets.js";
 
-/** The architectures `dev synth` writes: llama, qwen2 (Q/K/V biases, NeoX RoPE), qwen3 (per-head Q/K norms, NeoX RoPE). */
-export type SynthArchitecture = "llama" | "qwen2" | "qwen3";
+/**
+ * The architectures `dev synth` writes: llama (Mixtral when the shape has experts), qwen2 (Q/K/V biases,
+ * NeoX RoPE), qwen3 (per-head Q/K norms, NeoX RoPE), and their mixture-of-experts forms qwen2moe (with a
+ * gated shared expert) and qwen3moe.
+ */
+export const SYNTH_ARCHITECTURES = ["llama", "qwen2", "qwen3", "qwen2moe", "qwen3moe"] as const;
+export type SynthArchitecture = (typeof SYNTH_ARCHITECTURES)[number];
+
+/** Architectures whose every block is a mixture of experts (the shape must give them experts). */
+const MOE_ONLY = new Set<SynthArchitecture>(["qwen2moe", "qwen3moe"]);
 
 export interface SynthOptions {
   architecture?: SynthArchitecture;
@@ -45,13 +53,14 @@ function typeFor(requested: GgmlType, cols: number): GgmlType {
 
 /** The tensors of a llama-architecture model of this shape, with the types `quant` gives them. */
 export function planTensors(shape: ModelShape, vocabSize: number, quant: QuantPlan, architecture: SynthArchitecture = "llama"): TensorPlan[] {
-  const { embedding: d, heads, kvHeads, feedForward: ff } = shape;
+  const { embedding: d, heads, kvHeads, feedForward: ff, experts } = shape;
   const headDim = d / heads;
+  if (MOE_ONLY.has(architecture) && !experts) throw new Error(`${architecture} needs a shape with experts`);
   const pick = quant.picker({
     architecture: "llama",
     layers: shape.layers,
     gqa: heads / kvHeads,
-    experts: 0,
+    experts: experts?.count ?? 0,
     hasOutput: !shape.tiedOutput,
     attentionV: shape.layers,
     is70B: false,
@@ -59,7 +68,37 @@ export function planTensors(shape: ModelShape, vocabSize: number, quant: QuantPl
   const matrix = (name: string, cols: number, rows: number, std: number): TensorPlan => {
     return { name, dims: [cols, rows], type: typeFor(pick(name, cols), cols), std, mean: 0 };
   };
+  const stacked = (name: string, cols: number, rows: number, std: number): TensorPlan => {
+    const count = experts?.count ?? 1;
+    return { name, dims: [cols, rows, count], type: typeFor(pick(name, cols), cols), std, mean: 0 };
+  };
   const norm = (name: string): TensorPlan => ({ name, dims: [d], type: GgmlType.F32, std: 0.1, mean: 1 });
+  const feedForward = (b: string): TensorPlan[] => {
+    if (!experts) {
+      return [
+        matrix(`${b}.ffn_gate.weight`, d, ff, PROJ / Math.sqrt(d)),
+        matrix(`${b}.ffn_up.weight`, d, ff, PROJ / Math.sqrt(d)),
+        matrix(`${b}.ffn_down.weight`, ff, d, PROJ / Math.sqrt(ff)),
+      ];
+    }
+    const width = experts.feedForward;
+    // the router's logits spread over a few nats, so each token prefers some experts clearly
+    const plans = [
+      { name: `${b}.ffn_gate_inp.weight`, dims: [d, experts.count], type: GgmlType.F32, std: 2 / Math.sqrt(d), mean: 0 },
+      stacked(`${b}.ffn_gate_exps.weight`, d, width, PROJ / Math.sqrt(d)),
+      stacked(`${b}.ffn_up_exps.weight`, d, width, PROJ / Math.sqrt(d)),
+      stacked(`${b}.ffn_down_exps.weight`, width, d, PROJ / Math.sqrt(width)),
+    ];
+    if (architecture === "qwen2moe") {
+      plans.push(
+        { name: `${b}.ffn_gate_inp_shexp.weight`, dims: [d], type: GgmlType.F32, std: 1 / Math.sqrt(d), mean: 0 },
+        matrix(`${b}.ffn_gate_shexp.weight`, d, ff, PROJ / Math.sqrt(d)),
+        matrix(`${b}.ffn_up_shexp.weight`, d, ff, PROJ / Math.sqrt(d)),
+        matrix(`${b}.ffn_down_shexp.weight`, ff, d, PROJ / Math.sqrt(ff)),
+      );
+    }
+    return plans;
+  };
   // A tied embedding doubles as the output matrix, so it takes the output's scale.
   const plans: TensorPlan[] = [matrix("token_embd.weight", d, vocabSize, shape.tiedOutput ? OUT / Math.sqrt(d) : 1)];
   if (shape.llama3RopeScaling) plans.push({ name: "rope_freqs.weight", dims: [headDim / 2], type: GgmlType.F32, std: 0, mean: 1 });
@@ -70,14 +109,14 @@ export function planTensors(shape: ModelShape, vocabSize: number, quant: QuantPl
       matrix(`${b}.attn_q.weight`, d, heads * headDim, PROJ / Math.sqrt(d)),
       matrix(`${b}.attn_k.weight`, d, kvHeads * headDim, PROJ / Math.sqrt(d)),
       matrix(`${b}.attn_v.weight`, d, kvHeads * headDim, PROJ / Math.sqrt(d)),
-      ...(architecture === "qwen2"
+      ...(architecture === "qwen2" || architecture === "qwen2moe"
         ? [
             { name: `${b}.attn_q.bias`, dims: [heads * headDim], type: GgmlType.F32, std: 0.1, mean: 0 },
             { name: `${b}.attn_k.bias`, dims: [kvHeads * headDim], type: GgmlType.F32, std: 0.1, mean: 0 },
             { name: `${b}.attn_v.bias`, dims: [kvHeads * headDim], type: GgmlType.F32, std: 0.1, mean: 0 },
           ]
         : []),
-      ...(architecture === "qwen3"
+      ...(architecture === "qwen3" || architecture === "qwen3moe"
         ? [
             { name: `${b}.attn_q_norm.weight`, dims: [headDim], type: GgmlType.F32, std: 0.1, mean: 1 },
             { name: `${b}.attn_k_norm.weight`, dims: [headDim], type: GgmlType.F32, std: 0.1, mean: 1 },
@@ -85,9 +124,7 @@ export function planTensors(shape: ModelShape, vocabSize: number, quant: QuantPl
         : []),
       matrix(`${b}.attn_output.weight`, heads * headDim, d, PROJ / Math.sqrt(d)),
       norm(`${b}.ffn_norm.weight`),
-      matrix(`${b}.ffn_gate.weight`, d, ff, PROJ / Math.sqrt(d)),
-      matrix(`${b}.ffn_up.weight`, d, ff, PROJ / Math.sqrt(d)),
-      matrix(`${b}.ffn_down.weight`, ff, d, PROJ / Math.sqrt(ff)),
+      ...feedForward(b),
     );
   }
   plans.push(norm("output_norm.weight"));
@@ -122,7 +159,8 @@ function llama3RopeFactors(headDim: number, base: number): Float32Array {
  */
 function pooledBytes(plan: TensorPlan, normal: NormalSource): Uint8Array {
   const format = quantFormat(plan.type);
-  const [cols, rows] = plan.dims;
+  const cols = plan.dims[0];
+  const rows = plan.dims.slice(1).reduce((a, b) => a * b, 1);
   const pool = tensorBytes({ ...plan, dims: [cols, POOL_ROWS] }, normal.fill(new Float32Array(cols * POOL_ROWS), plan.std, plan.mean));
   const stride = rowBytes(format, cols);
   const unitElements = format.blockSize === 1 ? 32 : format.blockSize;
@@ -163,13 +201,20 @@ export function synthesizeModel(path: string, options: SynthOptions): { tensors:
     [`${arch}.context_length`, u32(shape.context)],
     [`${arch}.embedding_length`, u32(shape.embedding)],
     [`${arch}.block_count`, u32(shape.layers)],
-    [`${arch}.feed_forward_length`, u32(shape.feedForward)],
+    // Mixtral's experts are as wide as feed_forward_length says; the Qwen MoEs have a key of their own
+    [`${arch}.feed_forward_length`, u32(arch === "llama" && shape.experts ? shape.experts.feedForward : shape.feedForward)],
     [`${arch}.attention.head_count`, u32(shape.heads)],
     [`${arch}.attention.head_count_kv`, u32(shape.kvHeads)],
     [`${arch}.attention.layer_norm_rms_epsilon`, f32(1e-5)],
     [`${arch}.rope.freq_base`, f32(shape.ropeBase)],
     [`${arch}.rope.dimension_count`, u32(shape.embedding / shape.heads)],
   ]);
+  if (shape.experts) {
+    metadata.set(`${arch}.expert_count`, u32(shape.experts.count));
+    metadata.set(`${arch}.expert_used_count`, u32(shape.experts.used));
+    if (arch !== "llama") metadata.set(`${arch}.expert_feed_forward_length`, u32(shape.experts.feedForward));
+    if (arch === "qwen2moe") metadata.set(`${arch}.expert_shared_feed_forward_length`, u32(shape.feedForward));
+  }
   for (const [key, value] of vocabFrom.metadata) if (key.startsWith("tokenizer.")) metadata.set(key, value);
 
   const plans = planTensors(shape, vocabSize, quant, arch);
@@ -181,7 +226,7 @@ export function synthesizeModel(path: string, options: SynthOptions): { tensors:
     dims: plan.dims,
     type: plan.type,
     data: () => {
-      if (pooled && plan.dims.length === 2) return pooledBytes(plan, normal);
+      if (pooled && plan.dims.length >= 2) return pooledBytes(plan, normal);
       const count = plan.dims.reduce((a, b) => a * b, 1);
       const values =
         plan.name === "rope_freqs.weight"
