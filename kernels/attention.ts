@@ -150,8 +150,9 @@ function weightedValues8(probs: usize, values: usize, visible: i32, rowBytes: us
  */
 function attendHead(
   qh: usize, keys: usize, values: usize, o: usize, probs: usize, acc: usize, qh16: usize,
-  visible: i32, headDim: i32, scale: f32, batched: i32, halves: bool,
+  first: i32, visible: i32, headDim: i32, scale: f32, cap: f32, batched: i32, halves: bool,
 ): void {
+  const invCap: f32 = cap != 0 ? <f32>1.0 / cap : 0;
   const slots = batched ? 8 : 32;
   const rowBytes = <usize>headDim << 2;
   for (let d: usize = 0; d < rowBytes; d += 16) {
@@ -159,7 +160,7 @@ function attendHead(
     v128.store(qh16 + d, halves ? roundThroughHalf4(x) : x);
   }
   let max: f32 = -Infinity;
-  let j = 0;
+  let j = first;
   if (batched) {
     // four keys at a time: four independent chains of fused multiply-adds instead of one
     for (; j + 4 <= visible; j += 4) {
@@ -181,10 +182,10 @@ function attendHead(
         lo3 = madd(qLo, v128.load(k3 + d), lo3);
         hi3 = madd(qHi, v128.load(k3 + d, 16), hi3);
       }
-      const s0 = hsum8(lo0, hi0) * scale;
-      const s1 = hsum8(lo1, hi1) * scale;
-      const s2 = hsum8(lo2, hi2) * scale;
-      const s3 = hsum8(lo3, hi3) * scale;
+      const s0 = score(hsum8(lo0, hi0), cap, invCap, scale);
+      const s1 = score(hsum8(lo1, hi1), cap, invCap, scale);
+      const s2 = score(hsum8(lo2, hi2), cap, invCap, scale);
+      const s3 = score(hsum8(lo3, hi3), cap, invCap, scale);
       const p = probs + (<usize>j << 2);
       store<f32>(p, s0);
       store<f32>(p, s1, 4);
@@ -198,18 +199,24 @@ function attendHead(
     }
   }
   for (; j < visible; j++) {
-    const s = dotRow(qh16, keys + <usize>j * rowBytes, headDim, batched) * scale;
+    const s = score(dotRow(qh16, keys + <usize>j * rowBytes, headDim, batched), cap, invCap, scale);
     store<f32>(probs + (<usize>j << 2), s);
     if (s > max) max = s;
   }
-  // ggml's softmax sums chunks of eight over the padded cells; the masked ones add exact zeros.
+  // ggml's softmax sums chunks of eight over the padded cells; the masked ones (past the query, or
+  // before its window) add exact zeros.
   let sum: f64 = 0;
   const mx = f32x4.splat(max);
   const lane = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
-  for (let c = 0; c < visible; c += 8) {
+  const start = first & ~7;
+  memory.fill(probs, 0, <usize>start << 2);
+  const low = i32x4.splat(first - 1);
+  const high = i32x4.splat(visible);
+  for (let c = start; c < visible; c += 8) {
     const index = i32x4.add(i32x4.splat(c), lane);
-    const lo = v128.and(expf4(f32x4.sub(v128.load(probs + (<usize>c << 2)), mx)), i32x4.lt_s(index, i32x4.splat(visible)));
-    const hi = v128.and(expf4(f32x4.sub(v128.load(probs + (<usize>c << 2), 16), mx)), i32x4.lt_s(i32x4.add(index, i32x4.splat(4)), i32x4.splat(visible)));
+    const index4 = i32x4.add(index, i32x4.splat(4));
+    const lo = v128.and(expf4(f32x4.sub(v128.load(probs + (<usize>c << 2)), mx)), v128.and(i32x4.lt_s(index, high), i32x4.gt_s(index, low)));
+    const hi = v128.and(expf4(f32x4.sub(v128.load(probs + (<usize>c << 2), 16), mx)), v128.and(i32x4.lt_s(index4, high), i32x4.gt_s(index4, low)));
     v128.store(probs + (<usize>c << 2), lo);
     v128.store(probs + (<usize>c << 2), hi, 16);
     sum += <f64>hsum8(lo, hi);
@@ -267,10 +274,17 @@ function attendHead(
   }
 }
 
+/** A score as ggml forms it: the dot product, soft-capped (cap·tanh(s / cap)) when `cap` is set, times the scale. */
+// @ts-ignore: decorator
+@inline function score(dot: f32, cap: f32, invCap: f32, scale: f32): f32 {
+  if (cap != 0) dot = <f32>Math.tanh(<f64>(dot * invCap)) * cap;
+  return dot * scale;
+}
+
 /** Word offsets of attend_range's parameter block (i32 words; `scale` holds f32 bits). */
 const P_Q = 0, P_KEYS = 1, P_VALUES = 2, P_OUT = 3, P_WORK = 4, P_WORK_STRIDE = 5, P_POSITIONS = 6, P_TOKENS = 7;
 const P_HEADS = 8, P_KV_HEADS = 9, P_HEAD_DIM = 10, P_SCALE = 11, P_BATCHED = 12, P_CHUNK = 13, P_CELLS = 14, P_ROWS = 15;
-const P_KV_TYPE = 16;
+const P_KV_TYPE = 16, P_WINDOW = 17, P_SOFTCAP = 18;
 /** P_KV_TYPE's values. */
 const KV_F16 = 0, KV_Q8_0 = 1;
 
@@ -297,6 +311,8 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
   const cells = load<i32>(params + P_CELLS * 4);
   const rowMap = <usize>load<i32>(params + P_ROWS * 4); // position → row of a paged cache; 0: the identity
   const kvType = load<i32>(params + P_KV_TYPE * 4);
+  const window = load<i32>(params + P_WINDOW * 4); // 0: none
+  const cap = load<f32>(params + P_SOFTCAP * 4); // 0: none
   const work = <usize>load<i32>(params + P_WORK * 4) + <usize>part * <usize>load<i32>(params + P_WORK_STRIDE * 4);
   const headBytes = <usize>(cells * headDim) << 2;
   const wideKeys = work;
@@ -326,9 +342,10 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
     }
     for (let t = t0; t < t1; t++) {
       const visible = load<i32>(positions + (<usize>t << 2)) + 1;
+      const first = window > 0 ? max(0, visible - window) : 0;
       for (let h = g * group; h < (g + 1) * group; h++) {
         const at = <usize>((t * heads + h) * headDim) << 2;
-        attendHead(q + at, wideKeys, wideValues, out + at, probs, acc, qh16, visible, headDim, scale, batched, kvType == KV_F16);
+        attendHead(q + at, wideKeys, wideValues, out + at, probs, acc, qh16, first, visible, headDim, scale, cap, batched, kvType == KV_F16);
       }
     }
   }

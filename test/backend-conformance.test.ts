@@ -224,6 +224,54 @@ describe("the WASM kernels against their scalar twins", () => {
     });
   }
 
+  for (const [T, window, softcap] of [[1, 5, 0], [24, 11, 0], [1, 0, 2], [24, 0, 2], [24, 7, 1.5]]) {
+    it(`attention with a sliding window (${window || "none"}) and soft-capping (${softcap || "none"}) is bit-identical and is what it says (${T} token${T > 1 ? "s" : ""})`, () => {
+      const [heads, kvHeads, headDim, start] = [4, 2, 32, 45];
+      const kvWidth = kvHeads * headDim;
+      const count = start + T;
+      const k = randn(count * kvWidth);
+      const v = randn(count * kvWidth);
+      const all = Array.from({ length: count }, (_, i) => i);
+      const plain = { keys: new Uint16Array(count * kvWidth), values: new Uint16Array(count * kvWidth) };
+      scalar.storeKv(plain, k, v, all, kvWidth);
+      const resident = { keys: wasm.halfStorage.allocate(count * kvWidth), values: wasm.halfStorage.allocate(count * kvWidth) };
+      resident.keys.set(plain.keys);
+      resident.values.set(plain.values);
+      const positions = Array.from({ length: T }, (_, t) => start + t);
+      const q = randn(T * heads * headDim);
+      const shape = { heads, kvHeads, headDim, scale: Math.fround(1 / Math.sqrt(headDim)), window: window || undefined, softcap: softcap || undefined };
+      const expected = scalar.attention(q, plain, positions, shape);
+      const got = wasm.attention(q, resident, positions, shape);
+      assert.ok(got.every((x, i) => Object.is(x, expected[i])), "attention differs");
+      // the mathematical value, in f64 over the F16 cache: only keys in the window, scores cap·tanh(s/cap)
+      let worst = 0;
+      for (let t = 0; t < T; t++) {
+        const p = positions[t];
+        const first = window ? Math.max(0, p + 1 - window) : 0;
+        for (let h = 0; h < heads; h++) {
+          const g = Math.floor(h / (heads / kvHeads)) * headDim;
+          const scores: number[] = [];
+          for (let j = first; j <= p; j++) {
+            let dot = 0;
+            for (let d = 0; d < headDim; d++) dot += q[(t * heads + h) * headDim + d] * HALF_TO_FLOAT[plain.keys[j * kvWidth + g + d]];
+            scores.push((softcap ? softcap * Math.tanh(dot / softcap) : dot) * shape.scale);
+          }
+          const max = Math.max(...scores);
+          const weights = scores.map((s) => Math.exp(s - max));
+          const total = weights.reduce((a, b) => a + b, 0);
+          for (let d = 0; d < headDim; d++) {
+            let value = 0;
+            weights.forEach((w, i) => (value += (w / total) * HALF_TO_FLOAT[plain.values[(first + i) * kvWidth + g + d]]));
+            worst = Math.max(worst, Math.abs(value - expected[(t * heads + h) * headDim + d]));
+          }
+        }
+      }
+      assert.ok(worst < 5e-3, `max |Δ| from the exact attention ${worst}`);
+      wasm.halfStorage.release(resident.keys);
+      wasm.halfStorage.release(resident.values);
+    });
+  }
+
   for (const [headDim, T, start, paged] of [[32, 1, 37, false], [64, 1, 300, true], [64, 24, 100, false], [32, 40, 9, true]] as const) {
     it(`attention over a q8_0 cache is bit-identical (head size ${headDim}, ${T} token${T > 1 ? "s" : ""} from ${start}${paged ? ", paged" : ""})`, () => {
       const heads = 4;

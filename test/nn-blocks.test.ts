@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { routeTokens } from "../src/nn/moe.js";
-import { softmaxInPlace } from "../src/quant/float-order.js";
+import { ggmlGelu, softcap, softmaxInPlace } from "../src/quant/float-order.js";
+import { floatToHalf, HALF_TO_FLOAT } from "../src/quant/index.js";
 
 /** Softmax in f64, the mathematical value the f32 kernel must round to within a few ulps. */
 function softmax64(x: number[]): number[] {
@@ -39,5 +40,25 @@ describe("mixture-of-experts routing (llama.cpp's build_moe_ffn, softmax gating)
     assert.deepEqual([...routes.experts], [1, 2]);
     const p = softmax64([1, 3, 3, 1]);
     assert.ok(Math.abs(routes.weights[0] - p[1]) < 1e-6 && Math.abs(routes.weights[1] - p[2]) < 1e-6);
+  });
+});
+
+describe("Gemma's pieces", () => {
+  it("GELU goes through ggml's F16 table: x rounded to F16, the tanh-approximated value rounded to F16; 0 and x beyond ±10", () => {
+    const exact = (x: number): number => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+    for (let x = -9.99; x < 10; x += 0.0137) {
+      const got = ggmlGelu(x);
+      const indexed = HALF_TO_FLOAT[floatToHalf(x)];
+      assert.equal(got, HALF_TO_FLOAT[floatToHalf(got)], "an F16 value");
+      assert.ok(Math.abs(got - exact(indexed)) <= Math.abs(exact(indexed)) * 2 ** -10 + 1e-7, `gelu(${x}) = ${got}, exact ${exact(indexed)}`);
+    }
+    assert.equal(ggmlGelu(-10), 0);
+    assert.equal(ggmlGelu(12.345), 12.345);
+  });
+
+  it("soft-capping: cap·tanh(x/cap), close to x when small, never past the cap", () => {
+    assert.ok(Math.abs(softcap(0.5, 50) - 50 * Math.tanh(0.01)) < 1e-6 && Math.abs(softcap(0.5, 50) - 0.5) < 1e-4);
+    assert.ok(Math.abs(softcap(40, 30) - 30 * Math.tanh(4 / 3)) < 1e-5);
+    assert.ok(softcap(1e6, 30) <= 30 && softcap(-1e6, 30) >= -30);
   });
 });

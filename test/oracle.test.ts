@@ -51,7 +51,10 @@ async function compareLive(modelPath: string, prompts: string[], steps: number, 
   }
   loaded.file.close();
   loaded.backend.dispose?.();
-  assert.ok(worst <= tolerance, `max |Δ log-probability| ${worst.toFixed(4)} exceeds ${tolerance}`);
+  // a model whose logits llama.cpp itself moves by more than the tolerance between two of its own
+  // settings is held to that spread (with a quarter's margin) instead
+  const bound = Math.max(tolerance, 1.25 * noise);
+  assert.ok(worst <= bound, `max |Δ log-probability| ${worst.toFixed(4)} exceeds ${bound.toFixed(4)} (tolerance ${tolerance}, llama.cpp's own spread ${noise.toFixed(4)})`);
   return `${verdicts.join(" | ")}; max |Δlogprob| ${worst.toFixed(4)} (llama.cpp flash-attention on/off spread ${noise.toFixed(4)})`;
 }
 
@@ -103,6 +106,8 @@ describe("live against llama.cpp (node-llama-cpp)", () => {
     ["llama", "small-moe", "blk.3.ffn_down_exps.weight", "Mixtral: 8 experts, top-2 routing, normalised weights"],
     ["qwen3moe", "small-moe", "blk.3.ffn_gate_exps.weight", "8 experts, top-2, normalised weights, Q/K norms"],
     ["qwen2moe", "small-moe", "blk.3.ffn_gate_inp_shexp.weight", "8 experts, top-2, softmax weights, sigmoid-gated shared expert"],
+    ["gemma2", "small-gemma", "blk.3.post_ffw_norm.weight", "window 24 on even layers, soft-capped scores and logits, GeGLU, post-norms, head size 64 ≠ 256/8"],
+    ["gemma3", "small-gemma", "blk.3.attn_k_norm.weight", "window 24 on 5 of 6 layers with their own RoPE base, Q/K norms, GeGLU, post-norms"],
   ] as const) {
     it(`synthetic ${architecture}${preset === "small" ? "" : ` (${preset})`} (${what}), F16, Q8_0 and Q4_K`, async () => {
       for (const type of [GgmlType.F16, GgmlType.Q8_0, GgmlType.Q4_K]) {

@@ -18,6 +18,10 @@ export interface AttentionShape {
   kvHeads: number;
   headDim: number;
   scale: number;
+  /** Sliding window: a query at position p sees keys p − window + 1 … p only (Gemma's local layers). */
+  window?: number;
+  /** Soft-capping of the scores before the softmax: cap·tanh(s / cap) (Gemma 2). */
+  softcap?: number;
 }
 
 /** Zeroed F16 arrays for KV caches, and their return. */
@@ -71,10 +75,12 @@ export interface Backend {
   rope(x: Float32Array, heads: number, headDim: number, positions: ArrayLike<number>, params: RopeParams): void;
   /** Writes rows of K and V for `positions` into the layer's cache, rounded to its type. */
   storeKv(kv: LayerKv, k: Float32Array, v: Float32Array, positions: ArrayLike<number>, kvWidth: number): void;
-  /** Causal attention of q [T, heads·headDim] over cache positions 0..positions[t]. */
+  /** Causal attention of q [T, heads·headDim] over cache positions 0..positions[t] (the window's part of them). */
   attention(q: Float32Array, kv: LayerKv, positions: ArrayLike<number>, shape: AttentionShape): Float32Array;
   /** silu(gate) · up, element-wise. */
   swiglu(gate: Float32Array, up: Float32Array): Float32Array;
+  /** gelu(gate) · up, element-wise (GeGLU, Gemma). */
+  geglu(gate: Float32Array, up: Float32Array): Float32Array;
   /** a += b, element-wise. */
   addInPlace(a: Float32Array, b: Float32Array): void;
 }

@@ -1,3 +1,5 @@
+import "./gemma2.js";
+import "./gemma3.js";
 import "./llama.js";
 import "./qwen2.js";
 import "./qwen2moe.js";

@@ -1,9 +1,10 @@
-import { RopeOrdering } from "../backend/backend.js";
+import { AttentionShape, RopeOrdering } from "../backend/backend.js";
 import { kvBytesPerLayerToken, kvTypeProblem } from "../backend/kv-format.js";
 import { HEAP_STORAGE, KvCache, KvView } from "../kv/kv-cache.js";
 import { PagedKvPool } from "../kv/paged.js";
-import { FeedForward, FeedForwardWeights, Linear, RmsNorm, SelfAttention, SwiGluFeedForward } from "../nn/blocks.js";
+import { FeedForward, FeedForwardWeights, Linear, RmsNorm, SelfAttention, GatedFeedForward } from "../nn/blocks.js";
 import { MoeFeedForward } from "../nn/moe.js";
+import { softcap } from "../quant/float-order.js";
 import { Weight } from "../tensor/weight.js";
 import { BatchSequence, checkedKvType, ForwardOptions, LanguageModel, ModelError } from "./model.js";
 import { ModelContext, registerArchitecture } from "./registry.js";
@@ -16,6 +17,8 @@ interface Block {
   attention: SelfAttention;
   ffnNorm: RmsNorm;
   ffn: FeedForward;
+  /** Gemma's extra norms on the attention's and the FFN's outputs, before each residual add. */
+  postNorms?: { attention: RmsNorm; ffn: RmsNorm };
 }
 
 export interface DecoderOptions {
@@ -31,6 +34,18 @@ export interface DecoderOptions {
    * feed_forward_length.
    */
   experts?: { normalize: boolean; widthKey?: string; shared?: boolean };
+  /**
+   * Gemma 2/3's block: embeddings times √nEmbd, GeGLU, RMSNorm on the attention's and the FFN's outputs,
+   * Q scaled after RoPE instead of the scores, scores and logits soft-capped where the metadata says.
+   */
+  gemma?: {
+    /** Layers that attend through the sliding window (attention.sliding_window). */
+    slidingLayer(layer: number): boolean;
+    /** RoPE base and scale of the sliding layers, where they differ from the global ones (Gemma 3: 10000, 1). */
+    slidingRope?: { freqBase: number; freqScale: number };
+    /** Block count of the 27B model, whose query scale is 1/√(nEmbd/heads) instead of 1/√headSize. */
+    layersOf27B: number;
+  };
 }
 
 /**
@@ -47,7 +62,19 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
   const trainedContext = hparams.count("context_length", 1 << 24, 2048);
   const kvWidth = kvHeads * headDim;
   const rope = readRope(hparams, weights, backend, headDim, options.ropeOrdering);
-  const shape = { heads, kvHeads, headDim, scale: Math.fround(1 / Math.sqrt(headDim)) };
+  const gemma = options.gemma;
+  const shape: AttentionShape = { heads, kvHeads, headDim, scale: gemma ? 1 : Math.fround(1 / Math.sqrt(headDim)), softcap: softcapping("attn_logit_softcapping") };
+  // without a window every layer attends globally (Gemma 3 converted without one)
+  const window = gemma && hparams.number("attention.sliding_window") !== undefined ? hparams.count("attention.sliding_window", 1 << 24) : undefined;
+  const queryScale = gemma ? Math.fround(1 / Math.fround(Math.sqrt(nLayer === gemma.layersOf27B ? Math.floor(nEmbd / heads) : headDim))) : undefined;
+  const finalSoftcap = softcapping("final_logit_softcapping");
+  const embeddingScale = gemma ? Math.fround(Math.sqrt(nEmbd)) : undefined;
+
+  /** A soft-capping value from the metadata; 0 or absent means none. */
+  function softcapping(key: string): number | undefined {
+    const value = hparams.number(key);
+    return value ? Math.fround(value) : undefined;
+  }
 
   const embedding: Weight = weights.require("token_embd.weight");
   const vocabSize = embedding.rows;
@@ -62,7 +89,7 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
       up: weights.require(`blk.${i}.ffn_up${suffix}.weight`, [nEmbd, width]),
       down: weights.require(`blk.${i}.ffn_down${suffix}.weight`, [width, nEmbd]),
     });
-    if (!router) return new SwiGluFeedForward(backend, dense("", hparams.count("feed_forward_length", MAX_DIM)));
+    if (!router) return new GatedFeedForward(backend, dense("", hparams.count("feed_forward_length", MAX_DIM)), gemma ? "gelu" : "silu");
     if (!options.experts) throw new ModelError(`blk.${i}.ffn_gate_inp.weight: ${hparams.arch} has no mixture-of-experts layers`);
     const count = hparams.count("expert_count", 512);
     const used = hparams.count("expert_used_count", count);
@@ -85,6 +112,8 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
   for (let i = 0; i < nLayer; i++) {
     const w = (name: string, dims: number[]): Weight => weights.require(`blk.${i}.${name}.weight`, dims);
     const bias = (name: string, width: number): Float32Array => backend.toFloat(weights.require(`blk.${i}.${name}.bias`, [width]));
+    const sliding = window !== undefined && (gemma?.slidingLayer(i) ?? false);
+    const layerRope = sliding && gemma?.slidingRope ? { ...rope, ...gemma.slidingRope } : rope;
     blocks.push({
       attentionNorm: new RmsNorm(backend, w("attn_norm", [nEmbd]), eps),
       attention: new SelfAttention(
@@ -96,12 +125,14 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
           output: w("attn_output", [heads * headDim, nEmbd]),
           bias: options.attentionBias ? { q: bias("attn_q", heads * headDim), k: bias("attn_k", kvWidth), v: bias("attn_v", kvWidth) } : undefined,
           headNorm: options.headNorm ? { q: backend.toFloat(w("attn_q_norm", [headDim])), k: backend.toFloat(w("attn_k_norm", [headDim])), eps } : undefined,
+          queryScale,
         },
-        shape,
-        rope,
+        sliding ? { ...shape, window } : shape,
+        layerRope,
       ),
       ffnNorm: new RmsNorm(backend, w("ffn_norm", [nEmbd]), eps),
       ffn: feedForward(i),
+      postNorms: gemma ? { attention: new RmsNorm(backend, w("post_attention_norm", [nEmbd]), eps), ffn: new RmsNorm(backend, w("post_ffw_norm", [nEmbd]), eps) } : undefined,
     });
   }
 
@@ -121,11 +152,14 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
     });
     const T = tokens.length;
     let x = backend.getRows(embedding, tokens); // [T, nEmbd]
+    if (embeddingScale !== undefined) scaleInPlace(x, embeddingScale);
     blocks.forEach((block, layer) => {
       const attentionSegments = segments.map(({ start, length, cache }) => ({ start, length, kv: cache.layer(layer) }));
-      const attended = block.attention.forward(block.attentionNorm.forward(x), T, positions, attentionSegments);
+      let attended = block.attention.forward(block.attentionNorm.forward(x), T, positions, attentionSegments);
+      if (block.postNorms) attended = block.postNorms.attention.forward(attended);
       backend.addInPlace(attended, x); // residual: h = x + attn(norm(x))
-      const ffnOut = block.ffn.forward(block.ffnNorm.forward(attended), T);
+      let ffnOut = block.ffn.forward(block.ffnNorm.forward(attended), T);
+      if (block.postNorms) ffnOut = block.postNorms.ffn.forward(ffnOut);
       backend.addInPlace(ffnOut, attended); // residual: x = h + ffn(norm(h))
       x = ffnOut;
     });
@@ -138,6 +172,7 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
     const picked = rows.length === T ? x : new Float32Array(rows.length * nEmbd);
     if (picked !== x) rows.forEach((row, i) => picked.set(x.subarray(row * nEmbd, (row + 1) * nEmbd), i * nEmbd));
     const logits = output.forward(outputNorm.forward(picked), rows.length); // [rows, vocab]
+    if (finalSoftcap !== undefined) for (let i = 0; i < logits.length; i++) logits[i] = softcap(logits[i], finalSoftcap);
     let at = 0;
     return sequences.map((sequence, i) => {
       const count = sequence.allLogits ? segments[i].length : 1;
@@ -160,6 +195,11 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
     },
     forwardBatch,
   };
+}
+
+/** x·s in place, f32 (ggml_scale). */
+function scaleInPlace(x: Float32Array, s: number): void {
+  for (let i = 0; i < x.length; i++) x[i] = Math.fround(x[i] * s);
 }
 
 /** Llama (1, 2, 3.x), TinyLlama, the llama2.c family, Mistral and Mixtral (experts with normalised weights). */

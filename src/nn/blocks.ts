@@ -42,6 +42,8 @@ export interface AttentionWeights {
   bias?: { q: Float32Array; k: Float32Array; v: Float32Array };
   /** RMSNorm of each head of Q and K before RoPE (Qwen3): the gains, one head wide, and epsilon. */
   headNorm?: { q: Float32Array; k: Float32Array; eps: number };
+  /** Q is multiplied by this after RoPE (Gemma's query_pre_attn_scalar; the scores are then not scaled). */
+  queryScale?: number;
 }
 
 /** Adds a bias to every row of [rows, bias.length] in place. */
@@ -56,13 +58,14 @@ export interface AttentionSegment {
   kv: LayerKv;
 }
 
-/** Multi-head self-attention with grouped KV heads, RoPE and an F16 KV cache. */
+/** Multi-head self-attention with grouped KV heads, RoPE and a KV cache. */
 export class SelfAttention {
   /** Q, K and V, multiplied with one input together. */
   private readonly qkv: readonly Weight[];
   private readonly output: Linear;
   private readonly bias?: AttentionWeights["bias"];
   private readonly headNorm?: AttentionWeights["headNorm"];
+  private readonly queryScale?: number;
 
   constructor(
     private readonly backend: Backend,
@@ -74,6 +77,7 @@ export class SelfAttention {
     this.output = new Linear(backend, weights.output);
     this.bias = weights.bias;
     this.headNorm = weights.headNorm;
+    this.queryScale = weights.queryScale;
   }
 
   /**
@@ -98,6 +102,10 @@ export class SelfAttention {
     }
     this.backend.rope(q, heads, headDim, positions, this.rope);
     this.backend.rope(k, kvHeads, headDim, positions, this.rope);
+    if (this.queryScale !== undefined) {
+      const scale = this.queryScale;
+      for (let i = 0; i < q.length; i++) q[i] = Math.fround(q[i] * scale);
+    }
     let attended: Float32Array;
     if (segments.length === 1) {
       this.backend.storeKv(segments[0].kv, k, v, positions, kvWidth);
@@ -125,8 +133,11 @@ export interface FeedForwardWeights {
   down: Weight;
 }
 
-/** down(silu(gate(x)) · up(x)) */
-export class SwiGluFeedForward implements FeedForward {
+/** The gate's activation: SiLU (SwiGLU, Llama) or GELU (GeGLU, Gemma). */
+export type GateActivation = "silu" | "gelu";
+
+/** down(act(gate(x)) · up(x)) */
+export class GatedFeedForward implements FeedForward {
   /** Gate and up, multiplied with one input together. */
   private readonly gateUp: readonly Weight[];
   private readonly down: Linear;
@@ -134,6 +145,7 @@ export class SwiGluFeedForward implements FeedForward {
   constructor(
     private readonly backend: Backend,
     weights: FeedForwardWeights,
+    private readonly activation: GateActivation = "silu",
   ) {
     this.gateUp = [weights.gate, weights.up];
     this.down = new Linear(backend, weights.down);
@@ -141,7 +153,7 @@ export class SwiGluFeedForward implements FeedForward {
 
   forward(x: Float32Array, tokens: number): Float32Array {
     const [gate, up] = this.backend.matmuls(this.gateUp, x, tokens);
-    const hidden = this.backend.swiglu(gate, up); // [T, nFf]
+    const hidden = this.activation === "gelu" ? this.backend.geglu(gate, up) : this.backend.swiglu(gate, up); // [T, nFf]
     return this.down.forward(hidden, tokens); // [T, nEmbd]
   }
 }

@@ -1,7 +1,7 @@
 import { Backend } from "../backend/backend.js";
 import { softmaxInPlace } from "../quant/float-order.js";
 import { Weight } from "../tensor/weight.js";
-import { FeedForward, FeedForwardWeights, SwiGluFeedForward } from "./blocks.js";
+import { FeedForward, FeedForwardWeights, GatedFeedForward } from "./blocks.js";
 
 const f32 = Math.fround;
 /** ggml_clamp's floor for the sum of the chosen weights: F16's smallest normal. */
@@ -62,16 +62,16 @@ export function routeTokens(logits: Float32Array, experts: number, tokens: numbe
  * preference, as llama.cpp adds them). Each expert computes all of its tokens in one batch.
  */
 export class MoeFeedForward implements FeedForward {
-  private readonly experts: SwiGluFeedForward[];
-  private readonly shared?: { ffn: SwiGluFeedForward; gate?: Weight };
+  private readonly experts: GatedFeedForward[];
+  private readonly shared?: { ffn: GatedFeedForward; gate?: Weight };
 
   constructor(
     private readonly backend: Backend,
     private readonly weights: MoeWeights,
     private readonly routing: ExpertRouting,
   ) {
-    this.experts = weights.experts.map((expert) => new SwiGluFeedForward(backend, expert));
-    if (weights.shared) this.shared = { ffn: new SwiGluFeedForward(backend, weights.shared.weights), gate: weights.shared.gate };
+    this.experts = weights.experts.map((expert) => new GatedFeedForward(backend, expert));
+    if (weights.shared) this.shared = { ffn: new GatedFeedForward(backend, weights.shared.weights), gate: weights.shared.gate };
   }
 
   forward(x: Float32Array, tokens: number): Float32Array {

@@ -1,3 +1,4 @@
+import { floatToHalf, HALF_TO_FLOAT } from "./half.js";
 /**
  * ggml's x86 kernels accumulate in eight f32 lanes with fused multiply-adds and reduce the lanes in a
  * fixed order. Reproducing that order (not just the math) is what makes our logits bit-identical to
@@ -227,3 +228,33 @@ export function softmaxInPlace(x: Float32Array, offset: number, n: number): void
 }
 
 const chunk = new Float32Array(8);
+
+const SQRT_2_OVER_PI = f32(0.7978845608028654);
+const GELU_COEF_A = f32(0.044715);
+
+/** ggml_gelu_f32, the tanh approximation, step by step in f32 (its constants are float literals). */
+function geluF32(x: number): number {
+  const inner = f32(f32(SQRT_2_OVER_PI * x) * f32(1 + f32(f32(GELU_COEF_A * x) * x)));
+  return f32(f32(0.5 * x) * f32(1 + f32(Math.tanh(inner))));
+}
+
+let geluTable: Float32Array | undefined;
+
+/**
+ * ggml's GELU on the CPU (GGML_GELU_FP16): x rounded to F16 indexes a table of GELU values rounded to
+ * F16; beyond ±10 it is 0 or x.
+ */
+export function ggmlGelu(x: number): number {
+  if (x <= -10) return 0;
+  if (x >= 10) return x;
+  if (!geluTable) {
+    geluTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) geluTable[h] = HALF_TO_FLOAT[floatToHalf(geluF32(HALF_TO_FLOAT[h]))];
+  }
+  return geluTable[floatToHalf(x)];
+}
+
+/** Gemma's soft-capping, as ggml composes it: scale by 1/cap, tanh, scale by cap (all f32). */
+export function softcap(x: number, cap: number): number {
+  return f32(f32(Math.tanh(f32(x * f32(1 / cap)))) * cap);
+}

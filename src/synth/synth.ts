@@ -8,10 +8,11 @@ import { ModelShape } from "./presets.js";
 
 /**
  * The architectures `dev synth` writes: llama (Mixtral when the shape has experts), qwen2 (Q/K/V biases,
- * NeoX RoPE), qwen3 (per-head Q/K norms, NeoX RoPE), and their mixture-of-experts forms qwen2moe (with a
- * gated shared expert) and qwen3moe.
+ * NeoX RoPE), qwen3 (per-head Q/K norms, NeoX RoPE), their mixture-of-experts forms qwen2moe (with a
+ * gated shared expert) and qwen3moe, and gemma2 / gemma3 (post-norms, sliding windows, soft-capping in
+ * gemma2, Q/K norms in gemma3; the output always tied to the embeddings, as Gemma's is).
  */
-export const SYNTH_ARCHITECTURES = ["llama", "qwen2", "qwen3", "qwen2moe", "qwen3moe"] as const;
+export const SYNTH_ARCHITECTURES = ["llama", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma2", "gemma3"] as const;
 export type SynthArchitecture = (typeof SYNTH_ARCHITECTURES)[number];
 
 /** Architectures whose every block is a mixture of experts (the shape must give them experts). */
@@ -54,7 +55,8 @@ function typeFor(requested: GgmlType, cols: number): GgmlType {
 /** The tensors of a llama-architecture model of this shape, with the types `quant` gives them. */
 export function planTensors(shape: ModelShape, vocabSize: number, quant: QuantPlan, architecture: SynthArchitecture = "llama"): TensorPlan[] {
   const { embedding: d, heads, kvHeads, feedForward: ff, experts } = shape;
-  const headDim = d / heads;
+  const headDim = headSize(shape);
+  const gemma = architecture === "gemma2" || architecture === "gemma3";
   if (MOE_ONLY.has(architecture) && !experts) throw new Error(`${architecture} needs a shape with experts`);
   const pick = quant.picker({
     architecture: "llama",
@@ -116,20 +118,27 @@ export function planTensors(shape: ModelShape, vocabSize: number, quant: QuantPl
             { name: `${b}.attn_v.bias`, dims: [kvHeads * headDim], type: GgmlType.F32, std: 0.1, mean: 0 },
           ]
         : []),
-      ...(architecture === "qwen3" || architecture === "qwen3moe"
+      ...(architecture === "qwen3" || architecture === "qwen3moe" || architecture === "gemma3"
         ? [
             { name: `${b}.attn_q_norm.weight`, dims: [headDim], type: GgmlType.F32, std: 0.1, mean: 1 },
             { name: `${b}.attn_k_norm.weight`, dims: [headDim], type: GgmlType.F32, std: 0.1, mean: 1 },
           ]
         : []),
       matrix(`${b}.attn_output.weight`, heads * headDim, d, PROJ / Math.sqrt(d)),
+      ...(gemma ? [norm(`${b}.post_attention_norm.weight`)] : []),
       norm(`${b}.ffn_norm.weight`),
       ...feedForward(b),
+      ...(gemma ? [norm(`${b}.post_ffw_norm.weight`)] : []),
     );
   }
   plans.push(norm("output_norm.weight"));
-  if (!shape.tiedOutput) plans.push(matrix("output.weight", d, vocabSize, OUT / Math.sqrt(d)));
+  if (!shape.tiedOutput && !gemma) plans.push(matrix("output.weight", d, vocabSize, OUT / Math.sqrt(d)));
   return plans;
+}
+
+/** The head size: the shape's own, or the embedding split evenly between the heads. */
+export function headSize(shape: ModelShape): number {
+  return shape.headDim ?? shape.embedding / shape.heads;
 }
 
 /** Llama-3.1's rope_freqs: long wavelengths slowed down by the scaling factor, short ones kept. */
@@ -207,13 +216,25 @@ export function synthesizeModel(path: string, options: SynthOptions): { tensors:
     [`${arch}.attention.head_count_kv`, u32(shape.kvHeads)],
     [`${arch}.attention.layer_norm_rms_epsilon`, f32(1e-5)],
     [`${arch}.rope.freq_base`, f32(shape.ropeBase)],
-    [`${arch}.rope.dimension_count`, u32(shape.embedding / shape.heads)],
+    [`${arch}.rope.dimension_count`, u32(headSize(shape))],
   ]);
   if (shape.experts) {
     metadata.set(`${arch}.expert_count`, u32(shape.experts.count));
     metadata.set(`${arch}.expert_used_count`, u32(shape.experts.used));
     if (arch !== "llama") metadata.set(`${arch}.expert_feed_forward_length`, u32(shape.experts.feedForward));
     if (arch === "qwen2moe") metadata.set(`${arch}.expert_shared_feed_forward_length`, u32(shape.feedForward));
+  }
+  if (shape.headDim !== undefined) {
+    metadata.set(`${arch}.attention.key_length`, u32(shape.headDim));
+    metadata.set(`${arch}.attention.value_length`, u32(shape.headDim));
+  }
+  if (arch === "gemma2" || arch === "gemma3") {
+    metadata.set(`${arch}.attention.sliding_window`, u32(shape.slidingWindow ?? 4096));
+    // Gemma 2's published caps (Gemma 3 has none)
+    if (arch === "gemma2") {
+      metadata.set(`${arch}.attn_logit_softcapping`, f32(50));
+      metadata.set(`${arch}.final_logit_softcapping`, f32(30));
+    }
   }
   for (const [key, value] of vocabFrom.metadata) if (key.startsWith("tokenizer.")) metadata.set(key, value);
 
@@ -230,7 +251,7 @@ export function synthesizeModel(path: string, options: SynthOptions): { tensors:
       const count = plan.dims.reduce((a, b) => a * b, 1);
       const values =
         plan.name === "rope_freqs.weight"
-          ? llama3RopeFactors(shape.embedding / shape.heads, shape.ropeBase)
+          ? llama3RopeFactors(headSize(shape), shape.ropeBase)
           : normal.fill(new Float32Array(count), plan.std, plan.mean);
       return tensorBytes(plan, values);
     },

@@ -1,6 +1,6 @@
 
 import { floatToHalf, HALF_TO_FLOAT, quantFormat, rowBytes } from "../../quant/index.js";
-import { dotMasked, ggmlExpf, ggmlSilu, hsumFloat8 } from "../../quant/float-order.js";
+import { dotMasked, ggmlExpf, ggmlGelu, ggmlSilu, hsumFloat8, softcap } from "../../quant/float-order.js";
 import { glibcCosf, glibcSinf } from "../../quant/sincosf.js";
 import { Weight } from "../../tensor/weight.js";
 import { AttentionShape, Backend, LayerKv, RopeParams } from "../backend.js";
@@ -130,7 +130,7 @@ export class ScalarBackend implements Backend {
   }
 
   attention(q: Float32Array, kv: LayerKv, positions: ArrayLike<number>, shape: AttentionShape): Float32Array {
-    const { heads, kvHeads, headDim, scale } = shape;
+    const { heads, kvHeads, headDim, scale, window, softcap: cap } = shape;
     const kvWidth = kvHeads * headDim;
     const type = kv.type ?? "f16";
     const { keys, values } = widenLayer(kv, kvWidth, Math.max(...Array.from(positions)) + 1);
@@ -146,18 +146,21 @@ export class ScalarBackend implements Backend {
     const exps = new Float32Array(8);
     for (let t = 0; t < positions.length; t++) {
       const visible = positions[t] + 1;
+      // cells before the window are masked: scored −∞, they weigh exactly 0
+      const first = window ? Math.max(0, visible - window) : 0;
       for (let h = 0; h < heads; h++) {
         const kvOffset = Math.floor(h / groupSize) * headDim;
         const qOffset = (t * heads + h) * headDim;
         let max = -Infinity;
-        for (let j = 0; j < visible; j++) {
-          probs[j] = f32(dotMasked(order, headDim, headDim, query, qOffset, keys, j * kvWidth + kvOffset, 1) * scale);
+        for (let j = first; j < visible; j++) {
+          const dot = dotMasked(order, headDim, headDim, query, qOffset, keys, j * kvWidth + kvOffset, 1);
+          probs[j] = f32((cap ? softcap(dot, cap) : dot) * scale);
           if (probs[j] > max) max = probs[j];
         }
         // ggml_vec_soft_max_f32: vectorised exp in chunks of eight, each chunk summed in f32, then in f64.
         let sum = 0;
         for (let c = 0; c < cells; c += 8) {
-          for (let l = 0; l < 8; l++) exps[l] = c + l < visible ? ggmlExpf(f32(probs[c + l] - max)) : 0;
+          for (let l = 0; l < 8; l++) exps[l] = c + l >= first && c + l < visible ? ggmlExpf(f32(probs[c + l] - max)) : 0;
           probs.set(exps, c);
           sum += hsumFloat8(exps);
         }
@@ -178,6 +181,12 @@ export class ScalarBackend implements Backend {
     for (let i = 0; i < gate.length; i++) {
       out[i] = f32(ggmlSilu(gate[i]) * up[i]);
     }
+    return out;
+  }
+
+  geglu(gate: Float32Array, up: Float32Array): Float32Array {
+    const out = new Float32Array(gate.length);
+    for (let i = 0; i < gate.length; i++) out[i] = f32(ggmlGelu(gate[i]) * up[i]);
     return out;
   }
 

@@ -81,7 +81,7 @@ interface Placement {
 /** The most one bank may hold: a 32-bit memory's 4 GiB, less a page so offsets stay below 2^32. */
 const MAX_BANK_BYTES = 4 * 1024 ** 3 - 65536;
 /** i32 words of attend_range's parameter block (kernels/attention.ts). */
-const ATTENTION_PARAMS = 17;
+const ATTENTION_PARAMS = 19;
 /** Bytes of standard rows staged at a time while repacking. */
 const REPACK_CHUNK = 1 << 20;
 
@@ -272,7 +272,7 @@ export class WasmBackend extends ScalarBackend {
     // Enough chunks of query tokens that every thread gets several units.
     const chunk = Math.max(1, Math.min(16, Math.ceil((tokens * kvHeads) / (8 * this.threads))));
     const params = new Int32Array(instance.memory.buffer, at, ATTENTION_PARAMS);
-    params.set([qAt, kv.keys.byteOffset, kv.values.byteOffset, outAt, workAt, partBytes, positionsAt, tokens, heads, kvHeads, headDim, f32Bits(scale), tokens > 1 && headDim % 8 === 0 ? 1 : 0, chunk, cells, kv.rows ? rowsAt : 0, type === "q8_0" ? 1 : 0]);
+    params.set([qAt, kv.keys.byteOffset, kv.values.byteOffset, outAt, workAt, partBytes, positionsAt, tokens, heads, kvHeads, headDim, f32Bits(scale), tokens > 1 && headDim % 8 === 0 ? 1 : 0, chunk, cells, kv.rows ? rowsAt : 0, type === "q8_0" ? 1 : 0, shape.window ?? 0, f32Bits(shape.softcap ?? 0)]);
     new Int32Array(instance.memory.buffer, positionsAt, tokens).set(positions);
     if (kv.rows) new Int32Array(instance.memory.buffer, rowsAt, rowCount).set(kv.rows.subarray(0, rowCount));
     const heap = new Float32Array(instance.heap.buffer);
