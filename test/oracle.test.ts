@@ -108,6 +108,7 @@ describe("live against llama.cpp (node-llama-cpp)", () => {
     ["qwen2moe", "small-moe", "blk.3.ffn_gate_inp_shexp.weight", "8 experts, top-2, softmax weights, sigmoid-gated shared expert"],
     ["gemma2", "small-gemma", "blk.3.post_ffw_norm.weight", "window 24 on even layers, soft-capped scores and logits, GeGLU, post-norms, head size 64 ≠ 256/8"],
     ["gemma3", "small-gemma", "blk.3.attn_k_norm.weight", "window 24 on 5 of 6 layers with their own RoPE base, Q/K norms, GeGLU, post-norms"],
+    ["phi3", "small-phi3", "rope_factors_long.weight", "fused QKV and gate-up, LongRoPE's long factors and attention factor past an original context of 48"],
   ] as const) {
     it(`synthetic ${architecture}${preset === "small" ? "" : ` (${preset})`} (${what}), F16, Q8_0 and Q4_K`, async () => {
       for (const type of [GgmlType.F16, GgmlType.Q8_0, GgmlType.Q4_K]) {

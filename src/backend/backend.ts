@@ -9,8 +9,10 @@ export interface RopeParams {
   dims: number;
   freqBase: number;
   freqScale: number;
-  /** Per-pair divisors of the frequency (rope_freqs.weight), e.g. Llama-3.1 scaling. */
+  /** Per-pair divisors of the frequency (rope_freqs.weight), e.g. Llama-3.1 scaling, or Phi-3's LongRoPE factors. */
   freqFactors?: Float32Array;
+  /** cos and sin are multiplied by this (rope.scaling.attn_factor, ggml's mscale); 1 when absent. */
+  attnFactor?: number;
 }
 
 export interface AttentionShape {

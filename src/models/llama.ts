@@ -8,7 +8,7 @@ import { softcap } from "../quant/float-order.js";
 import { Weight } from "../tensor/weight.js";
 import { BatchSequence, checkedKvType, ForwardOptions, LanguageModel, ModelError } from "./model.js";
 import { ModelContext, registerArchitecture } from "./registry.js";
-import { readRope } from "./rope-config.js";
+import { readLongRope, readRope } from "./rope-config.js";
 
 const MAX_DIM = 1 << 20;
 
@@ -34,6 +34,10 @@ export interface DecoderOptions {
    * feed_forward_length.
    */
   experts?: { normalize: boolean; widthKey?: string; shared?: boolean };
+  /** Q, K and V in one matrix (attn_qkv), gate and up in one (ffn_up, the gate's rows first): Phi-3. */
+  fusedProjections?: boolean;
+  /** Q times 1/√headSize after RoPE, and the scores left unscaled (Phi-3; Gemma has a rule of its own). */
+  scaleQueryAfterRope?: boolean;
   /**
    * Gemma 2/3's block: embeddings times √nEmbd, GeGLU, RMSNorm on the attention's and the FFN's outputs,
    * Q scaled after RoPE instead of the scores, scores and logits soft-capped where the metadata says.
@@ -63,10 +67,14 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
   const kvWidth = kvHeads * headDim;
   const rope = readRope(hparams, weights, backend, headDim, options.ropeOrdering);
   const gemma = options.gemma;
-  const shape: AttentionShape = { heads, kvHeads, headDim, scale: gemma ? 1 : Math.fround(1 / Math.sqrt(headDim)), softcap: softcapping("attn_logit_softcapping") };
+  const shape: AttentionShape = { heads, kvHeads, headDim, scale: 1, softcap: softcapping("attn_logit_softcapping") };
   // without a window every layer attends globally (Gemma 3 converted without one)
   const window = gemma && hparams.number("attention.sliding_window") !== undefined ? hparams.count("attention.sliding_window", 1 << 24) : undefined;
-  const queryScale = gemma ? Math.fround(1 / Math.fround(Math.sqrt(nLayer === gemma.layersOf27B ? Math.floor(nEmbd / heads) : headDim))) : undefined;
+  const queryScaleBase = gemma ? (nLayer === gemma.layersOf27B ? Math.floor(nEmbd / heads) : headDim) : options.scaleQueryAfterRope ? headDim : undefined;
+  const queryScale = queryScaleBase === undefined ? undefined : Math.fround(1 / Math.fround(Math.sqrt(queryScaleBase)));
+  // the scores are scaled in the attention unless Q already was
+  if (queryScale === undefined) shape.scale = Math.fround(1 / Math.sqrt(headDim));
+  const longRope = readLongRope(hparams, weights, backend, rope);
   const finalSoftcap = softcapping("final_logit_softcapping");
   const embeddingScale = gemma ? Math.fround(Math.sqrt(nEmbd)) : undefined;
 
@@ -84,11 +92,11 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
   /** A dense SwiGLU, or the experts where the block has a router. */
   function feedForward(i: number): FeedForward {
     const router = weights.optional(`blk.${i}.ffn_gate_inp.weight`);
-    const dense = (suffix: string, width: number): FeedForwardWeights => ({
-      gate: weights.require(`blk.${i}.ffn_gate${suffix}.weight`, [nEmbd, width]),
-      up: weights.require(`blk.${i}.ffn_up${suffix}.weight`, [nEmbd, width]),
-      down: weights.require(`blk.${i}.ffn_down${suffix}.weight`, [width, nEmbd]),
-    });
+    const dense = (suffix: string, width: number): FeedForwardWeights => {
+      const down = weights.require(`blk.${i}.ffn_down${suffix}.weight`, [width, nEmbd]);
+      if (options.fusedProjections) return { gateUp: weights.require(`blk.${i}.ffn_up${suffix}.weight`, [nEmbd, 2 * width]), down };
+      return { gate: weights.require(`blk.${i}.ffn_gate${suffix}.weight`, [nEmbd, width]), up: weights.require(`blk.${i}.ffn_up${suffix}.weight`, [nEmbd, width]), down };
+    };
     if (!router) return new GatedFeedForward(backend, dense("", hparams.count("feed_forward_length", MAX_DIM)), gemma ? "gelu" : "silu");
     if (!options.experts) throw new ModelError(`blk.${i}.ffn_gate_inp.weight: ${hparams.arch} has no mixture-of-experts layers`);
     const count = hparams.count("expert_count", 512);
@@ -119,9 +127,9 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
       attention: new SelfAttention(
         backend,
         {
-          q: w("attn_q", [nEmbd, heads * headDim]),
-          k: w("attn_k", [nEmbd, kvWidth]),
-          v: w("attn_v", [nEmbd, kvWidth]),
+          projection: options.fusedProjections
+            ? { fused: w("attn_qkv", [nEmbd, heads * headDim + 2 * kvWidth]) }
+            : { q: w("attn_q", [nEmbd, heads * headDim]), k: w("attn_k", [nEmbd, kvWidth]), v: w("attn_v", [nEmbd, kvWidth]) },
           output: w("attn_output", [heads * headDim, nEmbd]),
           bias: options.attentionBias ? { q: bias("attn_q", heads * headDim), k: bias("attn_k", kvWidth), v: bias("attn_v", kvWidth) } : undefined,
           headNorm: options.headNorm ? { q: backend.toFloat(w("attn_q_norm", [headDim])), k: backend.toFloat(w("attn_k_norm", [headDim])), eps } : undefined,
@@ -153,9 +161,11 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
     const T = tokens.length;
     let x = backend.getRows(embedding, tokens); // [T, nEmbd]
     if (embeddingScale !== undefined) scaleInPlace(x, embeddingScale);
+    // LongRoPE: the long factors once a sequence's context exceeds the original one, as llama.cpp picks them
+    const batchRope = longRope && (segments.some(({ cache }) => cache.capacity > longRope.originalContext) ? longRope.long : longRope.short);
     blocks.forEach((block, layer) => {
       const attentionSegments = segments.map(({ start, length, cache }) => ({ start, length, kv: cache.layer(layer) }));
-      let attended = block.attention.forward(block.attentionNorm.forward(x), T, positions, attentionSegments);
+      let attended = block.attention.forward(block.attentionNorm.forward(x), T, positions, attentionSegments, batchRope);
       if (block.postNorms) attended = block.postNorms.attention.forward(attended);
       backend.addInPlace(attended, x); // residual: h = x + attn(norm(x))
       let ffnOut = block.ffn.forward(block.ffnNorm.forward(attended), T);

@@ -20,5 +20,25 @@ export function readRope(hparams: HyperParams, weights: WeightSource, backend: B
   }
   const factorsWeight = weights.optional("rope_freqs.weight", [dims / 2]);
   const freqFactors = factorsWeight ? backend.toFloat(factorsWeight) : undefined;
-  return { ordering, dims, freqBase, freqScale: Math.fround(freqScale), freqFactors };
+  const attnFactor = hparams.number("rope.scaling.attn_factor");
+  return { ordering, dims, freqBase, freqScale: Math.fround(freqScale), freqFactors, attnFactor: attnFactor && attnFactor !== 1 ? Math.fround(attnFactor) : undefined };
+}
+
+/**
+ * Phi-3's LongRoPE: two sets of frequency factors, the short ones for contexts up to the original
+ * length (rope.scaling.original_context_length) and the long ones beyond, as llama.cpp picks them by
+ * the context of a sequence. Undefined when the file has no such factors.
+ */
+export interface LongRope {
+  short: RopeParams;
+  long: RopeParams;
+  originalContext: number;
+}
+
+export function readLongRope(hparams: HyperParams, weights: WeightSource, backend: Backend, base: RopeParams): LongRope | undefined {
+  const short = weights.optional("rope_factors_short.weight", [base.dims / 2]);
+  const long = weights.optional("rope_factors_long.weight", [base.dims / 2]);
+  if (!short || !long) return undefined;
+  const originalContext = hparams.count("rope.scaling.original_context_length", 1 << 24, hparams.count("context_length", 1 << 24, 2048));
+  return { short: { ...base, freqFactors: backend.toFloat(short) }, long: { ...base, freqFactors: backend.toFloat(long) }, originalContext };
 }

@@ -34,9 +34,8 @@ export class RmsNorm {
 }
 
 export interface AttentionWeights {
-  q: Weight;
-  k: Weight;
-  v: Weight;
+  /** Q, K and V as three matrices, or one whose rows are Q's, then K's, then V's (Phi-3's attn_qkv). */
+  projection: { q: Weight; k: Weight; v: Weight } | { fused: Weight };
   output: Weight;
   /** Biases of Q, K and V (Qwen2), added after the projections as ggml_add does, in f32. */
   bias?: { q: Float32Array; k: Float32Array; v: Float32Array };
@@ -44,6 +43,18 @@ export interface AttentionWeights {
   headNorm?: { q: Float32Array; k: Float32Array; eps: number };
   /** Q is multiplied by this after RoPE (Gemma's query_pre_attn_scalar; the scores are then not scaled). */
   queryScale?: number;
+}
+
+/** [T, Σ widths] split into one [T, width] array per width, left to right. */
+function splitColumns(x: Float32Array, tokens: number, widths: readonly number[]): Float32Array[] {
+  const total = widths.reduce((a, b) => a + b, 0);
+  let offset = 0;
+  return widths.map((width) => {
+    const part = new Float32Array(tokens * width);
+    for (let t = 0; t < tokens; t++) part.set(x.subarray(t * total + offset, t * total + offset + width), t * width);
+    offset += width;
+    return part;
+  });
 }
 
 /** Adds a bias to every row of [rows, bias.length] in place. */
@@ -60,7 +71,7 @@ export interface AttentionSegment {
 
 /** Multi-head self-attention with grouped KV heads, RoPE and a KV cache. */
 export class SelfAttention {
-  /** Q, K and V, multiplied with one input together. */
+  /** Q, K and V (or the one fused matrix), multiplied with one input together. */
   private readonly qkv: readonly Weight[];
   private readonly output: Linear;
   private readonly bias?: AttentionWeights["bias"];
@@ -73,7 +84,8 @@ export class SelfAttention {
     private readonly shape: AttentionShape,
     private readonly rope: RopeParams,
   ) {
-    this.qkv = [weights.q, weights.k, weights.v];
+    const projection = weights.projection;
+    this.qkv = "fused" in projection ? [projection.fused] : [projection.q, projection.k, projection.v];
     this.output = new Linear(backend, weights.output);
     this.bias = weights.bias;
     this.headNorm = weights.headNorm;
@@ -84,12 +96,13 @@ export class SelfAttention {
    * Attention for a batch that may hold several sequences: the projections run over all tokens at
    * once, each segment then stores its keys and values in its own cache and attends over it alone.
    */
-  forward(x: Float32Array, tokens: number, positions: ArrayLike<number>, segments: readonly AttentionSegment[]): Float32Array {
+  forward(x: Float32Array, tokens: number, positions: ArrayLike<number>, segments: readonly AttentionSegment[], rope: RopeParams = this.rope): Float32Array {
     const { heads, kvHeads, headDim } = this.shape;
     const qWidth = heads * headDim;
     const kvWidth = kvHeads * headDim;
     // q [T, heads·headDim], k and v [T, kvHeads·headDim]
-    let [q, k, v] = this.backend.matmuls(this.qkv, x, tokens);
+    const projected = this.backend.matmuls(this.qkv, x, tokens);
+    let [q, k, v] = projected.length === 3 ? projected : splitColumns(projected[0], tokens, [qWidth, kvWidth, kvWidth]);
     if (this.bias) {
       addBias(q, this.bias.q);
       addBias(k, this.bias.k);
@@ -100,8 +113,8 @@ export class SelfAttention {
       q = this.backend.rmsNorm(q, this.headNorm.q, this.headNorm.eps, headDim);
       k = this.backend.rmsNorm(k, this.headNorm.k, this.headNorm.eps, headDim);
     }
-    this.backend.rope(q, heads, headDim, positions, this.rope);
-    this.backend.rope(k, kvHeads, headDim, positions, this.rope);
+    this.backend.rope(q, heads, headDim, positions, rope);
+    this.backend.rope(k, kvHeads, headDim, positions, rope);
     if (this.queryScale !== undefined) {
       const scale = this.queryScale;
       for (let i = 0; i < q.length; i++) q[i] = Math.fround(q[i] * scale);
@@ -127,11 +140,8 @@ export interface FeedForward {
   forward(x: Float32Array, tokens: number): Float32Array;
 }
 
-export interface FeedForwardWeights {
-  gate: Weight;
-  up: Weight;
-  down: Weight;
-}
+/** Gate and up as two matrices, or one whose rows are the gate's, then up's (Phi-3's ffn_up). */
+export type FeedForwardWeights = { gate: Weight; up: Weight; down: Weight } | { gateUp: Weight; down: Weight };
 
 /** The gate's activation: SiLU (SwiGLU, Llama) or GELU (GeGLU, Gemma). */
 export type GateActivation = "silu" | "gelu";
@@ -147,12 +157,14 @@ export class GatedFeedForward implements FeedForward {
     weights: FeedForwardWeights,
     private readonly activation: GateActivation = "silu",
   ) {
-    this.gateUp = [weights.gate, weights.up];
+    this.gateUp = "gateUp" in weights ? [weights.gateUp] : [weights.gate, weights.up];
     this.down = new Linear(backend, weights.down);
   }
 
   forward(x: Float32Array, tokens: number): Float32Array {
-    const [gate, up] = this.backend.matmuls(this.gateUp, x, tokens);
+    const projected = this.backend.matmuls(this.gateUp, x, tokens);
+    const width = this.down.weight.cols;
+    const [gate, up] = projected.length === 2 ? projected : splitColumns(projected[0], tokens, [width, width]);
     const hidden = this.activation === "gelu" ? this.backend.geglu(gate, up) : this.backend.swiglu(gate, up); // [T, nFf]
     return this.down.forward(hidden, tokens); // [T, nEmbd]
   }

@@ -10,9 +10,10 @@ import { ModelShape } from "./presets.js";
  * The architectures `dev synth` writes: llama (Mixtral when the shape has experts), qwen2 (Q/K/V biases,
  * NeoX RoPE), qwen3 (per-head Q/K norms, NeoX RoPE), their mixture-of-experts forms qwen2moe (with a
  * gated shared expert) and qwen3moe, and gemma2 / gemma3 (post-norms, sliding windows, soft-capping in
- * gemma2, Q/K norms in gemma3; the output always tied to the embeddings, as Gemma's is).
+ * gemma2, Q/K norms in gemma3; the output always tied to the embeddings, as Gemma's is), and phi3
+ * (fused QKV and gate-up matrices, LongRoPE factors when the shape gives an original context).
  */
-export const SYNTH_ARCHITECTURES = ["llama", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma2", "gemma3"] as const;
+export const SYNTH_ARCHITECTURES = ["llama", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma2", "gemma3", "phi3"] as const;
 export type SynthArchitecture = (typeof SYNTH_ARCHITECTURES)[number];
 
 /** Architectures whose every block is a mixture of experts (the shape must give them experts). */
@@ -76,6 +77,9 @@ export function planTensors(shape: ModelShape, vocabSize: number, quant: QuantPl
   };
   const norm = (name: string): TensorPlan => ({ name, dims: [d], type: GgmlType.F32, std: 0.1, mean: 1 });
   const feedForward = (b: string): TensorPlan[] => {
+    if (architecture === "phi3") {
+      return [matrix(`${b}.ffn_up.weight`, d, 2 * ff, PROJ / Math.sqrt(d)), matrix(`${b}.ffn_down.weight`, ff, d, PROJ / Math.sqrt(ff))];
+    }
     if (!experts) {
       return [
         matrix(`${b}.ffn_gate.weight`, d, ff, PROJ / Math.sqrt(d)),
@@ -104,13 +108,20 @@ export function planTensors(shape: ModelShape, vocabSize: number, quant: QuantPl
   // A tied embedding doubles as the output matrix, so it takes the output's scale.
   const plans: TensorPlan[] = [matrix("token_embd.weight", d, vocabSize, shape.tiedOutput ? OUT / Math.sqrt(d) : 1)];
   if (shape.llama3RopeScaling) plans.push({ name: "rope_freqs.weight", dims: [headDim / 2], type: GgmlType.F32, std: 0, mean: 1 });
+  if (architecture === "phi3" && shape.ropeOriginalContext) {
+    for (const name of ["rope_factors_long.weight", "rope_factors_short.weight"]) plans.push({ name, dims: [headDim / 2], type: GgmlType.F32, std: 0, mean: 1 });
+  }
   for (let i = 0; i < shape.layers; i++) {
     const b = `blk.${i}`;
     plans.push(
       norm(`${b}.attn_norm.weight`),
-      matrix(`${b}.attn_q.weight`, d, heads * headDim, PROJ / Math.sqrt(d)),
-      matrix(`${b}.attn_k.weight`, d, kvHeads * headDim, PROJ / Math.sqrt(d)),
-      matrix(`${b}.attn_v.weight`, d, kvHeads * headDim, PROJ / Math.sqrt(d)),
+      ...(architecture === "phi3"
+        ? [matrix(`${b}.attn_qkv.weight`, d, (heads + 2 * kvHeads) * headDim, PROJ / Math.sqrt(d))]
+        : [
+            matrix(`${b}.attn_q.weight`, d, heads * headDim, PROJ / Math.sqrt(d)),
+            matrix(`${b}.attn_k.weight`, d, kvHeads * headDim, PROJ / Math.sqrt(d)),
+            matrix(`${b}.attn_v.weight`, d, kvHeads * headDim, PROJ / Math.sqrt(d)),
+          ]),
       ...(architecture === "qwen2" || architecture === "qwen2moe"
         ? [
             { name: `${b}.attn_q.bias`, dims: [heads * headDim], type: GgmlType.F32, std: 0.1, mean: 0 },
@@ -161,6 +172,12 @@ function llama3RopeFactors(headDim: number, base: number): Float32Array {
   return out;
 }
 
+/** LongRoPE-like factors: close to 1 for the short set, growing to ~20 on the slow pairs for the long set. */
+function longRopeFactors(headDim: number, long: boolean): Float32Array {
+  const half = headDim / 2;
+  return Float32Array.from({ length: half }, (_, i) => (long ? 1 + 20 * (i / half) ** 2 : 1 + 0.05 * (i / half)));
+}
+
 /**
  * A big random matrix without quantizing every row (llama-quantize's k-quant search is slow in JS):
  * POOL_ROWS rows are quantized, and each row of the matrix takes each of its blocks from a pool row
@@ -205,7 +222,9 @@ export function synthesizeModel(path: string, options: SynthOptions): { tensors:
   const f32 = (value: number): GgufValue => ({ type: GgufValueType.FLOAT32, value });
   const metadata = new Map<string, GgufValue>([
     ["general.architecture", { type: GgufValueType.STRING, value: arch }],
-    ["general.name", { type: GgufValueType.STRING, value: options.name ?? `synthetic ${arch} ${quant.name}` }],
+    // llama.cpp sets Phi-3's token attributes for any model whose name says "phi3", and those need
+    // Phi-3's own special tokens, which a borrowed vocabulary lacks
+    ["general.name", { type: GgufValueType.STRING, value: options.name ?? `synthetic ${arch === "phi3" ? "Phi" : arch} ${quant.name}` }],
     ["general.file_type", u32(quant.fileType)],
     [`${arch}.context_length`, u32(shape.context)],
     [`${arch}.embedding_length`, u32(shape.embedding)],
@@ -227,6 +246,12 @@ export function synthesizeModel(path: string, options: SynthOptions): { tensors:
   if (shape.headDim !== undefined) {
     metadata.set(`${arch}.attention.key_length`, u32(shape.headDim));
     metadata.set(`${arch}.attention.value_length`, u32(shape.headDim));
+  }
+  if (arch === "phi3" && shape.ropeOriginalContext) {
+    const original = shape.ropeOriginalContext;
+    metadata.set(`${arch}.rope.scaling.original_context_length`, u32(original));
+    // LongRoPE's attention factor for this context extension
+    metadata.set(`${arch}.rope.scaling.attn_factor`, f32(Math.sqrt(1 + Math.log(shape.context / original) / Math.log(original))));
   }
   if (arch === "gemma2" || arch === "gemma3") {
     metadata.set(`${arch}.attention.sliding_window`, u32(shape.slidingWindow ?? 4096));
@@ -252,7 +277,9 @@ export function synthesizeModel(path: string, options: SynthOptions): { tensors:
       const values =
         plan.name === "rope_freqs.weight"
           ? llama3RopeFactors(headSize(shape), shape.ropeBase)
-          : normal.fill(new Float32Array(count), plan.std, plan.mean);
+          : plan.name.startsWith("rope_factors_")
+            ? longRopeFactors(headSize(shape), plan.name.includes("long"))
+            : normal.fill(new Float32Array(count), plan.std, plan.mean);
       return tensorBytes(plan, values);
     },
   }));

@@ -90,17 +90,19 @@ export class ScalarBackend implements Backend {
     }
   }
 
-  private lastAngles?: { positions: ArrayLike<number>; params: RopeParams; cos: Float32Array; sin: Float32Array };
+  private readonly lastAngles = new WeakMap<RopeParams, { positions: ArrayLike<number>; cos: Float32Array; sin: Float32Array }>();
 
   /**
-   * cos and sin of every rotated pair for each position ([T, dims/2]). A forward pass rotates q and k of
-   * every layer at the same positions, so the table of the last call is kept for the next.
+   * cos and sin of every rotated pair for each position ([T, dims/2]), times the attention factor
+   * (ggml's mscale) when there is one. A forward pass rotates q and k of every layer at the same
+   * positions, so each RoPE setting's table of its last call is kept for the next.
    */
   private ropeAngles(positions: ArrayLike<number>, params: RopeParams): { cos: Float32Array; sin: Float32Array } {
-    const last = this.lastAngles;
-    if (last && last.params === params && last.positions.length === positions.length && Array.prototype.every.call(positions, (p: number, i: number) => p === last.positions[i])) {
+    const last = this.lastAngles.get(params);
+    if (last && last.positions.length === positions.length && Array.prototype.every.call(positions, (p: number, i: number) => p === last.positions[i])) {
       return last;
     }
+    const mscale = params.attnFactor ?? 1;
     const { dims, freqFactors } = params;
     const half = dims / 2;
     const thetaScale = f32(Math.pow(params.freqBase, f32(-2 / dims)));
@@ -111,13 +113,14 @@ export class ScalarBackend implements Backend {
       for (let i = 0; i < half; i++) {
         const factor = freqFactors ? freqFactors[i] : 1;
         const angle = f32(params.freqScale * f32(theta / factor));
-        cos[t * half + i] = glibcCosf(angle);
-        sin[t * half + i] = glibcSinf(angle);
+        cos[t * half + i] = f32(glibcCosf(angle) * mscale);
+        sin[t * half + i] = f32(glibcSinf(angle) * mscale);
         theta = f32(theta * thetaScale);
       }
     }
-    this.lastAngles = { positions: Array.from(positions), params, cos, sin };
-    return this.lastAngles;
+    const angles = { positions: Array.from(positions), cos, sin };
+    this.lastAngles.set(params, angles);
+    return angles;
   }
 
   storeKv(kv: LayerKv, k: Float32Array, v: Float32Array, positions: ArrayLike<number>, kvWidth: number): void {
