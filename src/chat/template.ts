@@ -9,6 +9,10 @@ export interface RenderOptions {
   bosToken?: string;
   eosToken?: string;
   addGenerationPrompt?: boolean;
+  /** Tool definitions (OpenAI's shape), for templates that describe them to the model. */
+  tools?: unknown[];
+  /** More template variables, such as Qwen3's enable_thinking. */
+  extra?: Record<string, unknown>;
 }
 
 /** Renders a conversation with the model's own `tokenizer.chat_template` (Jinja). */
@@ -21,10 +25,12 @@ export class ChatTemplate {
 
   render(messages: ChatMessage[], options: RenderOptions = {}): string {
     return this.template.render({
+      ...options.extra,
       messages,
       bos_token: options.bosToken ?? "",
       eos_token: options.eosToken ?? "",
       add_generation_prompt: options.addGenerationPrompt ?? true,
+      ...(options.tools ? { tools: options.tools } : {}),
     });
   }
 }

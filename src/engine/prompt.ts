@@ -1,5 +1,11 @@
-import { ChatMessage } from "../chat/template.js";
-import { LoadedModel } from "./load.js";
+import { ChatMessage, ChatTemplate } from "../chat/template.js";
+import { Tokenizer } from "../tokenizer/tokenizer.js";
+
+/** What turning a conversation into tokens needs of a model: its tokenizer and its chat template. */
+export interface ChatFormat {
+  tokenizer: Tokenizer;
+  chatTemplate?: ChatTemplate;
+}
 
 /**
  * A conversation as prompt tokens: through the model's chat template, with BOS as the metadata says
@@ -7,7 +13,7 @@ import { LoadedModel } from "./load.js";
  * by the user stays plain text while the template's own markers become control tokens. A model without
  * a template continues its text: the messages are simply joined.
  */
-export function conversationTokens(loaded: LoadedModel, messages: readonly ChatMessage[], raw = false): number[] {
+export function conversationTokens(loaded: ChatFormat, messages: readonly ChatMessage[], raw = false): number[] {
   const { tokenizer, chatTemplate } = loaded;
   if (raw || !chatTemplate) {
     return tokenizer.encode(messages.map((m) => m.content).join(""), { addSpecial: true, parseSpecial: false });
@@ -33,7 +39,7 @@ export function conversationTokens(loaded: LoadedModel, messages: readonly ChatM
 }
 
 /** One user prompt (with an optional system prompt) as tokens; raw prompts skip the template. */
-export function promptTokens(loaded: LoadedModel, prompt: string, raw: boolean, system?: string): number[] {
+export function promptTokens(loaded: ChatFormat, prompt: string, raw: boolean, system?: string): number[] {
   if (raw || !loaded.chatTemplate) return conversationTokens(loaded, [{ role: "user", content: prompt }], true);
   const messages: ChatMessage[] = system ? [{ role: "system", content: system }] : [];
   messages.push({ role: "user", content: prompt });

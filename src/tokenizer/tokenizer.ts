@@ -94,10 +94,13 @@ export class Tokenizer {
           next.push(fragment);
           continue;
         }
+        const strips = this.vocab.stripsAfter.has(id);
         const parts = fragment.split(piece);
         parts.forEach((part, i) => {
           if (i > 0) next.push(id);
-          if (part) next.push(part);
+          // C's isspace set, as llama.cpp's partition strips it
+          const text = i > 0 && strips ? part.replace(/^[ \t\n\v\f\r]+/, "") : part;
+          if (text) next.push(text);
         });
       }
       fragments = next;

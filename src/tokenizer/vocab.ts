@@ -60,6 +60,8 @@ export class Vocab {
     readonly addBos: boolean,
     readonly addEos: boolean,
     readonly addSpacePrefix: boolean,
+    /** Special tokens that swallow the whitespace after them when parsed from text (llama.cpp's RSTRIP). */
+    readonly stripsAfter: ReadonlySet<number> = new Set(),
   ) {
     pieces.forEach((piece, id) => {
       if (!this.pieceToId.has(piece)) this.pieceToId.set(piece, id);
@@ -113,7 +115,7 @@ export class Vocab {
     const addEos = meta.bool("tokenizer.ggml.add_eos_token") ?? defaults[1];
     const addSpacePrefix = meta.bool("tokenizer.ggml.add_space_prefix") ?? defaults[2];
     const pre = meta.string("tokenizer.ggml.pre") ?? "default";
-    return new Vocab(kind, pieces, scores, types, merges, pre, specials, addBos, addEos, addSpacePrefix);
+    return new Vocab(kind, pieces, scores, types, merges, pre, specials, addBos, addEos, addSpacePrefix, rstripTokens(meta, pieces, types));
   }
 
   get size(): number {
@@ -132,4 +134,24 @@ export class Vocab {
     const type = this.typeOf(id);
     return type === TokenType.Control || type === TokenType.Unknown;
   }
+}
+
+/**
+ * llama.cpp gives some models' special tokens attributes the GGUF does not carry: for Phi-3 (a model
+ * name with "phi-3" or "phi3") every control, user-defined and unknown token and "</s>" strip the
+ * whitespace after them, except "<unk>", "<s>" and "<|endoftext|>".
+ */
+function rstripTokens(meta: Metadata, pieces: string[], types: ArrayLike<number> | undefined): Set<number> {
+  const name = (meta.string("general.name") ?? "").toLowerCase();
+  const strips = new Set<number>();
+  if (!name.includes("phi-3") && !name.includes("phi3")) return strips;
+  pieces.forEach((piece, id) => {
+    const type = types ? types[id] : TokenType.Normal;
+    if (type === TokenType.Control || type === TokenType.UserDefined || type === TokenType.Unknown || piece === "</s>") strips.add(id);
+  });
+  for (const piece of ["<unk>", "<s>", "<|endoftext|>"]) {
+    const id = pieces.indexOf(piece);
+    if (id >= 0) strips.delete(id);
+  }
+  return strips;
 }
