@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Ollama } from "ollama";
@@ -8,7 +9,9 @@ import OpenAI from "openai";
 import { REPO_ROOT, STORIES, ZOO } from "./helpers/paths.js";
 import { RunningServer, startServer } from "./helpers/server.js";
 import { JsonPrefix } from "../src/sampling/json-prefix.js";
-import { GgufFile, Metadata } from "../src/gguf/index.js";
+import { GgufFile, GgufValueType, Metadata } from "../src/gguf/index.js";
+import { writeGguf } from "../src/gguf/writer.js";
+import { loadTokenizer } from "../src/engine/load.js";
 
 const expected = JSON.parse(readFileSync(join(ZOO, "expected", "stories260K.json"), "utf8")) as {
   cases: { prompt: string; content: string; top_probs: { top: { id: number; token: string; logprob: number }[] }[] }[];
@@ -299,6 +302,57 @@ describe("several models", () => {
       assert.equal(b.choices[0].text, zoo.cases[0].content);
     } finally {
       await server.stop();
+    }
+  });
+});
+
+/** stories260K with a chat template of our choosing: same weights and vocabulary. */
+function storiesWithTemplate(template: string, path: string): string {
+  const source = GgufFile.open(STORIES);
+  const metadata = new Map(source.metadata);
+  metadata.set("tokenizer.chat_template", { type: GgufValueType.STRING, value: template });
+  writeGguf(path, {
+    metadata,
+    tensors: source.tensors.map((info) => ({ name: info.name, dims: [...info.dims], type: info.type, data: () => source.readTensorData(info) })),
+  });
+  source.close();
+  return path;
+}
+
+describe("reasoning and tools through the APIs", () => {
+  it("a template that opens <think> sends the answer to reasoning_content (OpenAI) and thinking (Ollama); tools reach the template", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tsllm-think-"));
+    // the generation prompt opens a reasoning block, as DeepSeek-R1's does; tools are listed by name
+    const path = storiesWithTemplate("{% if tools %}Tools: {% for t in tools %}{{ t.function.name }} {% endfor %}{% endif %}{% for m in messages %}{{ m.content }}{% endfor %}<think>", join(dir, "thinker.gguf"));
+    const server = await startServer([path]);
+    try {
+      const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused" });
+      const messages = [{ role: "user" as const, content: "Once upon a time" }];
+      const plain = await openai.chat.completions.create({ model: "thinker", messages, max_tokens: 24, temperature: 0 });
+      const message = plain.choices[0].message as typeof plain.choices[0]["message"] & { reasoning_content?: string };
+      assert.equal(message.content, "");
+      assert.ok((message.reasoning_content ?? "").length > 20, "the unfinished reasoning is reported as reasoning");
+      const stream = await openai.chat.completions.create({ model: "thinker", messages, max_tokens: 24, temperature: 0, stream: true });
+      let streamed = "";
+      for await (const chunk of stream) {
+        const delta = chunk.choices[0]?.delta as { content?: string; reasoning_content?: string } | undefined;
+        assert.ok(!delta?.content, "no answer text while reasoning");
+        streamed += delta?.reasoning_content ?? "";
+      }
+      assert.equal(streamed.trim(), message.reasoning_content);
+      const ollama = new Ollama({ host: server.url });
+      const chat = await ollama.chat({ model: "thinker", messages, options: { num_predict: 24, temperature: 0 } });
+      assert.equal(chat.message.content, "");
+      assert.equal(chat.message.thinking?.trim(), message.reasoning_content);
+      const tools = [{ type: "function" as const, function: { name: "get_weather", parameters: { type: "object", properties: {} } } }];
+      const withTools = await openai.chat.completions.create({ model: "thinker", messages, max_tokens: 1, temperature: 0, tools });
+      const { file, tokenizer } = loadTokenizer(path);
+      file.close();
+      assert.equal(plain.usage?.prompt_tokens, tokenizer.encode("Once upon a time<think>").length);
+      assert.equal(withTools.usage?.prompt_tokens, tokenizer.encode("Tools: get_weather Once upon a time<think>").length);
+    } finally {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -1,8 +1,19 @@
 import { Template } from "@huggingface/jinja";
 
+/** A call the assistant made, as chat templates read it (arguments as an object). */
+export interface ChatToolCall {
+  id?: string;
+  type: "function";
+  function: { name: string; arguments: unknown };
+}
+
 export interface ChatMessage {
   role: "system" | "user" | "assistant" | "tool";
   content: string;
+  tool_calls?: ChatToolCall[];
+  /** The call a tool message answers. */
+  tool_call_id?: string;
+  name?: string;
 }
 
 export interface RenderOptions {

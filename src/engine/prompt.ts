@@ -1,4 +1,4 @@
-import { ChatMessage, ChatTemplate } from "../chat/template.js";
+import { ChatMessage, ChatTemplate, RenderOptions } from "../chat/template.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 
 /** What turning a conversation into tokens needs of a model: its tokenizer and its chat template. */
@@ -13,7 +13,7 @@ export interface ChatFormat {
  * by the user stays plain text while the template's own markers become control tokens. A model without
  * a template continues its text: the messages are simply joined.
  */
-export function conversationTokens(loaded: ChatFormat, messages: readonly ChatMessage[], raw = false): number[] {
+export function conversationTokens(loaded: ChatFormat, messages: readonly ChatMessage[], raw = false, options: Pick<RenderOptions, "tools" | "extra"> = {}): number[] {
   const { tokenizer, chatTemplate } = loaded;
   if (raw || !chatTemplate) {
     return tokenizer.encode(messages.map((m) => m.content).join(""), { addSpecial: true, parseSpecial: false });
@@ -23,7 +23,7 @@ export function conversationTokens(loaded: ChatFormat, messages: readonly ChatMe
   const bosText = bos !== undefined ? tokenizer.vocab.pieces[bos] : "";
   const rendered = chatTemplate.render(
     messages.map((m, i) => ({ ...m, content: placeholder(i) })),
-    { bosToken: bosText, eosToken: eos !== undefined ? tokenizer.vocab.pieces[eos] : "" },
+    { ...options, bosToken: bosText, eosToken: eos !== undefined ? tokenizer.vocab.pieces[eos] : "" },
   );
   const parts: { text: string; parseSpecial: boolean }[] = [];
   let rest = rendered;
@@ -44,4 +44,9 @@ export function promptTokens(loaded: ChatFormat, prompt: string, raw: boolean, s
   const messages: ChatMessage[] = system ? [{ role: "system", content: system }] : [];
   messages.push({ role: "user", content: prompt });
   return conversationTokens(loaded, messages);
+}
+
+/** Whether the prompt ends inside an opened reasoning block (a template whose generation prompt writes "<think>"). */
+export function opensReasoning(tokenizer: Tokenizer, prompt: readonly number[]): boolean {
+  return tokenizer.decode(prompt.slice(-16), true).trimEnd().endsWith("<think>");
 }

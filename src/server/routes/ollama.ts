@@ -1,8 +1,9 @@
 import { Context, Hono } from "hono";
 import { stream as honoStream } from "hono/streaming";
 import { z } from "zod";
+import { OutputParser } from "../../chat/output-parser.js";
 import { ChatMessage } from "../../chat/template.js";
-import { conversationTokens, promptTokens } from "../../engine/prompt.js";
+import { conversationTokens, opensReasoning, promptTokens } from "../../engine/prompt.js";
 import { GenerationEvent, GenerationSummary } from "../../engine/scheduler.js";
 import { Metadata } from "../../gguf/metadata.js";
 import { openModelFile } from "../../engine/load.js";
@@ -43,9 +44,19 @@ const KEEP_ALIVE = z.union([z.number(), z.string()]).optional();
 const COMMON = { model: z.string().min(1), stream: z.boolean().optional(), options: OPTIONS, keep_alive: KEEP_ALIVE, format: z.unknown().optional() };
 
 const GENERATE = z.looseObject({ ...COMMON, prompt: z.string().optional(), system: z.string().optional(), raw: z.boolean().optional() });
+const OLLAMA_TOOL_CALL = z.looseObject({ function: z.looseObject({ name: z.string(), arguments: z.record(z.string(), z.unknown()) }) });
 const CHAT = z.looseObject({
   ...COMMON,
-  messages: z.array(z.looseObject({ role: z.enum(["system", "user", "assistant", "tool"]), content: z.string() })),
+  messages: z.array(
+    z.looseObject({
+      role: z.enum(["system", "user", "assistant", "tool"]),
+      content: z.string().optional().default(""),
+      tool_calls: z.array(OLLAMA_TOOL_CALL).optional(),
+      tool_name: z.string().optional(),
+    }),
+  ),
+  tools: z.array(z.looseObject({ type: z.literal("function"), function: z.looseObject({ name: z.string().min(1).max(256) }) })).max(128).optional(),
+  think: z.boolean().optional(),
 });
 const NAMED = z.looseObject({ model: z.string().min(1).optional(), name: z.string().min(1).optional(), stream: z.boolean().optional() });
 
@@ -297,9 +308,31 @@ export function ollamaRoutes(pool: ModelPool, metrics: Metrics, defaultKeepAlive
       return c.json({ model: served.name, created_at: new Date().toISOString(), message: { role: "assistant", content: "" }, done: true, done_reason: "load" });
     }
     const abort = abortWithClient(c);
-    const tokens = conversationTokens(served.loaded.model, body.messages as ChatMessage[]);
+    const messages: ChatMessage[] = body.messages.map((m) => ({
+      role: m.role,
+      content: m.content,
+      ...(m.tool_calls ? { tool_calls: m.tool_calls.map((call) => ({ type: "function" as const, function: call.function })) } : {}),
+      ...(m.tool_name ? { name: m.tool_name } : {}),
+    }));
+    const tools = body.tools && body.tools.length > 0 ? body.tools : undefined;
+    const tokens = conversationTokens(served.loaded.model, messages, false, { tools });
+    const parser = new OutputParser({ tools: tools?.map((t) => t.function.name), startsInReasoning: opensReasoning(served.loaded.model.tokenizer, tokens) });
     const events = submit(served.loaded.scheduler, requestOf(body.options, tokens, body.format, abort.signal));
-    return respond(c, served, events, abort, body.stream ?? true, started, (text) => ({ message: { role: "assistant", content: text } }));
+    // reasoning goes to message.thinking and calls to message.tool_calls, as Ollama reports them
+    return respond(c, served, events, abort, body.stream ?? true, started, (text, done) => {
+      const first = parser.push(text);
+      const last = done ? parser.finish() : undefined;
+      const thinking = first.reasoning + (last?.reasoning ?? "");
+      const calls = last?.toolCalls ?? [];
+      return {
+        message: {
+          role: "assistant",
+          content: first.content + (last?.content ?? ""),
+          ...(thinking ? { thinking } : {}),
+          ...(calls.length > 0 ? { tool_calls: calls.map((call) => ({ function: { name: call.name, arguments: JSON.parse(call.arguments) as unknown } })) } : {}),
+        },
+      };
+    });
   });
 
   return app;

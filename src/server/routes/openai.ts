@@ -1,8 +1,9 @@
 import { Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { z } from "zod";
+import { OutputParser, ParsedDelta, ParsedToolCall } from "../../chat/output-parser.js";
 import { ChatMessage } from "../../chat/template.js";
-import { conversationTokens } from "../../engine/prompt.js";
+import { conversationTokens, opensReasoning } from "../../engine/prompt.js";
 import { GenerationEvent, GenerationSummary } from "../../engine/scheduler.js";
 import { Tokenizer } from "../../tokenizer/tokenizer.js";
 import { ApiError } from "../errors.js";
@@ -32,9 +33,28 @@ const SAMPLING = {
 
 const CONTENT = z.union([z.string(), z.array(z.object({ type: z.literal("text"), text: z.string() })), z.null()]);
 
+const TOOL_CALL = z.looseObject({ id: z.string().optional(), type: z.literal("function").optional(), function: z.object({ name: z.string(), arguments: z.string() }) });
+
+const TOOL = z.looseObject({
+  type: z.literal("function"),
+  function: z.looseObject({ name: z.string().min(1).max(256), description: z.string().optional(), parameters: z.record(z.string(), z.unknown()).optional() }),
+});
+
 const CHAT_REQUEST = z.looseObject({
   model: z.string().min(1),
-  messages: z.array(z.looseObject({ role: z.enum(["system", "developer", "user", "assistant", "tool"]), content: CONTENT.optional() })).min(1),
+  messages: z
+    .array(
+      z.looseObject({
+        role: z.enum(["system", "developer", "user", "assistant", "tool"]),
+        content: CONTENT.optional(),
+        tool_calls: z.array(TOOL_CALL).optional().nullable(),
+        tool_call_id: z.string().optional(),
+        name: z.string().optional(),
+      }),
+    )
+    .min(1),
+  tools: z.array(TOOL).max(128).optional().nullable(),
+  tool_choice: z.union([z.enum(["none", "auto", "required"]), z.looseObject({ type: z.literal("function") })]).optional().nullable(),
   logprobs: z.boolean().optional().nullable(),
   top_logprobs: z.number().int().min(0).max(20).optional().nullable(),
   ...SAMPLING,
@@ -95,6 +115,19 @@ function timings(summary: GenerationSummary): Record<string, number> {
 
 const finishReason = (summary: GenerationSummary): string => (summary.finishReason === "length" ? "length" : "stop");
 
+/** A call's arguments as the templates want them: an object where the JSON text parses to one. */
+function argumentsObject(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function openAiToolCall(call: ParsedToolCall): { id: string; type: "function"; function: { name: string; arguments: string } } {
+  return { id: `call_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`, type: "function", function: { name: call.name, arguments: call.arguments } };
+}
+
 function messageText(content: z.infer<typeof CONTENT> | undefined): string {
   if (content === undefined || content === null) return "";
   return typeof content === "string" ? content : content.map((part) => part.text).join("");
@@ -109,12 +142,14 @@ interface ReplySpec {
   abort: AbortController;
   stream: boolean;
   includeUsage: boolean;
-  /** A whole choice's fields, for an answer in one piece. */
-  choice: (result: Collected) => Record<string, unknown>;
+  /** A whole choice's fields (finish_reason included where it is not the summary's), for an answer in one piece. */
+  choice: (result: Collected, index: number) => Record<string, unknown>;
   /** The first chunk of each streamed choice, where the API has one. */
   opening?: () => Record<string, unknown>;
-  tokenChoice: (event: Extract<GenerationEvent, { type: "token" }>) => Record<string, unknown>;
-  doneChoice: () => Record<string, unknown>;
+  /** A streamed token's chunk; none while its text is held back (a marker that may be starting). */
+  tokenChoice: (event: Extract<GenerationEvent, { type: "token" }>, index: number) => Record<string, unknown> | undefined;
+  /** The chunks that close a streamed choice; the last carries finish_reason, the summary's unless given. */
+  doneChoices: (index: number) => { chunks: Record<string, unknown>[]; finishReason?: string };
 }
 
 /** Streams several choices' events as they come, tagged with their index. */
@@ -144,7 +179,7 @@ function reply(c: Context, spec: ReplySpec, pool: ModelPool, metrics: Metrics): 
       .finally(finished)
       .then((results) => {
         for (const r of results) metrics.observe(r.summary);
-        const choices = results.map((r, index) => ({ index, ...spec.choice(r), finish_reason: finishReason(r.summary) }));
+        const choices = results.map((r, index) => ({ index, finish_reason: finishReason(r.summary), ...spec.choice(r, index) }));
         return c.json({ id, object: spec.object, created, model, choices, usage: usage(results.map((r) => r.summary)), timings: timings(results[0].summary) });
       });
   }
@@ -158,9 +193,14 @@ function reply(c: Context, spec: ReplySpec, pool: ModelPool, metrics: Metrics): 
         if (event.type === "done") {
           summaries[index] = event.stats;
           metrics.observe(event.stats);
-          await chunk([{ index, ...spec.doneChoice(), finish_reason: finishReason(event.stats) }]);
+          const done = spec.doneChoices(index);
+          const last = done.chunks.length - 1;
+          for (const [i, fields] of done.chunks.entries()) {
+            await chunk([{ index, ...fields, finish_reason: i === last ? (done.finishReason ?? finishReason(event.stats)) : null }]);
+          }
         } else {
-          await chunk([{ index, ...spec.tokenChoice(event), finish_reason: null }]);
+          const fields = spec.tokenChoice(event, index);
+          if (fields) await chunk([{ index, ...fields, finish_reason: null }]);
         }
       }
       if (spec.includeUsage) await chunk([], { usage: usage(summaries), timings: timings(summaries[0]) });
@@ -220,9 +260,32 @@ export function openAiRoutes(pool: ModelPool, metrics: Metrics): Hono {
   app.post("/v1/chat/completions", async (c) => {
     const body = parseBody(CHAT_REQUEST, await c.req.json().catch(() => undefined));
     const abort = abortWithClient(c);
-    const messages: ChatMessage[] = body.messages.map((m) => ({ role: m.role === "developer" ? "system" : m.role, content: messageText(m.content) }));
+    const messages: ChatMessage[] = body.messages.map((m) => ({
+      role: m.role === "developer" ? "system" : m.role,
+      content: messageText(m.content),
+      ...(m.tool_calls ? { tool_calls: m.tool_calls.map((call) => ({ id: call.id, type: "function" as const, function: { name: call.function.name, arguments: argumentsObject(call.function.arguments) } })) } : {}),
+      ...(m.tool_call_id ? { tool_call_id: m.tool_call_id } : {}),
+      ...(m.name ? { name: m.name } : {}),
+    }));
+    const tools = body.tools && body.tools.length > 0 ? body.tools : undefined;
+    const toolNames = tools && body.tool_choice !== "none" ? tools.map((t) => t.function.name) : undefined;
     const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
-    const { served, tokenizer, streams } = await start(body, (s) => conversationTokens(s.loaded.model, messages), logprobs, abort.signal);
+    let startsInReasoning = false;
+    const { served, tokenizer, streams } = await start(
+      body,
+      (s) => {
+        const tokens = conversationTokens(s.loaded.model, messages, false, { tools });
+        startsInReasoning = opensReasoning(s.loaded.model.tokenizer, tokens);
+        return tokens;
+      },
+      logprobs,
+      abort.signal,
+    );
+    const parsers = streams.map(() => new OutputParser({ tools: toolNames, startsInReasoning }));
+    const delta = (parsed: ParsedDelta): Record<string, string> => ({
+      ...(parsed.reasoning ? { reasoning_content: parsed.reasoning } : {}),
+      ...(parsed.content ? { content: parsed.content } : {}),
+    });
     return reply(
       c,
       {
@@ -234,10 +297,39 @@ export function openAiRoutes(pool: ModelPool, metrics: Metrics): Hono {
         abort,
         stream: body.stream ?? false,
         includeUsage: body.stream_options?.include_usage ?? false,
-        choice: (r) => ({ message: { role: "assistant", content: r.text }, logprobs: logprobs === undefined ? null : chatLogprobs(tokenizer, r.tokens) }),
+        choice: (r, index) => {
+          const parser = parsers[index];
+          const first = parser.push(r.text);
+          const last = parser.finish();
+          const content = first.content + last.content;
+          const reasoning = (first.reasoning + last.reasoning).trim();
+          const toolCalls = last.toolCalls.map(openAiToolCall);
+          return {
+            message: {
+              role: "assistant",
+              content: toolCalls.length > 0 && content === "" ? null : content,
+              ...(reasoning ? { reasoning_content: reasoning } : {}),
+              ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
+            },
+            logprobs: logprobs === undefined ? null : chatLogprobs(tokenizer, r.tokens),
+            ...(toolCalls.length > 0 ? { finish_reason: "tool_calls" } : {}),
+          };
+        },
         opening: () => ({ delta: { role: "assistant", content: "" }, logprobs: null }),
-        tokenChoice: (event) => ({ delta: { content: event.text }, logprobs: logprobs === undefined || event.id < 0 ? null : chatLogprobs(tokenizer, [event]) }),
-        doneChoice: () => ({ delta: {}, logprobs: null }),
+        tokenChoice: (event, index) => {
+          const fields = delta(parsers[index].push(event.text));
+          const tokenLogprobs = logprobs === undefined || event.id < 0 ? null : chatLogprobs(tokenizer, [event]);
+          return Object.keys(fields).length > 0 || tokenLogprobs ? { delta: fields, logprobs: tokenLogprobs } : undefined;
+        },
+        doneChoices: (index) => {
+          const last = parsers[index].finish();
+          const chunks: Record<string, unknown>[] = [];
+          const rest = delta(last);
+          if (Object.keys(rest).length > 0) chunks.push({ delta: rest, logprobs: null });
+          last.toolCalls.forEach((call, i) => chunks.push({ delta: { tool_calls: [{ index: i, ...openAiToolCall(call) }] }, logprobs: null }));
+          chunks.push({ delta: {}, logprobs: null });
+          return { chunks, finishReason: last.toolCalls.length > 0 ? "tool_calls" : undefined };
+        },
       },
       pool,
       metrics,
@@ -282,7 +374,7 @@ export function openAiRoutes(pool: ModelPool, metrics: Metrics): Hono {
         includeUsage: body.stream_options?.include_usage ?? false,
         choice: (r) => ({ text: echoed + r.text, logprobs: logprobs === undefined ? null : legacyLogprobs(r.tokens) }),
         tokenChoice: (event) => ({ text: event.text, logprobs: logprobs === undefined || event.id < 0 ? null : legacyLogprobs([event]) }),
-        doneChoice: () => ({ text: "", logprobs: null }),
+        doneChoices: () => ({ chunks: [{ text: "", logprobs: null }] }),
       },
       pool,
       metrics,
