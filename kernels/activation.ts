@@ -3,6 +3,10 @@
 // without it the host keeps the scalar twin.
 
 import { expf4 } from "./expf";
+import { floatToHalf } from "./half";
+
+/** Elements per unit of the element-wise range kernels. */
+const UNIT: i32 = 1024;
 
 /** out[i] = silu(gate[i]) · up[i] for n a multiple of 4 (ggml_v_silu, then the multiply). */
 export function silu_mul(gate: usize, up: usize, out: usize, n: i32): void {
@@ -11,5 +15,30 @@ export function silu_mul(gate: usize, up: usize, out: usize, n: i32): void {
     const x = v128.load(gate + i);
     const silu = f32x4.div(x, f32x4.add(one, expf4(f32x4.neg(x))));
     v128.store(out + i, f32x4.mul(silu, v128.load(up + i)));
+  }
+}
+
+/**
+ * out[i] = gelu(gate[i]) · up[i] for elements of units first … end − 1, through ggml's F16 GELU table
+ * (`table`: 65536 f32, the scalar twin's own table copied in): 0 at or below −10, x at or above 10.
+ */
+export function gelu_mul_range(table: usize, first: i32, end: i32, gate: usize, n: i32, out: usize, up: usize, _s: i32, _part: i32): void {
+  const last = min(n, end * UNIT);
+  for (let i = first * UNIT; i < last; i++) {
+    const at = <usize>i << 2;
+    const x = load<f32>(gate + at);
+    const g: f32 = x <= -10 ? 0 : x >= 10 ? x : load<f32>(table + (<usize>floatToHalf(x) << 2));
+    store<f32>(out + at, g * load<f32>(up + at));
+  }
+}
+
+/** x[i] = cap·tanh(x[i]/cap) in place for elements of units first … end − 1 (ggml's scale, tanh, scale); cap as f32 bits. */
+export function softcap_range(capBits: i32, first: i32, end: i32, x: usize, n: i32, _o: i32, _t: i32, _s: i32, _part: i32): void {
+  const cap = reinterpret<f32>(capBits);
+  const inv: f32 = <f32>1 / cap;
+  const last = min(n, end * UNIT);
+  for (let i = first * UNIT; i < last; i++) {
+    const at = x + (<usize>i << 2);
+    store<f32>(at, <f32>Math.tanh(<f64>(load<f32>(at) * inv)) * cap);
   }
 }

@@ -353,6 +353,23 @@ describe("the WASM kernels against their scalar twins", () => {
     const got = wasm.swiglu(gate, up);
     assert.ok(got.every((v, i) => Object.is(v, expected[i])), "swiglu differs");
   });
+  it("GeGLU (ggml's F16 GELU table) and logit soft-capping are bit-identical, across threads and edges", () => {
+    // 300 000 elements: several units on each thread; ±10 and beyond, F16's range edges, signed zeros
+    const gate = Float32Array.from([...randn(300_000, 5), -10, 10, -10.001, 9.999, 70000, -70000, 0, -0, 6e-8, NaN]);
+    const up = randn(gate.length);
+    const expected = scalar.geglu(gate, up);
+    const got = wasm.geglu(gate, up);
+    assert.ok(got.every((v, i) => Object.is(v, expected[i])), "geglu differs");
+    for (const cap of [30, 50]) {
+      const logits = Float32Array.from([...randn(300_000, 40), 0, -0, 1e-30, 1e6, -1e6, Infinity, -Infinity]);
+      const a = logits.slice();
+      const b = logits.slice();
+      scalar.softcapInPlace(a, cap);
+      wasm.softcapInPlace(b, cap);
+      assert.ok(a.every((v, i) => Object.is(v, b[i])), `softcap ${cap} differs`);
+    }
+  });
+
   const floatShapes = [[32, 1, 1], [256, 33, 3], [1024, 7, 2], [100, 5, 2], [2048, 64, 4]]; // 100: a tail past the 32 lanes
   for (const type of [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_1, GgmlType.Q5_1, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K]) {
     it(`${ggmlTypeName(type)} matmul is bit-identical, on its very first call and after`, () => {

@@ -83,6 +83,8 @@ export interface Backend {
   swiglu(gate: Float32Array, up: Float32Array): Float32Array;
   /** gelu(gate) · up, element-wise (GeGLU, Gemma). */
   geglu(gate: Float32Array, up: Float32Array): Float32Array;
+  /** x = cap·tanh(x / cap) in place (Gemma 2's logit soft-capping). */
+  softcapInPlace(x: Float32Array, cap: number): void;
   /** a += b, element-wise. */
   addInPlace(a: Float32Array, b: Float32Array): void;
 }

@@ -4,7 +4,6 @@ import { HEAP_STORAGE, KvCache, KvView } from "../kv/kv-cache.js";
 import { PagedKvPool } from "../kv/paged.js";
 import { FeedForward, FeedForwardWeights, Linear, RmsNorm, SelfAttention, GatedFeedForward } from "../nn/blocks.js";
 import { MoeFeedForward } from "../nn/moe.js";
-import { softcap } from "../quant/float-order.js";
 import { Weight } from "../tensor/weight.js";
 import { BatchSequence, checkedKvType, ForwardOptions, LanguageModel, ModelError } from "./model.js";
 import { ModelContext, registerArchitecture } from "./registry.js";
@@ -182,7 +181,7 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
     const picked = rows.length === T ? x : new Float32Array(rows.length * nEmbd);
     if (picked !== x) rows.forEach((row, i) => picked.set(x.subarray(row * nEmbd, (row + 1) * nEmbd), i * nEmbd));
     const logits = output.forward(outputNorm.forward(picked), rows.length); // [rows, vocab]
-    if (finalSoftcap !== undefined) for (let i = 0; i < logits.length; i++) logits[i] = softcap(logits[i], finalSoftcap);
+    if (finalSoftcap !== undefined) backend.softcapInPlace(logits, finalSoftcap);
     let at = 0;
     return sequences.map((sequence, i) => {
       const count = sequence.allLogits ? segments[i].length : 1;

@@ -240,6 +240,15 @@ function geluF32(x: number): number {
 
 let geluTable: Float32Array | undefined;
 
+/** ggml's table of GELU values (ggml_table_gelu_f16): for every F16 x, gelu(x) rounded to F16, as f32. */
+export function ggmlGeluTable(): Float32Array {
+  if (!geluTable) {
+    geluTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) geluTable[h] = HALF_TO_FLOAT[floatToHalf(geluF32(HALF_TO_FLOAT[h]))];
+  }
+  return geluTable;
+}
+
 /**
  * ggml's GELU on the CPU (GGML_GELU_FP16): x rounded to F16 indexes a table of GELU values rounded to
  * F16; beyond ±10 it is 0 or x.
@@ -247,11 +256,7 @@ let geluTable: Float32Array | undefined;
 export function ggmlGelu(x: number): number {
   if (x <= -10) return 0;
   if (x >= 10) return x;
-  if (!geluTable) {
-    geluTable = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) geluTable[h] = HALF_TO_FLOAT[floatToHalf(geluF32(HALF_TO_FLOAT[h]))];
-  }
-  return geluTable[floatToHalf(x)];
+  return ggmlGeluTable()[floatToHalf(x)];
 }
 
 /** Gemma's soft-capping, as ggml composes it: scale by 1/cap, tanh, scale by cap (all f32). */

@@ -193,6 +193,10 @@ export class ScalarBackend implements Backend {
     return out;
   }
 
+  softcapInPlace(x: Float32Array, cap: number): void {
+    for (let i = 0; i < x.length; i++) x[i] = softcap(x[i], cap);
+  }
+
   addInPlace(a: Float32Array, b: Float32Array): void {
     for (let i = 0; i < a.length; i++) a[i] = f32(a[i] + b[i]);
   }

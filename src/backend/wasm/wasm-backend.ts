@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os";
 import { GgmlType } from "../../gguf/ggml-types.js";
 import { quantFormat, rowBytes } from "../../quant/index.js";
+import { ggmlGeluTable } from "../../quant/float-order.js";
 import { Weight } from "../../tensor/weight.js";
 import { AttentionShape, HalfStorage, LayerKv } from "../backend.js";
 import { roundQueryForKeys } from "../kv-format.js";
@@ -82,6 +83,8 @@ interface Placement {
 const MAX_BANK_BYTES = 4 * 1024 ** 3 - 65536;
 /** i32 words of attend_range's parameter block (kernels/attention.ts). */
 const ATTENTION_PARAMS = 19;
+/** Elements per unit of the element-wise range kernels (kernels/activation.ts). */
+const ELEMENT_UNIT = 1024;
 /** Bytes of standard rows staged at a time while repacking. */
 const REPACK_CHUNK = 1 << 20;
 
@@ -310,6 +313,35 @@ export class WasmBackend extends ScalarBackend {
     instance.siluMul(at, at + bytes, at + 2 * bytes, gate.length);
     return heap.slice((at + 2 * bytes) / 4, (at + 3 * bytes) / 4);
   }
+
+  /** gelu(gate)·up through the scalar twin's own GELU table, copied into the first bank once. */
+  override geglu(gate: Float32Array, up: Float32Array): Float32Array {
+    const instance = this.banks[0];
+    this.geluTableAt ??= instance.allocate(65536 * 4);
+    if (!this.geluTableWritten) {
+      new Float32Array(instance.memory.buffer, this.geluTableAt, 65536).set(ggmlGeluTable());
+      this.geluTableWritten = true;
+    }
+    const bytes = gate.length * 4;
+    const at = instance.scratch(3 * bytes);
+    const heap = new Float32Array(instance.heap.buffer);
+    heap.set(gate, at / 4);
+    heap.set(up, (at + bytes) / 4);
+    this.pool.run({ kernel: "gelu_mul_range", bank: 0, units: Math.ceil(gate.length / ELEMENT_UNIT), work: gate.length * 4, weights: this.geluTableAt, activations: at, n: gate.length, out: at + 2 * bytes, tokens: at + bytes, outStride: 0 });
+    return heap.slice((at + 2 * bytes) / 4, (at + 3 * bytes) / 4);
+  }
+
+  override softcapInPlace(x: Float32Array, cap: number): void {
+    const instance = this.banks[0];
+    const at = instance.scratch(x.length * 4);
+    const heap = new Float32Array(instance.heap.buffer);
+    heap.set(x, at / 4);
+    this.pool.run({ kernel: "softcap_range", bank: 0, units: Math.ceil(x.length / ELEMENT_UNIT), work: x.length * 40, weights: f32Bits(Math.fround(cap)), activations: at, n: x.length, out: 0, tokens: 0, outStride: 0 });
+    x.set(heap.subarray(at / 4, at / 4 + x.length));
+  }
+
+  private geluTableAt?: number;
+  private geluTableWritten = false;
 
   dispose(): void {
     this.pool.dispose();
