@@ -240,15 +240,20 @@ describe("a KV pool too small for every sequence at once", () => {
   });
 });
 
+/** A llama model's layer count and the width of its keys (and values) per token, from its header. */
+function kvGeometry(path: string): { layers: number; kvWidth: number } {
+  const file = GgufFile.open(path);
+  const meta = new Metadata(file.metadata);
+  const count = (key: string): number => meta.number(`llama.${key}`) as number;
+  file.close();
+  return { layers: count("block_count"), kvWidth: (count("embedding_length") / count("attention.head_count")) * count("attention.head_count_kv") };
+}
+
 describe("--kv-memory", () => {
   it("sizes the pool in bytes: F16 keys and values of every layer a token", async () => {
     const server = await startServer([STORIES, "--kv-memory", "64K"]);
     try {
-      const file = GgufFile.open(STORIES);
-      const meta = new Metadata(file.metadata);
-      const layers = meta.number("llama.block_count") as number;
-      const kvWidth = ((meta.number("llama.embedding_length") as number) / (meta.number("llama.attention.head_count") as number)) * (meta.number("llama.attention.head_count_kv") as number);
-      file.close();
+      const { layers, kvWidth } = kvGeometry(STORIES);
       const tokens = Math.floor(65536 / (layers * kvWidth * 4));
       const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused" });
       await assert.rejects(openai.completions.create({ model: "stories260K", prompt: "Once upon a time ".repeat(60), max_tokens: 4 }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.message.includes(`context of ${tokens} tokens`));
@@ -263,11 +268,7 @@ describe("--kv-type q8_0", () => {
     const zoo = join(ZOO, "zoo-Q4_0-pure.gguf");
     const server = await startServer([zoo, STORIES, "--alias", "zoo", "--alias", "stories", "--kv-type", "q8_0", "--kv-memory", "64K", "--parallel", "4"]);
     try {
-      const file = GgufFile.open(zoo);
-      const meta = new Metadata(file.metadata);
-      const layers = meta.number("llama.block_count") as number;
-      const kvWidth = ((meta.number("llama.embedding_length") as number) / (meta.number("llama.attention.head_count") as number)) * (meta.number("llama.attention.head_count_kv") as number);
-      file.close();
+      const { layers, kvWidth } = kvGeometry(zoo);
       const q8Tokens = Math.floor(65536 / (layers * 2 * (kvWidth / 32) * 34));
       assert.ok(q8Tokens > 1.8 * Math.floor(65536 / (layers * 2 * kvWidth * 2)), "Q8_0 holds almost twice F16's tokens");
       const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused" });
