@@ -3,10 +3,11 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { z } from "zod";
+import { OutputParser, ParsedDelta } from "../chat/output-parser.js";
 import { ChatMessage } from "../chat/template.js";
 import { CachedSession, generate, GenerationStats } from "../engine/generate.js";
 import { LoadedModel } from "../engine/load.js";
-import { conversationTokens } from "../engine/prompt.js";
+import { conversationTokens, opensReasoning } from "../engine/prompt.js";
 import { Sampler, SamplingParams } from "../sampling/sampler.js";
 import { storeLayout } from "../store/home.js";
 import { describeModel } from "./show.js";
@@ -106,22 +107,29 @@ export async function chat(loaded: LoadedModel, options: ChatOptions): Promise<v
     generation = { stop: false };
     let reply = "";
     let stats: GenerationStats | undefined;
+    // reasoning (<think> … </think>) is shown dimmed, the answer as it is
+    const parser = new OutputParser({ startsInReasoning: opensReasoning(loaded.tokenizer, tokens) });
+    const show = (delta: ParsedDelta): void => {
+      if (delta.reasoning) out.write(`\x1b[2m${delta.reasoning}\x1b[22m`);
+      if (delta.content) out.write(delta.content);
+    };
     try {
       for (let step = run.next(); ; step = run.next()) {
         if (step.done) {
           stats = step.value;
           reply += stats.trailingText;
-          out.write(stats.trailingText);
+          show(parser.push(stats.trailingText));
           break;
         }
         reply += step.value.text;
-        out.write(step.value.text);
+        show(parser.push(step.value.text));
         await nextTurn(); // lets Ctrl-C through between tokens
         if (generation.stop) break;
       }
     } finally {
       generation = undefined;
     }
+    show(parser.finish());
     out.write("\n");
     messages.push({ role: "assistant", content: reply });
     if (!stats) note("[stopped]");
