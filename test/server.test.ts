@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -8,6 +8,7 @@ import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { REPO_ROOT, STORIES, ZOO } from "./helpers/paths.js";
 import { RunningServer, startServer } from "./helpers/server.js";
+import { TestHub } from "./helpers/test-hub.js";
 import { JsonPrefix } from "../src/sampling/json-prefix.js";
 import { GgufFile, GgufValueType, Metadata } from "../src/gguf/index.js";
 import { writeGguf } from "../src/gguf/writer.js";
@@ -354,6 +355,50 @@ describe("reasoning and tools through the APIs", () => {
     } finally {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("Ollama's /api/pull and /api/delete, against a local imitation of the hub", () => {
+  it("pull streams progress into the store; a delete while the model answers lets the answer finish, then unloads it", async () => {
+    const home = mkdtempSync(join(tmpdir(), "tsllm-serve-store-"));
+    const hub = new TestHub({ repos: { "ggml-org/models": [{ path: "tinyllamas/stories260K.gguf", source: STORIES }] } });
+    await hub.start();
+    const server = await startServer([], { TSLLM_HOME: home, HF_ENDPOINT: hub.endpoint });
+    try {
+      const ollama = new Ollama({ host: server.url });
+      const statuses: string[] = [];
+      let completed = 0;
+      for await (const part of await ollama.pull({ model: "stories260K", stream: true })) {
+        statuses.push(part.status);
+        completed = Math.max(completed, part.completed ?? 0);
+      }
+      assert.equal(statuses.at(-1), "success");
+      assert.equal(completed, statSync(STORIES).size);
+      const name = "ggml-org/models:stories260K";
+      assert.deepEqual((await ollama.list()).models.map((m) => m.name), [name]);
+
+      const stream = await ollama.generate({ model: name, prompt: story.prompt, stream: true, options: { num_predict: 1500, temperature: 0 } });
+      const parts = stream[Symbol.asyncIterator]();
+      const first = await parts.next();
+      assert.equal(first.done, false);
+      await ollama.delete({ model: name });
+      let afterDelete = 0;
+      let last = first.value;
+      for (let part = await parts.next(); !part.done; part = await parts.next()) {
+        afterDelete++;
+        last = part.value;
+      }
+      assert.ok(afterDelete > 1, "the answer went on after the delete");
+      assert.equal(last.done, true);
+      assert.ok(last.eval_count >= afterDelete && ["stop", "length"].includes(last.done_reason), `${last.eval_count} tokens, ${last.done_reason}`);
+      assert.deepEqual((await ollama.list()).models, []);
+      assert.deepEqual((await ollama.ps()).models, []);
+      await assert.rejects(ollama.generate({ model: name, prompt: "Hi" }), /not found/);
+    } finally {
+      await server.stop();
+      await hub.stop();
+      rmSync(home, { recursive: true, force: true });
     }
   });
 });

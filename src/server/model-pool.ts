@@ -16,6 +16,8 @@ export interface ServedModel {
   unloadTimer?: NodeJS.Timeout;
   /** The keep-alive the last request asked for. */
   keepAliveMs?: number;
+  /** Deleted while answering: unloaded as soon as its last request is done. */
+  forgotten?: boolean;
 }
 
 export interface PoolOptions {
@@ -29,6 +31,9 @@ export interface PoolOptions {
 }
 
 export class UnknownModelError extends Error {}
+
+/** How often a model waiting to be unloaded checks that its last request has finished. */
+const IDLE_POLL_MS = 50;
 
 /** The models a server answers for, each loaded on first use and unloaded when idle past its keep-alive. */
 export class ModelPool {
@@ -101,7 +106,8 @@ export class ModelPool {
 
   /** A request is done with the model: its idle time starts again. */
   release(served: ServedModel): void {
-    this.keepAlive(served, served.keepAliveMs ?? this.options.keepAliveMs);
+    if (served.forgotten) this.unloadWhenIdle(served);
+    else this.keepAlive(served, served.keepAliveMs ?? this.options.keepAliveMs);
   }
 
   /** Restarts the idle timer; a model with requests in flight is never unloaded. */
@@ -130,10 +136,27 @@ export class ModelPool {
     served.loaded = undefined;
   }
 
+  /**
+   * The model is no longer served (deleted from the store): new requests do not find it, and the
+   * requests it is answering finish before it is unloaded.
+   */
   forget(name: string): void {
     const served = this.models.get(name);
-    if (served) this.unload(served);
     this.models.delete(name);
+    if (!served) return;
+    served.forgotten = true;
+    this.unloadWhenIdle(served);
+  }
+
+  private unloadWhenIdle(served: ServedModel): void {
+    clearTimeout(served.unloadTimer);
+    const load = served.loaded?.scheduler.load;
+    if (!load || load.running + load.waiting === 0) {
+      this.unload(served);
+      return;
+    }
+    served.unloadTimer = setTimeout(() => this.unloadWhenIdle(served), IDLE_POLL_MS);
+    served.unloadTimer.unref();
   }
 
   close(): void {
