@@ -48,6 +48,8 @@ export class Vocab {
   readonly specialsByLength: number[];
   readonly endOfGeneration: Set<number>;
   readonly maxPieceLength: number;
+  /** Special tokens that swallow the whitespace after them when parsed from text (llama.cpp's RSTRIP). */
+  readonly stripsAfter = new Set<number>();
 
   private constructor(
     readonly kind: VocabKind,
@@ -60,8 +62,8 @@ export class Vocab {
     readonly addBos: boolean,
     readonly addEos: boolean,
     readonly addSpacePrefix: boolean,
-    /** Special tokens that swallow the whitespace after them when parsed from text (llama.cpp's RSTRIP). */
-    readonly stripsAfter: ReadonlySet<number> = new Set(),
+    /** llama.cpp gives this model Phi-3's token attributes (see phi3Attributes). */
+    phi3Attributes = false,
   ) {
     pieces.forEach((piece, id) => {
       if (!this.pieceToId.has(piece)) this.pieceToId.set(piece, id);
@@ -81,6 +83,13 @@ export class Vocab {
     this.endOfGeneration = new Set([specials.eos, specials.eot].filter((id): id is number => id !== undefined));
     for (const id of this.specialsByLength) {
       if (this.typeOf(id) === TokenType.Control && END_OF_TURN_PIECES.has(pieces[id])) this.endOfGeneration.add(id);
+    }
+    if (phi3Attributes) {
+      // every special token and "</s>" strip what follows them, except "<unk>", "<s>" and "<|endoftext|>"
+      for (const id of this.specialsByLength) this.stripsAfter.add(id);
+      const eos = this.pieceToId.get("</s>");
+      if (eos !== undefined) this.stripsAfter.add(eos);
+      for (const piece of ["<unk>", "<s>", "<|endoftext|>"]) this.stripsAfter.delete(this.pieceToId.get(piece) ?? -1);
     }
   }
 
@@ -115,7 +124,7 @@ export class Vocab {
     const addEos = meta.bool("tokenizer.ggml.add_eos_token") ?? defaults[1];
     const addSpacePrefix = meta.bool("tokenizer.ggml.add_space_prefix") ?? defaults[2];
     const pre = meta.string("tokenizer.ggml.pre") ?? "default";
-    return new Vocab(kind, pieces, scores, types, merges, pre, specials, addBos, addEos, addSpacePrefix, rstripTokens(meta, pieces, types));
+    return new Vocab(kind, pieces, scores, types, merges, pre, specials, addBos, addEos, addSpacePrefix, phi3Attributes(meta));
   }
 
   get size(): number {
@@ -137,21 +146,10 @@ export class Vocab {
 }
 
 /**
- * llama.cpp gives some models' special tokens attributes the GGUF does not carry: for Phi-3 (a model
- * name with "phi-3" or "phi3") every control, user-defined and unknown token and "</s>" strip the
- * whitespace after them, except "<unk>", "<s>" and "<|endoftext|>".
+ * llama.cpp gives some models' special tokens attributes the GGUF does not carry: a model whose name
+ * says "phi-3" or "phi3" gets Phi-3's (whitespace after its special tokens is stripped).
  */
-function rstripTokens(meta: Metadata, pieces: string[], types: ArrayLike<number> | undefined): Set<number> {
+function phi3Attributes(meta: Metadata): boolean {
   const name = (meta.string("general.name") ?? "").toLowerCase();
-  const strips = new Set<number>();
-  if (!name.includes("phi-3") && !name.includes("phi3")) return strips;
-  pieces.forEach((piece, id) => {
-    const type = types ? types[id] : TokenType.Normal;
-    if (type === TokenType.Control || type === TokenType.UserDefined || type === TokenType.Unknown || piece === "</s>") strips.add(id);
-  });
-  for (const piece of ["<unk>", "<s>", "<|endoftext|>"]) {
-    const id = pieces.indexOf(piece);
-    if (id >= 0) strips.delete(id);
-  }
-  return strips;
+  return name.includes("phi-3") || name.includes("phi3");
 }
