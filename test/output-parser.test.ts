@@ -63,6 +63,7 @@ describe("reasoning and tool-call parsing, whatever the chunk boundaries", () =>
   for (const [name, text, options, expected] of CASES) {
     it(name, () => {
       for (const chunks of splits(text)) assert.deepEqual(run(chunks, options), expected, `chunks ${JSON.stringify(chunks)}`);
+      assert.deepEqual(new OutputParser(options).feed(text, true), expected, "feed(text, true)");
     });
   }
 

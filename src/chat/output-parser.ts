@@ -58,6 +58,14 @@ export class OutputParser {
     return { ...last, toolCalls: this.calls };
   }
 
+  /** push(text), and when `done` also finish(): what the text and the end of the output told, together. */
+  feed(text: string, done: boolean): ParsedDelta & { toolCalls: ParsedToolCall[] } {
+    const first = this.push(text);
+    if (!done) return { ...first, toolCalls: [] };
+    const last = this.finish();
+    return { content: first.content + last.content, reasoning: first.reasoning + last.reasoning, toolCalls: last.toolCalls };
+  }
+
   private drain(final: boolean): ParsedDelta {
     const out: ParsedDelta = { content: "", reasoning: "" };
     for (;;) {

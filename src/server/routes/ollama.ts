@@ -320,16 +320,13 @@ export function ollamaRoutes(pool: ModelPool, metrics: Metrics, defaultKeepAlive
     const events = submit(served.loaded.scheduler, requestOf(body.options, tokens, body.format, abort.signal));
     // reasoning goes to message.thinking and calls to message.tool_calls, as Ollama reports them
     return respond(c, served, events, abort, body.stream ?? true, started, (text, done) => {
-      const first = parser.push(text);
-      const last = done ? parser.finish() : undefined;
-      const thinking = first.reasoning + (last?.reasoning ?? "");
-      const calls = last?.toolCalls ?? [];
+      const { content, reasoning, toolCalls } = parser.feed(text, done);
       return {
         message: {
           role: "assistant",
-          content: first.content + (last?.content ?? ""),
-          ...(thinking ? { thinking } : {}),
-          ...(calls.length > 0 ? { tool_calls: calls.map((call) => ({ function: { name: call.name, arguments: JSON.parse(call.arguments) as unknown } })) } : {}),
+          content,
+          ...(reasoning ? { thinking: reasoning } : {}),
+          ...(toolCalls.length > 0 ? { tool_calls: toolCalls.map((call) => ({ function: { name: call.name, arguments: JSON.parse(call.arguments) as unknown } })) } : {}),
         },
       };
     });

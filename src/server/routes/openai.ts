@@ -254,7 +254,7 @@ export function openAiRoutes(pool: ModelPool, metrics: Metrics): Hono {
         signal,
       }),
     );
-    return { served, tokenizer, streams, promptTokens: tokens.length };
+    return { served, tokenizer, streams, tokens };
   };
 
   app.post("/v1/chat/completions", async (c) => {
@@ -270,17 +270,8 @@ export function openAiRoutes(pool: ModelPool, metrics: Metrics): Hono {
     const tools = body.tools && body.tools.length > 0 ? body.tools : undefined;
     const toolNames = tools && body.tool_choice !== "none" ? tools.map((t) => t.function.name) : undefined;
     const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
-    let startsInReasoning = false;
-    const { served, tokenizer, streams } = await start(
-      body,
-      (s) => {
-        const tokens = conversationTokens(s.loaded.model, messages, false, { tools });
-        startsInReasoning = opensReasoning(s.loaded.model.tokenizer, tokens);
-        return tokens;
-      },
-      logprobs,
-      abort.signal,
-    );
+    const { served, tokenizer, streams, tokens } = await start(body, (s) => conversationTokens(s.loaded.model, messages, false, { tools }), logprobs, abort.signal);
+    const startsInReasoning = opensReasoning(tokenizer, tokens);
     const parsers = streams.map(() => new OutputParser({ tools: toolNames, startsInReasoning }));
     const delta = (parsed: ParsedDelta): Record<string, string> => ({
       ...(parsed.reasoning ? { reasoning_content: parsed.reasoning } : {}),
@@ -298,12 +289,10 @@ export function openAiRoutes(pool: ModelPool, metrics: Metrics): Hono {
         stream: body.stream ?? false,
         includeUsage: body.stream_options?.include_usage ?? false,
         choice: (r, index) => {
-          const parser = parsers[index];
-          const first = parser.push(r.text);
-          const last = parser.finish();
-          const content = first.content + last.content;
-          const reasoning = (first.reasoning + last.reasoning).trim();
-          const toolCalls = last.toolCalls.map(openAiToolCall);
+          const parsed = parsers[index].feed(r.text, true);
+          const content = parsed.content;
+          const reasoning = parsed.reasoning.trim();
+          const toolCalls = parsed.toolCalls.map(openAiToolCall);
           return {
             message: {
               role: "assistant",
