@@ -1,9 +1,10 @@
-import { floatToHalf, HALF_TO_FLOAT } from "./half.js";
 /**
  * ggml's x86 kernels accumulate in eight f32 lanes with fused multiply-adds and reduce the lanes in a
  * fixed order. Reproducing that order (not just the math) is what makes our logits bit-identical to
  * llama.cpp's, so that quantized activations round the same way downstream.
  */
+import { floatToHalf, HALF_TO_FLOAT } from "./half.js";
+
 const f32 = Math.fround;
 
 const wide = new Float64Array(1);

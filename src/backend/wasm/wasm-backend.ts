@@ -317,10 +317,9 @@ export class WasmBackend extends ScalarBackend {
   /** gelu(gate)·up through the scalar twin's own GELU table, copied into the first bank once. */
   override geglu(gate: Float32Array, up: Float32Array): Float32Array {
     const instance = this.banks[0];
-    this.geluTableAt ??= instance.allocate(65536 * 4);
-    if (!this.geluTableWritten) {
+    if (this.geluTableAt === undefined) {
+      this.geluTableAt = instance.allocate(65536 * 4);
       new Float32Array(instance.memory.buffer, this.geluTableAt, 65536).set(ggmlGeluTable());
-      this.geluTableWritten = true;
     }
     const bytes = gate.length * 4;
     const at = instance.scratch(3 * bytes);
@@ -340,8 +339,8 @@ export class WasmBackend extends ScalarBackend {
     x.set(heap.subarray(at / 4, at / 4 + x.length));
   }
 
+  /** Where the GELU table sits in the first bank, once a GeGLU has needed it. */
   private geluTableAt?: number;
-  private geluTableWritten = false;
 
   dispose(): void {
     this.pool.dispose();
