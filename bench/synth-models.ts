@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { GgufFile, GgufValue, GgufValueType } from "../src/gguf/index.js";
+import { GgufFile, GgufValue } from "../src/gguf/index.js";
+import { withControlTokens } from "../src/synth/control-tokens.js";
 import { QuantPlan } from "../src/synth/mix.js";
 import { PRESETS } from "../src/synth/presets.js";
 import { SynthArchitecture, synthesizeModel } from "../src/synth/synth.js";
@@ -28,20 +29,8 @@ const ARCHITECTURES: Record<SynthCase["preset"], { architecture: SynthArchitectu
  * the output matrix gets the real model's size while the text side stays a real tokenizer.
  */
 function padded(vocab: { metadata: ReadonlyMap<string, GgufValue> }, size: number): { metadata: Map<string, GgufValue> } {
-  const metadata = new Map(vocab.metadata);
-  const tokens = [...(metadata.get("tokenizer.ggml.tokens")?.value as string[])];
-  const types = Array.from(metadata.get("tokenizer.ggml.token_type")?.value as ArrayLike<number>);
-  const scores = metadata.has("tokenizer.ggml.scores") ? Array.from(metadata.get("tokenizer.ggml.scores")?.value as ArrayLike<number>) : undefined;
-  for (let i = tokens.length; i < size; i++) {
-    tokens.push(`<unused${i}>`);
-    types.push(3);
-    scores?.push(0);
-  }
-  const array = (itemType: GgufValueType, value: unknown[]): GgufValue => ({ type: GgufValueType.ARRAY, itemType, value }) as GgufValue;
-  metadata.set("tokenizer.ggml.tokens", array(GgufValueType.STRING, tokens));
-  metadata.set("tokenizer.ggml.token_type", array(GgufValueType.INT32, types));
-  if (scores) metadata.set("tokenizer.ggml.scores", array(GgufValueType.FLOAT32, scores));
-  return { metadata };
+  const count = (vocab.metadata.get("tokenizer.ggml.tokens")?.value as string[]).length;
+  return withControlTokens(vocab.metadata, Array.from({ length: size - count }, (_, i) => `<unused${count + i}>`));
 }
 
 /** A random-weight model with a real shape and vocabulary, generated once into .cache/synth. */

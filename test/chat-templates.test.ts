@@ -9,6 +9,7 @@ import { loadTokenizer } from "../src/engine/load.js";
 import { conversationTokens } from "../src/engine/prompt.js";
 import { GgufFile, GgufValue, GgufValueType } from "../src/gguf/index.js";
 import { writeGguf } from "../src/gguf/writer.js";
+import { withControlTokens } from "../src/synth/control-tokens.js";
 import { llamaCppTokenize, oracle } from "./helpers/llama-cpp.js";
 import { STORIES, VOCAB_DIR } from "./helpers/paths.js";
 
@@ -138,29 +139,11 @@ export const FIXTURES: Fixture[] = [
 function familyVocab(fixture: Fixture): string {
   if (typeof fixture.vocab === "object") return fixture.vocab.path;
   const source = GgufFile.open(fixture.vocab === "bpe" ? join(VOCAB_DIR, "ggml-vocab-gpt-2.gguf") : STORIES);
-  const metadata = new Map<string, GgufValue>();
-  for (const [key, value] of source.metadata) if (key.startsWith("tokenizer.") || key === "general.architecture") metadata.set(key, value);
+  const family = withControlTokens(source.metadata, fixture.specials);
   source.close();
-  const tokens = [...((metadata.get("tokenizer.ggml.tokens")?.value as string[]) ?? [])];
-  const hasScores = metadata.has("tokenizer.ggml.scores");
-  const scores = Array.from((metadata.get("tokenizer.ggml.scores")?.value ?? []) as ArrayLike<number>);
-  const types = Array.from((metadata.get("tokenizer.ggml.token_type")?.value ?? []) as ArrayLike<number>);
-  const idOf = (piece: string): number => {
-    const at = tokens.indexOf(piece);
-    if (at >= 0) {
-      types[at] = 3;
-      return at;
-    }
-    tokens.push(piece);
-    if (hasScores) scores.push(0);
-    types.push(3); // CONTROL
-    return tokens.length - 1;
-  };
-  const [bos, eos, eot] = fixture.specials.map(idOf);
-  const array = (itemType: GgufValueType, value: unknown[]): GgufValue => ({ type: GgufValueType.ARRAY, itemType, value } as GgufValue);
-  metadata.set("tokenizer.ggml.tokens", array(GgufValueType.STRING, tokens));
-  if (hasScores) metadata.set("tokenizer.ggml.scores", array(GgufValueType.FLOAT32, scores));
-  metadata.set("tokenizer.ggml.token_type", array(GgufValueType.INT32, types));
+  const metadata = new Map<string, GgufValue>();
+  for (const [key, value] of family.metadata) if (key.startsWith("tokenizer.") || key === "general.architecture") metadata.set(key, value);
+  const [bos, eos, eot] = family.ids;
   metadata.set("tokenizer.ggml.bos_token_id", { type: GgufValueType.UINT32, value: bos });
   metadata.set("tokenizer.ggml.eos_token_id", { type: GgufValueType.UINT32, value: eos });
   metadata.set("tokenizer.ggml.eot_token_id", { type: GgufValueType.UINT32, value: eot });
