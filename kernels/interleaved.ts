@@ -7,14 +7,34 @@
 //
 // Activations come as "Q8_0 planes" for T tokens of n elements (B = n/32 blocks a token):
 //   qs  [T·B][32] i8   at acts
-//   d   [T·B]     f32  at acts + T·B·32   (the f16 scale, widened)
+//   d   [T·B]     f32  at acts + T·B·32   (the f16 scale widened, times 2^112: see halfScalesScaledDown)
 //   sum [T·B]     i32  at acts + T·B·36   (Σ qs of the block, for the biased weight types)
 
 import { floatToHalf } from "./half";
 import { fuseLanes, halfToFloat, loadHalf, q8_0Scale, quads, quadSums, quantize16 } from "./simd";
 
-/** Q4_0 repacked: per group of four rows and per block, 4 f32 scales then 64 bytes of nibbles. */
-const Q4_0X4_BLOCK: usize = 80;
+/**
+ * Q4_0 repacked, the file's own size: sixteen rows a group, as four quads of four rows. A group's block b
+ * holds the four quads' nibbles, 64 bytes each (chunk i's v128 holds elements 4i … 4i + 3 low and
+ * 16 + 4i … 19 + 4i high of each of the quad's rows), then their f16 scales, 8 bytes a quad; blocks stay
+ * 16-aligned. One token reads a group as one sequential stream; scales stay half floats, since one token is
+ * bound by memory and widening them would stream 11% more bytes.
+ */
+const Q4_0_QUAD_NIBBLES: usize = 64;
+const Q4_0_SCALES: usize = 4 * Q4_0_QUAD_NIBBLES;
+const Q4_0X16_BLOCK: usize = Q4_0_SCALES + 4 * 8;
+/** 2^112 as f32: an f16's bits shifted into an f32's place are its value times 2^−112. */
+const TWO_TO_112: f32 = reinterpret<f32>(0x77800000);
+
+/**
+ * The four f16 scales at p as f32 lanes times 2^−112, in three instructions (sign-extended, shifted into
+ * f32's place, the sign's copies cleared). Exact for normal and subnormal halves; the activation scales
+ * carry the 2^112, so each product dw·dy is the same single rounding of the same exact value.
+ */
+// @ts-ignore: decorator
+@inline function halfScalesScaledDown(p: usize): v128 {
+  return v128.and(i32x4.shl(v128.load16x4_s(p), 13), i32x4.splat(0x8fffe000));
+}
 
 /**
  * T rows of n f32 activations → Q8_0 planes (quantize_row_q8_0_ref's arithmetic), blocks first … end − 1
@@ -28,7 +48,7 @@ export function quantize_q8_0_plane_blocks(_unused: usize, first: i32, end: i32,
     const x = src + b * 128;
     const d = q8_0Scale(x);
     const id = f32x4.splat(d != 0 ? <f32>1 / d : 0);
-    store<f32>(dPlane + (b << 2), halfToFloat(floatToHalf(d)));
+    store<f32>(dPlane + (b << 2), halfToFloat(floatToHalf(d)) * TWO_TO_112);
     const first = quantize16(x, id);
     const second = quantize16(x + 64, id);
     v128.store(acts + b * 32, first);
@@ -38,16 +58,18 @@ export function quantize_q8_0_plane_blocks(_unused: usize, first: i32, end: i32,
   }
 }
 
-/** Standard Q4_0 rows (rows a multiple of 4) → the x4 layout. */
-export function repack_q4_0x4(src: usize, dst: usize, rows: i32, n: i32): void {
+/** Standard Q4_0 rows (rows a multiple of 16) → the x16 layout. */
+export function repack_q4_0x16(src: usize, dst: usize, rows: i32, n: i32): void {
   const blocks = <usize>(n / 32);
-  for (let g: usize = 0; g < <usize>(rows >> 2); g++) {
+  for (let g: usize = 0; g < <usize>(rows >> 4); g++) {
     for (let b: usize = 0; b < blocks; b++) {
-      const to = dst + (g * blocks + b) * Q4_0X4_BLOCK;
-      for (let r: usize = 0; r < 4; r++) {
-        const from = src + ((g * 4 + r) * blocks + b) * 18;
-        store<f32>(to + (r << 2), loadHalf(from));
-        for (let i: usize = 0; i < 4; i++) store<u32>(to + 16 + 16 * i + 4 * r, load<u32>(from + 2 + 4 * i));
+      for (let r: usize = 0; r < 16; r++) {
+        const block = dst + (g * blocks + b) * Q4_0X16_BLOCK;
+        const to = block + (r >> 2) * Q4_0_QUAD_NIBBLES;
+        const lane = r & 3;
+        const from = src + ((g * 16 + r) * blocks + b) * 18;
+        store<u16>(block + Q4_0_SCALES + (r << 1), load<u16>(from));
+        for (let i: usize = 0; i < 4; i++) store<u32>(to + 16 * i + 4 * lane, load<u32>(from + 2 + 4 * i));
       }
     }
   }
@@ -89,7 +111,7 @@ export function repack_q4_0x4(src: usize, dst: usize, rows: i32, n: i32): void {
   return q4Pair(s, p, v128.load32_splat(y + 4 * i), v128.load32_splat(y + 16 + 4 * i), mask);
 }
 
-/** acc = fma(row totals of s − 8·Σy, dw·dy, acc): the block's one rounding step. */
+/** acc = fma(row totals of s − 8·Σy, dw·dy, acc): the block's one rounding step (dw from halfScalesScaledDown). */
 // @ts-ignore: decorator
 @inline function q4Finish(acc: v128, s: v128, dw: v128, dPlane: usize, sumPlane: usize, a: usize): v128 {
   const sums = i32x4.sub(rowTotals(s), i32x4.shl(v128.load32_splat(sumPlane + (a << 2)), 3));
@@ -97,117 +119,121 @@ export function repack_q4_0x4(src: usize, dst: usize, rows: i32, n: i32): void {
 }
 
 /**
- * out[t·outStride + r] for rows 4·first … 4·end − 1 and tokens 0 … tokens − 1: Q4_0x4 weights · Q8_0
- * planes. Prompt batches go four tokens at a time, so each weight block is loaded and unpacked once for
- * four; single tokens go two row groups at a time, so each activation load serves eight rows.
+ * out[t·outStride + r] for rows 16·first … 16·end − 1 and tokens 0 … tokens − 1: Q4_0x16 weights · Q8_0
+ * planes. Single tokens take a group's four quads together, so each activation load serves sixteen rows;
+ * prompt batches go a quad and four tokens at a time, so each weight block is loaded and unpacked once for
+ * four tokens (a group's blocks stay in cache while its quads take turns).
  */
-export function gemm_q4_0x4(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32): void {
+export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32): void {
   const blocks = <usize>(n / 32);
   const all = blocks * <usize>tokens;
   const dPlane = acts + all * 32;
   const sumPlane = acts + all * 36;
   const mask = i8x16.splat(0x0f);
-  const groupBytes = blocks * Q4_0X4_BLOCK;
+  const groupBytes = blocks * Q4_0X16_BLOCK;
   const stride = <usize>outStride << 2;
-  let g = <usize>first;
   if (tokens == 1) {
-    // four row groups a pass: each activation load serves sixteen rows (the last few groups go alone)
-    for (; g + 4 <= <usize>end; g += 4) {
+    for (let g = <usize>first; g < <usize>end; g++) {
       const w = weights + g * groupBytes;
       let acc0 = f32x4.splat(0);
       let acc1 = f32x4.splat(0);
       let acc2 = f32x4.splat(0);
       let acc3 = f32x4.splat(0);
       for (let b: usize = 0; b < blocks; b++) {
-        const x0 = w + b * Q4_0X4_BLOCK;
-        const x1 = x0 + groupBytes;
-        const x2 = x1 + groupBytes;
-        const x3 = x2 + groupBytes;
+        const x0 = w + b * Q4_0X16_BLOCK;
+        const x1 = x0 + Q4_0_QUAD_NIBBLES;
+        const x2 = x1 + Q4_0_QUAD_NIBBLES;
+        const x3 = x2 + Q4_0_QUAD_NIBBLES;
         const y = acts + (b << 5);
         let s0 = v128.splat<i32>(0), s1 = v128.splat<i32>(0), s2 = v128.splat<i32>(0), s3 = v128.splat<i32>(0);
         for (let k: usize = 0; k < 4; k++) {
           const yLo = v128.load32_splat(y + 4 * k);
           const yHi = v128.load32_splat(y + 16 + 4 * k);
-          s0 = q4Pair(s0, v128.load(x0 + 16 + 16 * k), yLo, yHi, mask);
-          s1 = q4Pair(s1, v128.load(x1 + 16 + 16 * k), yLo, yHi, mask);
-          s2 = q4Pair(s2, v128.load(x2 + 16 + 16 * k), yLo, yHi, mask);
-          s3 = q4Pair(s3, v128.load(x3 + 16 + 16 * k), yLo, yHi, mask);
+          s0 = q4Pair(s0, v128.load(x0 + 16 * k), yLo, yHi, mask);
+          s1 = q4Pair(s1, v128.load(x1 + 16 * k), yLo, yHi, mask);
+          s2 = q4Pair(s2, v128.load(x2 + 16 * k), yLo, yHi, mask);
+          s3 = q4Pair(s3, v128.load(x3 + 16 * k), yLo, yHi, mask);
         }
-        acc0 = q4Finish(acc0, s0, v128.load(x0), dPlane, sumPlane, b);
-        acc1 = q4Finish(acc1, s1, v128.load(x1), dPlane, sumPlane, b);
-        acc2 = q4Finish(acc2, s2, v128.load(x2), dPlane, sumPlane, b);
-        acc3 = q4Finish(acc3, s3, v128.load(x3), dPlane, sumPlane, b);
+        const d = x0 + Q4_0_SCALES;
+        acc0 = q4Finish(acc0, s0, halfScalesScaledDown(d), dPlane, sumPlane, b);
+        acc1 = q4Finish(acc1, s1, halfScalesScaledDown(d + 8), dPlane, sumPlane, b);
+        acc2 = q4Finish(acc2, s2, halfScalesScaledDown(d + 16), dPlane, sumPlane, b);
+        acc3 = q4Finish(acc3, s3, halfScalesScaledDown(d + 24), dPlane, sumPlane, b);
       }
-      v128.store(out + (g << 4), acc0);
-      v128.store(out + (g << 4), acc1, 16);
-      v128.store(out + (g << 4), acc2, 32);
-      v128.store(out + (g << 4), acc3, 48);
+      v128.store(out + (g << 6), acc0);
+      v128.store(out + (g << 6), acc1, 16);
+      v128.store(out + (g << 6), acc2, 32);
+      v128.store(out + (g << 6), acc3, 48);
     }
+    return;
   }
-  for (; g < <usize>end; g++) {
-    const w = weights + g * groupBytes;
-    const o = out + (g << 4);
-    let t: usize = 0;
-    for (; t + 4 <= <usize>tokens; t += 4) {
-      let acc0 = f32x4.splat(0);
-      let acc1 = f32x4.splat(0);
-      let acc2 = f32x4.splat(0);
-      let acc3 = f32x4.splat(0);
-      for (let b: usize = 0; b < blocks; b++) {
-        const x = w + b * Q4_0X4_BLOCK;
-        const a0 = t * blocks + b;
-        const y0 = acts + (a0 << 5);
-        const y1 = y0 + (blocks << 5);
-        const y2 = y1 + (blocks << 5);
-        const y3 = y2 + (blocks << 5);
-        let s0 = v128.splat<i32>(0);
-        let s1 = v128.splat<i32>(0);
-        let s2 = v128.splat<i32>(0);
-        let s3 = v128.splat<i32>(0);
-        const p0 = v128.load(x, 16);
-        s0 = q4Chunk(s0, p0, y0, 0, mask);
-        s1 = q4Chunk(s1, p0, y1, 0, mask);
-        s2 = q4Chunk(s2, p0, y2, 0, mask);
-        s3 = q4Chunk(s3, p0, y3, 0, mask);
-        const p1 = v128.load(x, 32);
-        s0 = q4Chunk(s0, p1, y0, 1, mask);
-        s1 = q4Chunk(s1, p1, y1, 1, mask);
-        s2 = q4Chunk(s2, p1, y2, 1, mask);
-        s3 = q4Chunk(s3, p1, y3, 1, mask);
-        const p2 = v128.load(x, 48);
-        s0 = q4Chunk(s0, p2, y0, 2, mask);
-        s1 = q4Chunk(s1, p2, y1, 2, mask);
-        s2 = q4Chunk(s2, p2, y2, 2, mask);
-        s3 = q4Chunk(s3, p2, y3, 2, mask);
-        const p3 = v128.load(x, 64);
-        s0 = q4Chunk(s0, p3, y0, 3, mask);
-        s1 = q4Chunk(s1, p3, y1, 3, mask);
-        s2 = q4Chunk(s2, p3, y2, 3, mask);
-        s3 = q4Chunk(s3, p3, y3, 3, mask);
-        const dw = v128.load(x);
-        acc0 = q4Finish(acc0, s0, dw, dPlane, sumPlane, a0);
-        acc1 = q4Finish(acc1, s1, dw, dPlane, sumPlane, a0 + blocks);
-        acc2 = q4Finish(acc2, s2, dw, dPlane, sumPlane, a0 + 2 * blocks);
-        acc3 = q4Finish(acc3, s3, dw, dPlane, sumPlane, a0 + 3 * blocks);
+  for (let g = <usize>first; g < <usize>end; g++) {
+    for (let quad: usize = 0; quad < 4; quad++) {
+      const w = weights + g * groupBytes + quad * Q4_0_QUAD_NIBBLES;
+      const scales = Q4_0_SCALES - quad * Q4_0_QUAD_NIBBLES + quad * 8;
+      const o = out + (g << 6) + (quad << 4);
+      let t: usize = 0;
+      for (; t + 4 <= <usize>tokens; t += 4) {
+        let acc0 = f32x4.splat(0);
+        let acc1 = f32x4.splat(0);
+        let acc2 = f32x4.splat(0);
+        let acc3 = f32x4.splat(0);
+        for (let b: usize = 0; b < blocks; b++) {
+          const x = w + b * Q4_0X16_BLOCK;
+          const a0 = t * blocks + b;
+          const y0 = acts + (a0 << 5);
+          const y1 = y0 + (blocks << 5);
+          const y2 = y1 + (blocks << 5);
+          const y3 = y2 + (blocks << 5);
+          let s0 = v128.splat<i32>(0);
+          let s1 = v128.splat<i32>(0);
+          let s2 = v128.splat<i32>(0);
+          let s3 = v128.splat<i32>(0);
+          const p0 = v128.load(x);
+          s0 = q4Chunk(s0, p0, y0, 0, mask);
+          s1 = q4Chunk(s1, p0, y1, 0, mask);
+          s2 = q4Chunk(s2, p0, y2, 0, mask);
+          s3 = q4Chunk(s3, p0, y3, 0, mask);
+          const p1 = v128.load(x, 16);
+          s0 = q4Chunk(s0, p1, y0, 1, mask);
+          s1 = q4Chunk(s1, p1, y1, 1, mask);
+          s2 = q4Chunk(s2, p1, y2, 1, mask);
+          s3 = q4Chunk(s3, p1, y3, 1, mask);
+          const p2 = v128.load(x, 32);
+          s0 = q4Chunk(s0, p2, y0, 2, mask);
+          s1 = q4Chunk(s1, p2, y1, 2, mask);
+          s2 = q4Chunk(s2, p2, y2, 2, mask);
+          s3 = q4Chunk(s3, p2, y3, 2, mask);
+          const p3 = v128.load(x, 48);
+          s0 = q4Chunk(s0, p3, y0, 3, mask);
+          s1 = q4Chunk(s1, p3, y1, 3, mask);
+          s2 = q4Chunk(s2, p3, y2, 3, mask);
+          s3 = q4Chunk(s3, p3, y3, 3, mask);
+          const dw = halfScalesScaledDown(x + scales);
+          acc0 = q4Finish(acc0, s0, dw, dPlane, sumPlane, a0);
+          acc1 = q4Finish(acc1, s1, dw, dPlane, sumPlane, a0 + blocks);
+          acc2 = q4Finish(acc2, s2, dw, dPlane, sumPlane, a0 + 2 * blocks);
+          acc3 = q4Finish(acc3, s3, dw, dPlane, sumPlane, a0 + 3 * blocks);
+        }
+        v128.store(o + t * stride, acc0);
+        v128.store(o + (t + 1) * stride, acc1);
+        v128.store(o + (t + 2) * stride, acc2);
+        v128.store(o + (t + 3) * stride, acc3);
       }
-      v128.store(o + t * stride, acc0);
-      v128.store(o + (t + 1) * stride, acc1);
-      v128.store(o + (t + 2) * stride, acc2);
-      v128.store(o + (t + 3) * stride, acc3);
-    }
-    for (; t < <usize>tokens; t++) {
-      let acc = f32x4.splat(0);
-      for (let b: usize = 0; b < blocks; b++) {
-        const x = w + b * Q4_0X4_BLOCK;
-        const a = t * blocks + b;
-        const y = acts + (a << 5);
-        let s = q4Chunk(v128.splat<i32>(0), v128.load(x, 16), y, 0, mask);
-        s = q4Chunk(s, v128.load(x, 32), y, 1, mask);
-        s = q4Chunk(s, v128.load(x, 48), y, 2, mask);
-        s = q4Chunk(s, v128.load(x, 64), y, 3, mask);
-        acc = q4Finish(acc, s, v128.load(x), dPlane, sumPlane, a);
+      for (; t < <usize>tokens; t++) {
+        let acc = f32x4.splat(0);
+        for (let b: usize = 0; b < blocks; b++) {
+          const x = w + b * Q4_0X16_BLOCK;
+          const a = t * blocks + b;
+          const y = acts + (a << 5);
+          let s = q4Chunk(v128.splat<i32>(0), v128.load(x), y, 0, mask);
+          s = q4Chunk(s, v128.load(x, 16), y, 1, mask);
+          s = q4Chunk(s, v128.load(x, 32), y, 2, mask);
+          s = q4Chunk(s, v128.load(x, 48), y, 3, mask);
+          acc = q4Finish(acc, s, halfScalesScaledDown(x + scales), dPlane, sumPlane, a);
+        }
+        v128.store(o + t * stride, acc);
       }
-      v128.store(o + t * stride, acc);
     }
   }
 }
@@ -298,8 +324,8 @@ export function repack_q4_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
 }
 
 /**
- * gemm_q4_0x4's contract for Q4_Kx4 weights against T tokens of standard Q8_K activations. Prompt
- * batches go two tokens at a time, so each chunk of nibbles is loaded and split once for both.
+ * out[t·outStride + r] for rows 4·first … 4·end − 1 and tokens 0 … tokens − 1: Q4_Kx4 weights · standard
+ * Q8_K activations. Prompt batches go two tokens at a time, so each chunk of nibbles is loaded and split once for both.
  */
 export function gemm_q4_kx4(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32): void {
   const blocks = <usize>(n / 256);
@@ -438,7 +464,7 @@ export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
   return fuseLanes(acc, isum, f32x4.mul(v128.load(x), v128.load32_splat(y)));
 }
 
-/** gemm_q4_0x4's contract for Q6_Kx4 weights against T tokens of standard Q8_K activations. */
+/** The gemm contract, rows 4·first … 4·end − 1, for Q6_Kx4 weights against T tokens of standard Q8_K activations. */
 export function gemm_q6_kx4(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32): void {
   const blocks = <usize>(n / 256);
   const groupBytes = blocks * Q6_KX4_BLOCK;

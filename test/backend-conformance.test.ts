@@ -411,13 +411,14 @@ describe("the WASM kernels against their scalar twins", () => {
     it(`${ggmlTypeName(type)} interleaved matmul (rows in fours) is bit-identical to the blockwise twin, on its first call and after`, () => {
       const format = quantFormat(type);
       const activation = quantFormat(format.dotType);
-      // single tokens over 28 rows take every pass width (4 or 2 row groups, then 1); the last batch is long
-      // enough that quantizing it also splits across threads
+      // single tokens over 28 rows take every pass width of the four-row layouts (4 or 2 row groups, then 1);
+      // the last batch is long enough that quantizing it also splits across threads; weights of 1e-5 have
+      // subnormal f16 scales. Q4_0 groups sixteen rows.
       const shapes = format.blockSize === 256
-        ? [[256, 4, 1], [512, 28, 1], [256, 8, 5], [1024, 12, 2], [2048, 16, 9], [2048, 8, 40]]
-        : [[32, 4, 1], [512, 28, 1], [256, 8, 5], [1024, 12, 2], [2048, 16, 9], [2048, 8, 40]];
-      for (const [cols, rows, tokens] of shapes) {
-        const w = weightOf(type, randn(cols * rows, 0.3), cols);
+        ? [[256, 4, 1], [512, 28, 1], [256, 8, 5], [1024, 12, 2], [2048, 16, 9], [2048, 8, 40], [512, 16, 1, 1e-5]]
+        : [[32, 16, 1], [512, 48, 1], [256, 32, 5], [1024, 16, 2], [2048, 16, 9], [2048, 32, 40], [512, 16, 1, 1e-5], [256, 16, 4, 1e-5]];
+      for (const [cols, rows, tokens, magnitude = 0.3] of shapes) {
+        const w = weightOf(type, randn(cols * rows, magnitude), cols);
         const x = randn(cols * tokens, 2);
         x.set([0.5, -0.5, 1.5, -2.5, 0, -0], 0);
         if (cols >= 64) x.fill(0, 32, 64);

@@ -33,7 +33,7 @@ const FLOAT_KERNELS: Partial<Record<GgmlType, KernelName>> = {
 
 /**
  * Types whose kernel takes every token of a batch in one call, on weights repacked a group of rows at a
- * time. Q4_0, Q4_K and Q6_K go four rows a group, and their blockwise order is the order of llama.cpp's
+ * time. Q4_0 goes sixteen rows a group (four quads), Q4_K and Q6_K four, and their blockwise order is the order of llama.cpp's
  * repacked kernels. Q8_0 goes two rows a group only to read them as one stream: llama.cpp (node-llama-cpp
  * 3.21.1, checked live on the quant zoo) does not repack it, and its kernel keeps vec_dot's eight lanes per
  * (row, token).
@@ -69,7 +69,7 @@ const Q8_K_ROWS: ActivationLayout = { quantize: "quantize_q8_k_blocks", blockSiz
 
 const BATCHED: Partial<Record<GgmlType, BatchedKernel>> = {
   [GgmlType.Q8_0]: { layout: { repack: "repack_q8_0x2", rows: 2, blockSize: 32, groupBytesPerBlock: 68 }, activations: Q8_0_SPLIT, gemm: "gemm_q8_0x2", threadBytesPerBlock: 8 },
-  [GgmlType.Q4_0]: { layout: { repack: "repack_q4_0x4", rows: 4, blockSize: 32, groupBytesPerBlock: 80 }, activations: Q8_0_PLANES, gemm: "gemm_q4_0x4" },
+  [GgmlType.Q4_0]: { layout: { repack: "repack_q4_0x16", rows: 16, blockSize: 32, groupBytesPerBlock: 288 }, activations: Q8_0_PLANES, gemm: "gemm_q4_0x16" },
   [GgmlType.Q4_K]: { layout: { repack: "repack_q4_kx4", rows: 4, blockSize: 256, groupBytesPerBlock: 608 }, activations: Q8_K_ROWS, gemm: "gemm_q4_kx4" },
   [GgmlType.Q6_K]: { layout: { repack: "repack_q6_kx4", rows: 4, blockSize: 256, groupBytesPerBlock: 1104 }, activations: Q8_K_ROWS, gemm: "gemm_q6_kx4" },
 };
