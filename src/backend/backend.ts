@@ -87,4 +87,9 @@ export interface Backend {
   softcapInPlace(x: Float32Array, cap: number): void;
   /** a += b, element-wise. */
   addInPlace(a: Float32Array, b: Float32Array): void;
+  /**
+   * Results the caller will not read again, which the backend may hand out as later results. Optional to
+   * implement and to call; an array passed here must have no other reader.
+   */
+  recycle?(...arrays: Float32Array[]): void;
 }

@@ -164,12 +164,27 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
     const batchRope = longRope && (segments.some(({ cache }) => cache.capacity > longRope.originalContext) ? longRope.long : longRope.short);
     blocks.forEach((block, layer) => {
       const attentionSegments = segments.map(({ start, length, cache }) => ({ start, length, kv: cache.layer(layer) }));
-      let attended = block.attention.forward(block.attentionNorm.forward(x), T, positions, attentionSegments, batchRope);
-      if (block.postNorms) attended = block.postNorms.attention.forward(attended);
+      // Each intermediate goes back to the backend once read, for the next layer's results.
+      const attentionIn = block.attentionNorm.forward(x);
+      let attended = block.attention.forward(attentionIn, T, positions, attentionSegments, batchRope);
+      backend.recycle?.(attentionIn);
+      if (block.postNorms) {
+        const raw = attended;
+        attended = block.postNorms.attention.forward(raw);
+        backend.recycle?.(raw);
+      }
       backend.addInPlace(attended, x); // residual: h = x + attn(norm(x))
-      let ffnOut = block.ffn.forward(block.ffnNorm.forward(attended), T);
-      if (block.postNorms) ffnOut = block.postNorms.ffn.forward(ffnOut);
+      backend.recycle?.(x);
+      const ffnIn = block.ffnNorm.forward(attended);
+      let ffnOut = block.ffn.forward(ffnIn, T);
+      backend.recycle?.(ffnIn);
+      if (block.postNorms) {
+        const raw = ffnOut;
+        ffnOut = block.postNorms.ffn.forward(raw);
+        backend.recycle?.(raw);
+      }
       backend.addInPlace(ffnOut, attended); // residual: x = h + ffn(norm(h))
+      backend.recycle?.(attended);
       x = ffnOut;
     });
     for (const { length, cache } of segments) cache.length += length;
@@ -180,7 +195,10 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
     });
     const picked = rows.length === T ? x : new Float32Array(rows.length * nEmbd);
     if (picked !== x) rows.forEach((row, i) => picked.set(x.subarray(row * nEmbd, (row + 1) * nEmbd), i * nEmbd));
-    const logits = output.forward(outputNorm.forward(picked), rows.length); // [rows, vocab]
+    const outputIn = outputNorm.forward(picked);
+    backend.recycle?.(x);
+    const logits = output.forward(outputIn, rows.length); // [rows, vocab]
+    backend.recycle?.(outputIn);
     if (finalSoftcap !== undefined) backend.softcapInPlace(logits, finalSoftcap);
     let at = 0;
     return sequences.map((sequence, i) => {

@@ -103,6 +103,7 @@ export class SelfAttention {
     // q [T, heads·headDim], k and v [T, kvHeads·headDim]
     const projected = this.backend.matmuls(this.qkv, x, tokens);
     let [q, k, v] = projected.length === 3 ? projected : splitColumns(projected[0], tokens, [qWidth, kvWidth, kvWidth]);
+    if (projected.length !== 3) this.backend.recycle?.(...projected);
     if (this.bias) {
       addBias(q, this.bias.q);
       addBias(k, this.bias.k);
@@ -110,8 +111,10 @@ export class SelfAttention {
     }
     if (this.headNorm) {
       // each head's row of headDim is normalised on its own
-      q = this.backend.rmsNorm(q, this.headNorm.q, this.headNorm.eps, headDim);
-      k = this.backend.rmsNorm(k, this.headNorm.k, this.headNorm.eps, headDim);
+      const [rawQ, rawK] = [q, k];
+      q = this.backend.rmsNorm(rawQ, this.headNorm.q, this.headNorm.eps, headDim);
+      k = this.backend.rmsNorm(rawK, this.headNorm.k, this.headNorm.eps, headDim);
+      this.backend.recycle?.(rawQ, rawK);
     }
     this.backend.rope(q, heads, headDim, positions, rope);
     this.backend.rope(k, kvHeads, headDim, positions, rope);
@@ -128,10 +131,15 @@ export class SelfAttention {
       for (const { start, length, kv } of segments) {
         const at = positions instanceof Array ? positions.slice(start, start + length) : Array.from(positions).slice(start, start + length);
         this.backend.storeKv(kv, k.subarray(start * kvWidth, (start + length) * kvWidth), v.subarray(start * kvWidth, (start + length) * kvWidth), at, kvWidth);
-        attended.set(this.backend.attention(q.subarray(start * qWidth, (start + length) * qWidth), kv, at, this.shape), start * qWidth);
+        const part = this.backend.attention(q.subarray(start * qWidth, (start + length) * qWidth), kv, at, this.shape);
+        attended.set(part, start * qWidth);
+        this.backend.recycle?.(part);
       }
     }
-    return this.output.forward(attended, tokens); // [T, nEmbd]
+    this.backend.recycle?.(q, k, v);
+    const out = this.output.forward(attended, tokens); // [T, nEmbd]
+    this.backend.recycle?.(attended);
+    return out;
   }
 }
 
@@ -166,6 +174,9 @@ export class GatedFeedForward implements FeedForward {
     const width = this.down.weight.cols;
     const [gate, up] = projected.length === 2 ? projected : splitColumns(projected[0], tokens, [width, width]);
     const hidden = this.activation === "gelu" ? this.backend.geglu(gate, up) : this.backend.swiglu(gate, up); // [T, nFf]
-    return this.down.forward(hidden, tokens); // [T, nEmbd]
+    this.backend.recycle?.(gate, up, ...(projected.length === 2 ? [] : projected));
+    const out = this.down.forward(hidden, tokens); // [T, nEmbd]
+    this.backend.recycle?.(hidden);
+    return out;
   }
 }

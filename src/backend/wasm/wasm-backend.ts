@@ -3,6 +3,7 @@ import { GgmlType } from "../../gguf/ggml-types.js";
 import { quantFormat, rowBytes } from "../../quant/index.js";
 import { ggmlGeluTable } from "../../quant/float-order.js";
 import { Weight } from "../../tensor/weight.js";
+import { ArrayPool } from "../array-pool.js";
 import { AttentionShape, HalfStorage, LayerKv } from "../backend.js";
 import { roundQueryForKeys } from "../kv-format.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
@@ -104,6 +105,7 @@ export class WasmBackend extends ScalarBackend {
   private readonly residentHalves = new WeakMap<Uint16Array, number>();
   /** Bytes of a bank that weights and KV caches may fill; the rest is left for scratch space. */
   private readonly bankLimit: number;
+  private readonly results = new ArrayPool();
 
   constructor(threads = availableParallelism(), options: { bankBytes?: number } = {}) {
     super();
@@ -142,7 +144,7 @@ export class WasmBackend extends ScalarBackend {
     const inputAt = outAt + Math.ceil(rows / 4) * 16;
     const quantizeInWasm =
       format.dotType === GgmlType.Q8_0 ? instance.quantizeQ8_0 : format.dotType === GgmlType.Q8_K ? instance.quantizeQ8_K : undefined;
-    const out = new Float32Array(tokens * rows);
+    const out = this.results.take(tokens * rows);
     for (let t = 0; t < tokens; t++) {
       if (quantizeInWasm) {
         new Float32Array(instance.heap.buffer).set(x.subarray(t * cols, (t + 1) * cols), inputAt / 4);
@@ -177,7 +179,7 @@ export class WasmBackend extends ScalarBackend {
       }
     }
     this.pool.run({ kernel, bank, units: rows, work: rows * cols * tokens, weights, activations: at, n: cols, out: outAt, tokens, outStride: rows });
-    return heap.slice(outAt / 4, outAt / 4 + tokens * rows);
+    return this.copyOut(heap, outAt, tokens * rows);
   }
 
   /** Products of one input: quantized once where every weight takes the same batched kernel activations in one bank. */
@@ -217,7 +219,7 @@ export class WasmBackend extends ScalarBackend {
       const rows = w.rows;
       const kernel = kernels[i];
       this.pool.run({ kernel: kernel.gemm, bank, units: rows / kernel.layout.rows, work: rows * cols * tokens, weights: placements[i].at, activations: actsAt, n: cols, out: outAt, tokens, outStride: rows });
-      const out = new Float32Array(instance.heap.buffer).slice(outAt / 4, outAt / 4 + tokens * rows);
+      const out = this.copyOut(new Float32Array(instance.heap.buffer), outAt, tokens * rows);
       outAt += tokens * rows * 4;
       return out;
     });
@@ -282,7 +284,7 @@ export class WasmBackend extends ScalarBackend {
     heap.set(q, qAt / 4);
     const units = kvHeads * Math.ceil(tokens / chunk);
     this.pool.run({ kernel: "attend_range", bank, units, work: tokens * heads * cells * headDim * 2, weights: at, activations: 0, n: 0, out: 0, tokens, outStride: 0 });
-    return heap.slice(outAt / 4, (outAt + qBytes) / 4);
+    return this.copyOut(heap, outAt, q.length);
   }
 
   /** Rows split across threads; the sum of squares keeps the twin's sequential f64 order. */
@@ -298,7 +300,7 @@ export class WasmBackend extends ScalarBackend {
     heap.set(gain, gainAt / 4);
     const rows = x.length / width;
     this.pool.run({ kernel: "rms_norm_rows", bank: 0, units: rows, work: x.length * 8, weights: gainAt, activations: at, n: width, out: outAt, tokens: f32Bits(eps), outStride: 0 });
-    return heap.slice(outAt / 4, outAt / 4 + x.length);
+    return this.copyOut(heap, outAt, x.length);
   }
 
   /** silu(gate)·up in SIMD where the kernels have the fused multiply-add ggml's exp needs. */
@@ -311,7 +313,7 @@ export class WasmBackend extends ScalarBackend {
     heap.set(gate, at / 4);
     heap.set(up, (at + bytes) / 4);
     instance.siluMul(at, at + bytes, at + 2 * bytes, gate.length);
-    return heap.slice((at + 2 * bytes) / 4, (at + 3 * bytes) / 4);
+    return this.copyOut(heap, at + 2 * bytes, gate.length);
   }
 
   /** gelu(gate)·up through the scalar twin's own GELU table, copied into the first bank once. */
@@ -327,7 +329,7 @@ export class WasmBackend extends ScalarBackend {
     heap.set(gate, at / 4);
     heap.set(up, (at + bytes) / 4);
     this.pool.run({ kernel: "gelu_mul_range", bank: 0, units: Math.ceil(gate.length / ELEMENT_UNIT), work: gate.length * 4, weights: this.geluTableAt, activations: at, n: gate.length, out: at + 2 * bytes, tokens: at + bytes, outStride: 0 });
-    return heap.slice((at + 2 * bytes) / 4, (at + 3 * bytes) / 4);
+    return this.copyOut(heap, at + 2 * bytes, gate.length);
   }
 
   override softcapInPlace(x: Float32Array, cap: number): void {
@@ -337,6 +339,17 @@ export class WasmBackend extends ScalarBackend {
     heap.set(x, at / 4);
     this.pool.run({ kernel: "softcap_range", bank: 0, units: Math.ceil(x.length / ELEMENT_UNIT), work: x.length * 40, weights: f32Bits(Math.fround(cap)), activations: at, n: x.length, out: 0, tokens: 0, outStride: 0 });
     x.set(heap.subarray(at / 4, at / 4 + x.length));
+  }
+
+  recycle(...arrays: Float32Array[]): void {
+    this.results.give(arrays);
+  }
+
+  /** `length` floats of a kernel's output at byte offset `at`, copied out into a result array. */
+  private copyOut(heap: Float32Array, at: number, length: number): Float32Array {
+    const out = this.results.take(length);
+    out.set(heap.subarray(at / 4, at / 4 + length));
+    return out;
   }
 
   /** Where the GELU table sits in the first bank, once a GeGLU has needed it. */
