@@ -18,6 +18,13 @@ export function silu_mul(gate: usize, up: usize, out: usize, n: i32): void {
   }
 }
 
+/** silu_mul for elements of units first … end − 1 (n a multiple of 4), as a range kernel; out may be gate. */
+export function silu_mul_range(_unused: usize, first: i32, end: i32, gate: usize, n: i32, out: usize, up: usize, _s: i32, _part: i32): void {
+  const from = first * UNIT;
+  const last = min(n, end * UNIT);
+  if (last > from) silu_mul(gate + (<usize>from << 2), up + (<usize>from << 2), out + (<usize>from << 2), last - from);
+}
+
 /**
  * out[i] = gelu(gate[i]) · up[i] for elements of units first … end − 1, through ggml's F16 GELU table
  * (`table`: 65536 f32, the scalar twin's own table copied in): 0 at or below −10, x at or above 10.

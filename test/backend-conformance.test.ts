@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { Backend, RopeParams } from "../src/backend/backend.js";
 import { kvRowHalves } from "../src/backend/kv-format.js";
 import { ScalarBackend } from "../src/backend/scalar/scalar-backend.js";
-import { KernelInstance } from "../src/backend/wasm/kernels.js";
+import { KernelInstance, kernelsUseRelaxedSimd } from "../src/backend/wasm/kernels.js";
 import { WasmBackend } from "../src/backend/wasm/wasm-backend.js";
 import { GgmlType, ggmlTypeName } from "../src/gguf/index.js";
 import { floatToHalf, HALF_TO_FLOAT, quantFormat, rowBytes } from "../src/quant/index.js";
@@ -404,6 +404,31 @@ describe("the WASM kernels against their scalar twins", () => {
           const expected = wasm.matmul(w, x, tokens);
           assert.ok(got[i].length === expected.length && got[i].every((v, j) => Object.is(v, expected[j])), `${types.map(ggmlTypeName).join("+")} #${i}, ${tokens} tokens`);
         });
+      }
+    }
+  });
+  it("a fused gated feed-forward layer equals matmuls, then swiglu or geglu, then matmul, bit for bit", () => {
+    const cols = 256;
+    const width = 512;
+    // 130 tokens cross a chunk boundary of the fused path
+    const x = randn(cols * 130, 2);
+    for (const [gateType, downType] of [[GgmlType.Q4_0, GgmlType.Q4_0], [GgmlType.Q8_0, GgmlType.Q8_0], [GgmlType.Q4_K, GgmlType.Q6_K]]) {
+      const gate = weightOf(gateType, randn(cols * width, 0.3), cols);
+      const up = weightOf(gateType, randn(cols * width, 0.3), cols);
+      const down = weightOf(downType, randn(width * cols, 0.3), width);
+      for (const activation of ["silu", "gelu"] as const) {
+        for (const tokens of [1, 7, 130]) {
+          const got = wasm.gatedFeedForward(gate, up, down, activation, x, tokens);
+          // without relaxed SIMD, SiLU stays with the scalar twin and the layer is composed by the caller
+          if (activation === "silu" && !kernelsUseRelaxedSimd()) {
+            assert.equal(got, undefined);
+            continue;
+          }
+          const [g, u] = wasm.matmuls([gate, up], x, tokens);
+          const expected = wasm.matmul(down, activation === "gelu" ? wasm.geglu(g, u) : wasm.swiglu(g, u), tokens);
+          const label = `${ggmlTypeName(gateType)}/${ggmlTypeName(downType)} ${activation}, ${tokens} tokens`;
+          assert.ok(got !== undefined && got.length === expected.length && got.every((v, j) => Object.is(v, expected[j])), label);
+        }
       }
     }
   });

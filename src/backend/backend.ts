@@ -26,6 +26,9 @@ export interface AttentionShape {
   softcap?: number;
 }
 
+/** The gate's activation in a gated feed-forward layer: SiLU (SwiGLU, Llama) or GELU (GeGLU, Gemma). */
+export type GateActivation = "silu" | "gelu";
+
 /** Zeroed F16 arrays for KV caches, and their return. */
 export interface HalfStorage {
   allocate(length: number): Uint16Array;
@@ -87,6 +90,12 @@ export interface Backend {
   softcapInPlace(x: Float32Array, cap: number): void;
   /** a += b, element-wise. */
   addInPlace(a: Float32Array, b: Float32Array): void;
+  /**
+   * down(act(gate·x) · up·x), [T, down.rows], for backends that keep the wide intermediates to themselves;
+   * undefined where they have no such path for these weights, and the caller composes the operations.
+   * The result is the composition's, bit for bit.
+   */
+  gatedFeedForward?(gate: Weight, up: Weight, down: Weight, activation: GateActivation, x: Float32Array, tokens: number): Float32Array | undefined;
   /**
    * Results the caller will not read again, which the backend may hand out as later results. Optional to
    * implement and to call; an array passed here must have no other reader.

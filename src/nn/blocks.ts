@@ -1,4 +1,4 @@
-import { AttentionShape, Backend, LayerKv, RopeParams } from "../backend/backend.js";
+import { AttentionShape, Backend, GateActivation, LayerKv, RopeParams } from "../backend/backend.js";
 import { Weight } from "../tensor/weight.js";
 
 /** y = x·Wᵀ for [T, in] → [T, out]. */
@@ -151,8 +151,6 @@ export interface FeedForward {
 /** Gate and up as two matrices, or one whose rows are the gate's, then up's (Phi-3's ffn_up). */
 export type FeedForwardWeights = { gate: Weight; up: Weight; down: Weight } | { gateUp: Weight; down: Weight };
 
-/** The gate's activation: SiLU (SwiGLU, Llama) or GELU (GeGLU, Gemma). */
-export type GateActivation = "silu" | "gelu";
 
 /** down(act(gate(x)) · up(x)) */
 export class GatedFeedForward implements FeedForward {
@@ -170,6 +168,10 @@ export class GatedFeedForward implements FeedForward {
   }
 
   forward(x: Float32Array, tokens: number): Float32Array {
+    if (this.gateUp.length === 2) {
+      const fused = this.backend.gatedFeedForward?.(this.gateUp[0], this.gateUp[1], this.down.weight, this.activation, x, tokens);
+      if (fused) return fused;
+    }
     const projected = this.backend.matmuls(this.gateUp, x, tokens);
     const width = this.down.weight.cols;
     const [gate, up] = projected.length === 2 ? projected : splitColumns(projected[0], tokens, [width, width]);

@@ -4,7 +4,7 @@ import { quantFormat, rowBytes } from "../../quant/index.js";
 import { ggmlGeluTable } from "../../quant/float-order.js";
 import { Weight } from "../../tensor/weight.js";
 import { ArrayPool } from "../array-pool.js";
-import { AttentionShape, HalfStorage, LayerKv } from "../backend.js";
+import { AttentionShape, GateActivation, HalfStorage, LayerKv } from "../backend.js";
 import { roundQueryForKeys } from "../kv-format.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
 import { KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
@@ -88,6 +88,11 @@ const ATTENTION_PARAMS = 19;
 const ELEMENT_UNIT = 1024;
 /** Bytes of standard rows staged at a time while repacking. */
 const REPACK_CHUNK = 1 << 20;
+/**
+ * Tokens a fused feed-forward layer computes at a time, so that its wide intermediates take a few MB of
+ * scratch space; each chunk streams the weights again, a small cost next to 128 tokens of arithmetic.
+ */
+const FEED_FORWARD_CHUNK = 128;
 
 /**
  * The scalar backend with its hot loops moved into WebAssembly SIMD on worker threads: matrix products
@@ -206,23 +211,83 @@ export class WasmBackend extends ScalarBackend {
     const { bank } = placements[0];
     const instance = this.banks[bank];
     const inputBytes = tokens * cols * 4;
-    const { quantize, blockSize, blockBytes } = kernels[0].activations;
-    const blocks = (cols * tokens) / blockSize;
-    const threadBytes = Math.max(...kernels.map((k) => k.threadBytesPerBlock ?? 0)) * (cols / blockSize) * this.threads;
+    const actsBytes = activationBytes(kernels, cols, tokens, this.threads);
     const outputBytes = ws.reduce((sum, w) => sum + tokens * w.rows * 4, 0);
-    const at = instance.scratch(inputBytes + blocks * blockBytes + threadBytes + outputBytes + 32);
+    const at = instance.scratch(inputBytes + actsBytes + outputBytes + 32);
     const actsAt = at + inputBytes;
-    let outAt = Math.ceil((actsAt + blocks * blockBytes) / 16) * 16 + threadBytes;
+    let outAt = align16(actsAt + actsBytes);
     new Float32Array(instance.heap.buffer).set(x.subarray(0, tokens * cols), at / 4);
-    this.pool.run({ kernel: quantize, bank, units: blocks, work: cols * tokens * 4, weights: 0, activations: at, n: cols, out: actsAt, tokens, outStride: 0 });
+    this.quantizeActivations(bank, kernels[0].activations, at, cols, tokens, actsAt);
     return ws.map((w, i) => {
-      const rows = w.rows;
-      const kernel = kernels[i];
-      this.pool.run({ kernel: kernel.gemm, bank, units: rows / kernel.layout.rows, work: rows * cols * tokens, weights: placements[i].at, activations: actsAt, n: cols, out: outAt, tokens, outStride: rows });
-      const out = this.copyOut(new Float32Array(instance.heap.buffer), outAt, tokens * rows);
-      outAt += tokens * rows * 4;
+      this.gemm(bank, kernels[i], w, placements[i].at, actsAt, tokens, outAt);
+      const out = this.copyOut(new Float32Array(instance.heap.buffer), outAt, tokens * w.rows);
+      outAt += tokens * w.rows * 4;
       return out;
     });
+  }
+
+  /** f32 rows at `inputAt` → the activation layout at `actsAt`, on all threads. */
+  private quantizeActivations(bank: number, layout: ActivationLayout, inputAt: number, cols: number, tokens: number, actsAt: number): void {
+    const { quantize, blockSize } = layout;
+    this.pool.run({ kernel: quantize, bank, units: (cols * tokens) / blockSize, work: cols * tokens * 4, weights: 0, activations: inputAt, n: cols, out: actsAt, tokens, outStride: 0 });
+  }
+
+  /** [tokens, w.rows] f32 at `outAt` = activations at `actsAt` · the repacked weight at `weightsAt`. */
+  private gemm(bank: number, kernel: BatchedKernel, w: Weight, weightsAt: number, actsAt: number, tokens: number, outAt: number): void {
+    const { rows, cols } = w;
+    this.pool.run({ kernel: kernel.gemm, bank, units: rows / kernel.layout.rows, work: rows * cols * tokens, weights: weightsAt, activations: actsAt, n: cols, out: outAt, tokens, outStride: rows });
+  }
+
+  /**
+   * The whole gated feed-forward layer in the kernels' memory, FEED_FORWARD_CHUNK tokens at a time: the
+   * gate, up and activated rows never leave it. The steps and their arithmetic are matmuls, swiglu or
+   * geglu, then matmul's, so the result is theirs bit for bit.
+   */
+  gatedFeedForward(gate: Weight, up: Weight, down: Weight, activation: GateActivation, x: Float32Array, tokens: number): Float32Array | undefined {
+    const weights = [gate, up, down];
+    const kernels = weights.map((w) => BATCHED[w.type]);
+    if (kernels.some((k, i) => !k || weights[i].rows % k.layout.rows !== 0)) return undefined;
+    const [gateKernel, upKernel, downKernel] = kernels as BatchedKernel[];
+    // the composed path's activation kernels: SiLU needs relaxed SIMD's FMA, GELU's table sits in bank 0
+    if (gateKernel.activations !== upKernel.activations || (activation === "silu" && (!kernelsUseRelaxedSimd() || gate.rows % 4 !== 0))) return undefined;
+    const placements = weights.map((w, i) => this.repackedCopy(w, (kernels[i] as BatchedKernel).layout));
+    const bank = placements[0].bank;
+    if (placements.some((p) => p.bank !== bank) || (activation === "gelu" && bank !== 0)) return undefined;
+    const geluTable = activation === "gelu" ? this.geluTable() : 0;
+    const instance = this.banks[bank];
+    const { cols } = gate;
+    const width = gate.rows;
+    const chunk = Math.min(tokens, FEED_FORWARD_CHUNK);
+    const inputBytes = chunk * cols * 4;
+    const actsBytes = activationBytes([gateKernel, upKernel], cols, chunk, this.threads);
+    const wideBytes = chunk * width * 4;
+    const hiddenActsBytes = activationBytes([downKernel], width, chunk, this.threads);
+    const at = instance.scratch(inputBytes + actsBytes + 2 * wideBytes + hiddenActsBytes + chunk * down.rows * 4 + 64);
+    const actsAt = at + inputBytes;
+    const gateAt = align16(actsAt + actsBytes);
+    const upAt = gateAt + wideBytes;
+    const hiddenActsAt = upAt + wideBytes;
+    const outAt = align16(hiddenActsAt + hiddenActsBytes);
+    const heap = new Float32Array(instance.heap.buffer);
+    const out = this.results.take(tokens * down.rows);
+    for (let first = 0; first < tokens; first += chunk) {
+      const n = Math.min(chunk, tokens - first);
+      heap.set(x.subarray(first * cols, (first + n) * cols), at / 4);
+      this.quantizeActivations(bank, gateKernel.activations, at, cols, n, actsAt);
+      this.gemm(bank, gateKernel, gate, placements[0].at, actsAt, n, gateAt);
+      this.gemm(bank, upKernel, up, placements[1].at, actsAt, n, upAt);
+      const length = n * width;
+      const units = Math.ceil(length / ELEMENT_UNIT);
+      if (activation === "gelu") {
+        this.pool.run({ kernel: "gelu_mul_range", bank, units, work: length * 4, weights: geluTable, activations: gateAt, n: length, out: gateAt, tokens: upAt, outStride: 0 });
+      } else {
+        this.pool.run({ kernel: "silu_mul_range", bank, units, work: length * 40, weights: 0, activations: gateAt, n: length, out: gateAt, tokens: upAt, outStride: 0 });
+      }
+      this.quantizeActivations(bank, downKernel.activations, gateAt, width, n, hiddenActsAt);
+      this.gemm(bank, downKernel, down, placements[2].at, hiddenActsAt, n, outAt);
+      out.set(heap.subarray(outAt / 4, outAt / 4 + n * down.rows), first * down.rows);
+    }
+    return out;
   }
 
   /** Mean empty dispatch round trip to the worker threads, in microseconds. */
@@ -319,16 +384,13 @@ export class WasmBackend extends ScalarBackend {
   /** gelu(gate)·up through the scalar twin's own GELU table, copied into the first bank once. */
   override geglu(gate: Float32Array, up: Float32Array): Float32Array {
     const instance = this.banks[0];
-    if (this.geluTableAt === undefined) {
-      this.geluTableAt = instance.allocate(65536 * 4);
-      new Float32Array(instance.memory.buffer, this.geluTableAt, 65536).set(ggmlGeluTable());
-    }
+    const table = this.geluTable();
     const bytes = gate.length * 4;
     const at = instance.scratch(3 * bytes);
     const heap = new Float32Array(instance.heap.buffer);
     heap.set(gate, at / 4);
     heap.set(up, (at + bytes) / 4);
-    this.pool.run({ kernel: "gelu_mul_range", bank: 0, units: Math.ceil(gate.length / ELEMENT_UNIT), work: gate.length * 4, weights: this.geluTableAt, activations: at, n: gate.length, out: at + 2 * bytes, tokens: at + bytes, outStride: 0 });
+    this.pool.run({ kernel: "gelu_mul_range", bank: 0, units: Math.ceil(gate.length / ELEMENT_UNIT), work: gate.length * 4, weights: table, activations: at, n: gate.length, out: at + 2 * bytes, tokens: at + bytes, outStride: 0 });
     return this.copyOut(heap, at + 2 * bytes, gate.length);
   }
 
@@ -354,6 +416,15 @@ export class WasmBackend extends ScalarBackend {
 
   /** Where the GELU table sits in the first bank, once a GeGLU has needed it. */
   private geluTableAt?: number;
+
+  /** The scalar twin's GELU table, copied into the first bank on first use; its offset there. */
+  private geluTable(): number {
+    if (this.geluTableAt === undefined) {
+      this.geluTableAt = this.banks[0].allocate(65536 * 4);
+      new Float32Array(this.banks[0].memory.buffer, this.geluTableAt, 65536).set(ggmlGeluTable());
+    }
+    return this.geluTableAt;
+  }
 
   dispose(): void {
     this.pool.dispose();
@@ -403,6 +474,17 @@ export class WasmBackend extends ScalarBackend {
     this.banks.push(instance);
     return this.pool.addBank(instance);
   }
+}
+
+function align16(at: number): number {
+  return Math.ceil(at / 16) * 16;
+}
+
+/** Scratch bytes for `tokens` rows of `cols` in the kernels' (shared) activation layout, with their per-thread space. */
+function activationBytes(kernels: readonly BatchedKernel[], cols: number, tokens: number, threads: number): number {
+  const { blockSize, blockBytes } = kernels[0].activations;
+  const threadBytes = Math.max(...kernels.map((k) => k.threadBytesPerBlock ?? 0)) * (cols / blockSize) * threads;
+  return ((cols * tokens) / blockSize) * blockBytes + threadBytes;
 }
 
 /** The bits of x rounded to f32, for a float that travels in an i32 slot of a kernel's arguments. */
