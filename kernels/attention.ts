@@ -230,48 +230,50 @@ function attendHead(
     weightedValues8(probs, values, visible, rowBytes, o);
     return;
   }
-  // V: slot (j mod slots) accumulates p_j·V_j across all d at once.
-  memory.fill(acc, 0, <usize>slots * rowBytes);
+  // V: slot (j mod 32) accumulates p_j·V_j across all d at once. A slot's first product is fused with
+  // zero, as into a zeroed slot, and slots that no key reached read as zero below.
+  const zero = f32x4.splat(0);
   for (let j = 0; j < visible; j++) {
     const pj = f32x4.splat(load<f32>(probs + (<usize>j << 2)));
     const slot = acc + <usize>(j & (slots - 1)) * rowBytes;
     const row = values + <usize>j * rowBytes;
-    for (let d: usize = 0; d < rowBytes; d += 16) v128.store(slot + d, madd(pj, v128.load(row + d), v128.load(slot + d)));
+    if (j < slots) {
+      for (let d: usize = 0; d < rowBytes; d += 16) v128.store(slot + d, madd(pj, v128.load(row + d), zero));
+    } else {
+      for (let d: usize = 0; d < rowBytes; d += 16) v128.store(slot + d, madd(pj, v128.load(row + d), v128.load(slot + d)));
+    }
   }
+  const used = <usize>min(visible, slots);
   for (let d = 0; d < headDim; d += 4) {
     const at = acc + (<usize>d << 2);
     const stride = rowBytes;
-    let total: v128;
-    if (batched) {
-      // hsum_float_8 over the eight slots, lane-wise for four d at once
-      const r0 = f32x4.add(v128.load(at), v128.load(at + 4 * stride));
-      const r1 = f32x4.add(v128.load(at + stride), v128.load(at + 5 * stride));
-      const r2 = f32x4.add(v128.load(at + 2 * stride), v128.load(at + 6 * stride));
-      const r3 = f32x4.add(v128.load(at + 3 * stride), v128.load(at + 7 * stride));
-      total = f32x4.add(f32x4.add(r0, r2), f32x4.add(r1, r3));
-    } else {
-      // GGML_F32_VEC_REDUCE over the 32 slots: (s_l + s_16+l) + (s_8+l + s_24+l), then the hadd pattern
-      let z0 = f32x4.splat(0), z1 = f32x4.splat(0), z2 = f32x4.splat(0), z3 = f32x4.splat(0);
-      let z4 = f32x4.splat(0), z5 = f32x4.splat(0), z6 = f32x4.splat(0), z7 = f32x4.splat(0);
-      for (let l: usize = 0; l < 8; l++) {
-        const x = f32x4.add(v128.load(at + l * stride), v128.load(at + (16 + l) * stride));
-        const y = f32x4.add(v128.load(at + (8 + l) * stride), v128.load(at + (24 + l) * stride));
-        const z = f32x4.add(x, y);
-        if (l == 0) z0 = z;
-        else if (l == 1) z1 = z;
-        else if (l == 2) z2 = z;
-        else if (l == 3) z3 = z;
-        else if (l == 4) z4 = z;
-        else if (l == 5) z5 = z;
-        else if (l == 6) z6 = z;
-        else z7 = z;
-      }
-      const h0 = f32x4.add(f32x4.add(z0, z4), f32x4.add(z1, z5));
-      const h1 = f32x4.add(f32x4.add(z2, z6), f32x4.add(z3, z7));
-      total = f32x4.add(h0, h1);
+    // GGML_F32_VEC_REDUCE over the 32 slots: (s_l + s_16+l) + (s_8+l + s_24+l), then the hadd pattern
+    let z0 = f32x4.splat(0), z1 = f32x4.splat(0), z2 = f32x4.splat(0), z3 = f32x4.splat(0);
+    let z4 = f32x4.splat(0), z5 = f32x4.splat(0), z6 = f32x4.splat(0), z7 = f32x4.splat(0);
+    for (let l: usize = 0; l < 8; l++) {
+      const x = f32x4.add(slotOrZero(at, l, stride, used), slotOrZero(at, 16 + l, stride, used));
+      const y = f32x4.add(slotOrZero(at, 8 + l, stride, used), slotOrZero(at, 24 + l, stride, used));
+      const z = f32x4.add(x, y);
+      if (l == 0) z0 = z;
+      else if (l == 1) z1 = z;
+      else if (l == 2) z2 = z;
+      else if (l == 3) z3 = z;
+      else if (l == 4) z4 = z;
+      else if (l == 5) z5 = z;
+      else if (l == 6) z6 = z;
+      else z7 = z;
     }
+    const h0 = f32x4.add(f32x4.add(z0, z4), f32x4.add(z1, z5));
+    const h1 = f32x4.add(f32x4.add(z2, z6), f32x4.add(z3, z7));
+    const total = f32x4.add(h0, h1);
     v128.store(o + (<usize>d << 2), total);
   }
+}
+
+/** Accumulator slot k's four lanes at `at`, or zeros for a slot that no key reached. */
+// @ts-ignore: decorator
+@inline function slotOrZero(at: usize, k: usize, stride: usize, used: usize): v128 {
+  return k < used ? v128.load(at + k * stride) : f32x4.splat(0);
 }
 
 /** A score as ggml forms it: the dot product, soft-capped (cap·tanh(s / cap)) when `cap` is set, times the scale. */

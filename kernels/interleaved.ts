@@ -7,11 +7,11 @@
 //
 // Activations come as "Q8_0 planes" for T tokens of n elements (B = n/32 blocks a token):
 //   qs  [T·B][32] i8   at acts
-//   d   [T·B]     f32  at acts + T·B·32   (the f16 scale widened, times 2^112: see halfScalesScaledDown)
+//   d   [T·B]     f32  at acts + T·B·32   (the f16 scale widened, times 2^112: the weights' scales come as halvesScaledDown4)
 //   sum [T·B]     i32  at acts + T·B·36   (Σ qs of the block, for the biased weight types)
 
 import { floatToHalf } from "./half";
-import { fuseLanes, halfToFloat, loadHalf, q8_0Scale, quads, quadSums, quantize16 } from "./simd";
+import { fuseLanes, halfToFloat, halvesScaledDown4, loadHalf, q8_0Scale, quads, quadSums, quantize16 } from "./simd";
 
 /**
  * Q4_0 repacked, the file's own size: sixteen rows a group, as four quads of four rows. A group's block b
@@ -25,16 +25,6 @@ const Q4_0_SCALES: usize = 4 * Q4_0_QUAD_NIBBLES;
 const Q4_0X16_BLOCK: usize = Q4_0_SCALES + 4 * 8;
 /** 2^112 as f32: an f16's bits shifted into an f32's place are its value times 2^−112. */
 const TWO_TO_112: f32 = reinterpret<f32>(0x77800000);
-
-/**
- * The four f16 scales at p as f32 lanes times 2^−112, in three instructions (sign-extended, shifted into
- * f32's place, the sign's copies cleared). Exact for normal and subnormal halves; the activation scales
- * carry the 2^112, so each product dw·dy is the same single rounding of the same exact value.
- */
-// @ts-ignore: decorator
-@inline function halfScalesScaledDown(p: usize): v128 {
-  return v128.and(i32x4.shl(v128.load16x4_s(p), 13), i32x4.splat(0x8fffe000));
-}
 
 /**
  * T rows of n f32 activations → Q8_0 planes (quantize_row_q8_0_ref's arithmetic), blocks first … end − 1
@@ -111,7 +101,7 @@ export function repack_q4_0x16(src: usize, dst: usize, rows: i32, n: i32): void 
   return q4Pair(s, p, v128.load32_splat(y + 4 * i), v128.load32_splat(y + 16 + 4 * i), mask);
 }
 
-/** acc = fma(row totals of s − 8·Σy, dw·dy, acc): the block's one rounding step (dw from halfScalesScaledDown). */
+/** acc = fma(row totals of s − 8·Σy, dw·dy, acc): the block's one rounding step (dw from halvesScaledDown4). */
 // @ts-ignore: decorator
 @inline function q4Finish(acc: v128, s: v128, dw: v128, dPlane: usize, sumPlane: usize, a: usize): v128 {
   const sums = i32x4.sub(rowTotals(s), i32x4.shl(v128.load32_splat(sumPlane + (a << 2)), 3));
@@ -155,10 +145,10 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
           s3 = q4Pair(s3, v128.load(x3 + 16 * k), yLo, yHi, mask);
         }
         const d = x0 + Q4_0_SCALES;
-        acc0 = q4Finish(acc0, s0, halfScalesScaledDown(d), dPlane, sumPlane, b);
-        acc1 = q4Finish(acc1, s1, halfScalesScaledDown(d + 8), dPlane, sumPlane, b);
-        acc2 = q4Finish(acc2, s2, halfScalesScaledDown(d + 16), dPlane, sumPlane, b);
-        acc3 = q4Finish(acc3, s3, halfScalesScaledDown(d + 24), dPlane, sumPlane, b);
+        acc0 = q4Finish(acc0, s0, halvesScaledDown4(d), dPlane, sumPlane, b);
+        acc1 = q4Finish(acc1, s1, halvesScaledDown4(d + 8), dPlane, sumPlane, b);
+        acc2 = q4Finish(acc2, s2, halvesScaledDown4(d + 16), dPlane, sumPlane, b);
+        acc3 = q4Finish(acc3, s3, halvesScaledDown4(d + 24), dPlane, sumPlane, b);
       }
       v128.store(out + (g << 6), acc0);
       v128.store(out + (g << 6), acc1, 16);
@@ -209,7 +199,7 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
           s1 = q4Chunk(s1, p3, y1, 3, mask);
           s2 = q4Chunk(s2, p3, y2, 3, mask);
           s3 = q4Chunk(s3, p3, y3, 3, mask);
-          const dw = halfScalesScaledDown(x + scales);
+          const dw = halvesScaledDown4(x + scales);
           acc0 = q4Finish(acc0, s0, dw, dPlane, sumPlane, a0);
           acc1 = q4Finish(acc1, s1, dw, dPlane, sumPlane, a0 + blocks);
           acc2 = q4Finish(acc2, s2, dw, dPlane, sumPlane, a0 + 2 * blocks);
@@ -230,7 +220,7 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
           s = q4Chunk(s, v128.load(x, 16), y, 1, mask);
           s = q4Chunk(s, v128.load(x, 32), y, 2, mask);
           s = q4Chunk(s, v128.load(x, 48), y, 3, mask);
-          acc = q4Finish(acc, s, halfScalesScaledDown(x + scales), dPlane, sumPlane, a);
+          acc = q4Finish(acc, s, halvesScaledDown4(x + scales), dPlane, sumPlane, a);
         }
         v128.store(o + t * stride, acc);
       }
