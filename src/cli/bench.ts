@@ -47,6 +47,8 @@ export async function benchCommand(argv: string[]): Promise<void> {
   if (values.verbose && backend instanceof WasmBackend) {
     process.stderr.write(`wasm backend: ${backend.threads} threads, empty dispatch round trip ${backend.measureDispatch().toFixed(1)} µs\n`);
   }
+  // what the process holds before the model: Node, the worker threads and the kernels' code
+  const runtimeBytes = process.memoryUsage().rss;
   const loaded = loadModel(resolved.paths, backend);
   const tests: BenchTest[] = [];
   if (promptTokens > 0) tests.push({ name: `pp${promptTokens}`, promptTokens, genTokens: 0 });
@@ -62,7 +64,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     const peak = process.resourceUsage().maxRSS * 1024;
     const fileSize = fileBytes;
     const banks = backend instanceof WasmBackend ? `, ${backend.bankCount} WebAssembly memor${backend.bankCount === 1 ? "y" : "ies"}` : "";
-    process.stderr.write(`resident memory after the warm-up runs: ${gib(rss)} (peak ${gib(peak)}) for a ${gib(fileSize)} file: ${(rss / fileSize).toFixed(3)}× (peak ${(peak / fileSize).toFixed(3)}×)${banks}; JS heap ${gib(heapUsed)}, array buffers ${gib(arrayBuffers)}\n`);
+    process.stderr.write(`resident memory after the warm-up runs: ${gib(rss)} (peak ${gib(peak)}) for a ${gib(fileSize)} file: ${(rss / fileSize).toFixed(3)}× (peak ${(peak / fileSize).toFixed(3)}×)${banks}; JS heap ${gib(heapUsed)}, array buffers ${gib(arrayBuffers)}, runtime before loading ${gib(runtimeBytes)}\n`);
   }
   // With --compare the engines take turns, repetition by repetition, so that both see the machine alike
   // (on a shared machine its speed drifts by tens of percent over minutes).
