@@ -1,69 +1,76 @@
-import { BENCH_USAGE, benchCommand } from "./bench.js";
 import { describeFailure, UsageError } from "./fail.js";
-import { COUNT_USAGE, countCommand } from "./count.js";
-import { devCommand } from "./dev.js";
-import { FIT_USAGE, fitCommand } from "./fit.js";
-import { RUN_USAGE, runCommand } from "./run.js";
-import { SERVE_USAGE, serveCommand } from "./serve.js";
-import { listCommand } from "./list.js";
-import { PERPLEXITY_USAGE, perplexityCommand } from "./perplexity.js";
-import { PULL_USAGE, pullCommand } from "./pull.js";
-import { QUANTIZE_USAGE, quantizeCommand } from "./quantize.js";
-import { rmCommand } from "./rm.js";
-import { SHOW_USAGE, showCommand } from "./show.js";
-import { TOKENIZE_USAGE, tokenizeCommand } from "./tokenize.js";
 
-const USAGE = `tsllm — fast local LLM inference in TypeScript
+type Command = (argv: string[]) => Promise<void>;
 
-${RUN_USAGE}
+/**
+ * Each command's module loads when the command runs: a command pays for its own dependencies only (the
+ * server's, the chat templates'), which keeps start-up quick and a benchmark's resident memory its own.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  run: async () => (await import("./run.js")).runCommand,
+  tokenize: async () => (await import("./tokenize.js")).tokenizeCommand,
+  count: async () => (await import("./count.js")).countCommand,
+  show: async () => (await import("./show.js")).showCommand,
+  pull: async () => (await import("./pull.js")).pullCommand,
+  serve: async () => (await import("./serve.js")).serveCommand,
+  list: async () => (await import("./list.js")).listCommand,
+  ls: async () => (await import("./list.js")).listCommand,
+  rm: async () => (await import("./rm.js")).rmCommand,
+  quantize: async () => (await import("./quantize.js")).quantizeCommand,
+  fit: async () => (await import("./fit.js")).fitCommand,
+  perplexity: async () => (await import("./perplexity.js")).perplexityCommand,
+  bench: async () => (await import("./bench.js")).benchCommand,
+  dev: async () => (await import("./dev.js")).devCommand,
+};
 
-${SERVE_USAGE}
+async function usage(): Promise<string> {
+  const [run, serve, pull, show, tokenize, count, quantize, fit, perplexity, bench] = await Promise.all([
+    import("./run.js").then((m) => m.RUN_USAGE),
+    import("./serve.js").then((m) => m.SERVE_USAGE),
+    import("./pull.js").then((m) => m.PULL_USAGE),
+    import("./show.js").then((m) => m.SHOW_USAGE),
+    import("./tokenize.js").then((m) => m.TOKENIZE_USAGE),
+    import("./count.js").then((m) => m.COUNT_USAGE),
+    import("./quantize.js").then((m) => m.QUANTIZE_USAGE),
+    import("./fit.js").then((m) => m.FIT_USAGE),
+    import("./perplexity.js").then((m) => m.PERPLEXITY_USAGE),
+    import("./bench.js").then((m) => m.BENCH_USAGE),
+  ]);
+  return `tsllm — fast local LLM inference in TypeScript
 
-${PULL_USAGE}
+${run}
+
+${serve}
+
+${pull}
 
 tsllm list                     models in the store: name, size, quant, parameters, modified
 tsllm rm NAME                  delete a model and the files no other model uses
-${SHOW_USAGE}
+${show}
 
-${TOKENIZE_USAGE}
-${COUNT_USAGE}
+${tokenize}
+${count}
 
-${QUANTIZE_USAGE}
+${quantize}
 
-${FIT_USAGE}
+${fit}
 
-${PERPLEXITY_USAGE}
+${perplexity}
 
-${BENCH_USAGE}
+${bench}
 tsllm dev synth --preset NAME --type TYPE --vocab-from FILE.gguf -o OUT.gguf [--seed S]`;
-
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
-  run: runCommand,
-  tokenize: tokenizeCommand,
-  count: countCommand,
-  show: showCommand,
-  pull: pullCommand,
-  serve: serveCommand,
-  list: listCommand,
-  ls: listCommand,
-  rm: rmCommand,
-  quantize: quantizeCommand,
-  fit: fitCommand,
-  perplexity: perplexityCommand,
-  bench: benchCommand,
-  dev: devCommand,
-};
+}
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === "help" || command === "--help" || command === "-h") {
-    process.stdout.write(`${USAGE}\n`);
+    process.stdout.write(`${await usage()}\n`);
     return command ? 0 : 1;
   }
-  const handler = COMMANDS[command];
+  const load = COMMANDS[command];
   try {
-    if (!handler) throw new UsageError(`unknown command '${command}' (try: tsllm help)`);
-    await handler(rest);
+    if (!load) throw new UsageError(`unknown command '${command}' (try: tsllm help)`);
+    await (await load())(rest);
     return 0;
   } catch (error) {
     const { message, expected } = describeFailure(error);

@@ -34,8 +34,8 @@ const FLOAT_KERNELS: Partial<Record<GgmlType, KernelName>> = {
 
 /**
  * Types whose kernel takes every token of a batch in one call, on weights repacked a group of rows at a
- * time. Q4_0 goes sixteen rows a group (four quads), Q4_K and Q6_K four, and their blockwise order is the order of llama.cpp's
- * repacked kernels. Q8_0 goes two rows a group only to read them as one stream: llama.cpp (node-llama-cpp
+ * time. Q4_0 goes sixteen rows a group (four quads of four), Q4_K and Q6_K four, and their blockwise order
+ * is the order of llama.cpp's repacked kernels. Q8_0 goes two rows a group only to read them as one stream: llama.cpp (node-llama-cpp
  * 3.21.1, checked live on the quant zoo) does not repack it, and its kernel keeps vec_dot's eight lanes per
  * (row, token).
  */
