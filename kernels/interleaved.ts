@@ -11,7 +11,7 @@
 //   sum [T·B]     i32  at acts + T·B·36   (Σ qs of the block, for the biased weight types)
 
 import { floatToHalf } from "./half";
-import { fuseLanes, halfToFloat, halvesScaledDown4, loadHalf, q8_0Scale, quads, quadSums, quantize16 } from "./simd";
+import { fuseLanes, halfToFloat, halvesScaledDown4, loadHalf, q8_0Scale, quads, quadSums, quantize16, TWO_TO_112 } from "./simd";
 
 /**
  * Q4_0 repacked, the file's own size: sixteen rows a group, as four quads of four rows. A group's block b
@@ -23,8 +23,6 @@ import { fuseLanes, halfToFloat, halvesScaledDown4, loadHalf, q8_0Scale, quads, 
 const Q4_0_QUAD_NIBBLES: usize = 64;
 const Q4_0_SCALES: usize = 4 * Q4_0_QUAD_NIBBLES;
 const Q4_0X16_BLOCK: usize = Q4_0_SCALES + 4 * 8;
-/** 2^112 as f32: an f16's bits shifted into an f32's place are its value times 2^−112. */
-const TWO_TO_112: f32 = reinterpret<f32>(0x77800000);
 
 /**
  * T rows of n f32 activations → Q8_0 planes (quantize_row_q8_0_ref's arithmetic), blocks first … end − 1

@@ -7,13 +7,14 @@
 // save an operation but not time.)
 
 import { floatToHalf } from "./half";
-import { fuseLanes, halfToFloat, halves2, hsum8, q8_0Scale, quads, quantize16 } from "./simd";
+import { fuseLanes, halfToFloat, halvesScaledDown2, hsum8, q8_0Scale, quads, quantize16, TWO_TO_112 } from "./simd";
 
 const BLOCK: usize = 34;
 
 /**
  * Q8_0 activations as the kernel takes them, 80 bytes a block: |q| (32 bytes), the sign masks of q (32
- * bytes, −1 where q < 0), the f16 scale widened to f32, and padding to keep blocks 16-aligned.
+ * bytes, −1 where q < 0), the f16 scale widened to f32 times 2^112 (the weights' scales come as
+ * halvesScaledDown2, times 2^−112), and padding to keep blocks 16-aligned.
  */
 const SPLIT: usize = 80;
 
@@ -33,7 +34,7 @@ export function quantize_q8_0_split_blocks(_unused: usize, first: i32, end: i32,
     v128.store(y, i8x16.abs(hi), 16);
     v128.store(y, i8x16.lt_s(lo, i8x16.splat(0)), 32);
     v128.store(y, i8x16.lt_s(hi, i8x16.splat(0)), 48);
-    store<f32>(y, halfToFloat(floatToHalf(d)), 64);
+    store<f32>(y, halfToFloat(floatToHalf(d)) * TWO_TO_112, 64);
   }
 }
 
@@ -92,8 +93,9 @@ export function repack_q8_0x2(src: usize, dst: usize, rows: i32, n: i32): void {
 }
 
 /**
- * A row pair of the x2 layout (quants at q, their f16 scales at h, or widened to f32 at `scales` where a
- * batch widened them once for all its tokens) · one token's split activations at y0 → two outputs at out.
+ * A row pair of the x2 layout (quants at q, their f16 scales at h, or at `scales` where a batch widened
+ * them once for all its tokens, both as halvesScaledDown2 gives them) · one token's split activations at
+ * y0 → two outputs at out.
  */
 // @ts-ignore: decorator
 @inline function rowPair(q: usize, h: usize, blocks: usize, scales: usize, y0: usize, out: usize): void {
@@ -112,7 +114,7 @@ export function repack_q8_0x2(src: usize, dst: usize, rows: i32, n: i32): void {
       dw = v128.load64_zero(s);
       s += 8;
     } else {
-      dw = halves2(s);
+      dw = halvesScaledDown2(s);
       s += 4;
     }
     const d = f32x4.mul(dw, v128.load32_splat(y, 64));
@@ -150,7 +152,7 @@ export function gemm_q8_0x2(weights: usize, first: i32, end: i32, acts: usize, n
       rowPair(q, h, blocks, 0, acts, o);
       continue;
     }
-    for (let b: usize = 0; b < blocks; b++) v128.store64_lane(scales + (b << 3), halves2(h + (b << 2)), 0);
+    for (let b: usize = 0; b < blocks; b++) v128.store64_lane(scales + (b << 3), halvesScaledDown2(h + (b << 2)), 0);
     for (let t: usize = 0; t < <usize>tokens; t++) rowPair(q, h, blocks, scales, acts + t * tokenBytes, o + t * stride);
   }
 }

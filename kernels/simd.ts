@@ -87,6 +87,9 @@
   return v128.bitselect(i32x4.neg(magnitude), magnitude, f32x4.lt(v, f32x4.splat(0)));
 }
 
+/** 2^112 as f32: an F16's bits shifted into an f32's place are its value times 2^−112. */
+export const TWO_TO_112: f32 = reinterpret<f32>(0x77800000);
+
 /**
  * Four F16 values at `p` as f32 lanes times 2^−112, in three instructions: sign-extended, shifted into
  * f32's place, the sign's copies cleared. Exact for normal and subnormal halves (not for inf and NaN).
@@ -96,16 +99,16 @@
   return v128.and(i32x4.shl(v128.load16x4_s(p), 13), i32x4.splat(0x8fffe000));
 }
 
+/** Two F16 values at `p` as halvesScaledDown4 gives them, in lanes 0 and 1. */
+// @ts-ignore: decorator
+@inline export function halvesScaledDown2(p: usize): v128 {
+  return v128.and(i32x4.shl(i32x4.extend_low_i16x8_s(v128.load32_zero(p)), 13), i32x4.splat(0x8fffe000));
+}
+
 /** Four F16 values at `p` as f32 (exact for normal and subnormal halves). */
 // @ts-ignore: decorator
 @inline export function halves4(p: usize): v128 {
-  return f32x4.mul(halvesScaledDown4(p), f32x4.splat(reinterpret<f32>(0x77800000)));
-}
-
-/** Two F16 values at `p` as f32, in lanes 0 and 1. */
-// @ts-ignore: decorator
-@inline export function halves2(p: usize): v128 {
-  return widenHalves(i32x4.extend_low_i16x8_u(v128.load32_zero(p)));
+  return f32x4.mul(halvesScaledDown4(p), f32x4.splat(TWO_TO_112));
 }
 
 /** F16 bits in the low half of four i32 lanes → f32. */
