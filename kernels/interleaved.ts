@@ -177,6 +177,7 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
           let s1 = v128.splat<i32>(0);
           let s2 = v128.splat<i32>(0);
           let s3 = v128.splat<i32>(0);
+          // the four chunks unrolled by hand: a loop over them measured about 7% slower
           const p0 = v128.load(x);
           s0 = q4Chunk(s0, p0, y0, 0, mask);
           s1 = q4Chunk(s1, p0, y1, 0, mask);
