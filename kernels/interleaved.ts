@@ -158,7 +158,8 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
   for (let g = <usize>first; g < <usize>end; g++) {
     for (let quad: usize = 0; quad < 4; quad++) {
       const w = weights + g * groupBytes + quad * Q4_0_QUAD_NIBBLES;
-      const scales = Q4_0_SCALES - quad * Q4_0_QUAD_NIBBLES + quad * 8;
+      // the quad's scales, from its nibbles' start in a block
+      const scales = Q4_0_SCALES + quad * 8 - quad * Q4_0_QUAD_NIBBLES;
       const o = out + (g << 6) + (quad << 4);
       let t: usize = 0;
       for (; t + 4 <= <usize>tokens; t += 4) {

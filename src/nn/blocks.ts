@@ -151,7 +151,6 @@ export interface FeedForward {
 /** Gate and up as two matrices, or one whose rows are the gate's, then up's (Phi-3's ffn_up). */
 export type FeedForwardWeights = { gate: Weight; up: Weight; down: Weight } | { gateUp: Weight; down: Weight };
 
-
 /** down(act(gate(x)) · up(x)) */
 export class GatedFeedForward implements FeedForward {
   /** Gate and up, multiplied with one input together. */

@@ -35,9 +35,9 @@ const FLOAT_KERNELS: Partial<Record<GgmlType, KernelName>> = {
 /**
  * Types whose kernel takes every token of a batch in one call, on weights repacked a group of rows at a
  * time. Q4_0 goes sixteen rows a group (four quads of four), Q4_K and Q6_K four, and their blockwise order
- * is the order of llama.cpp's repacked kernels. Q8_0 goes two rows a group only to read them as one stream: llama.cpp (node-llama-cpp
- * 3.21.1, checked live on the quant zoo) does not repack it, and its kernel keeps vec_dot's eight lanes per
- * (row, token).
+ * is the order of llama.cpp's repacked kernels. Q8_0 goes two rows a group only to read them as one
+ * stream: llama.cpp (node-llama-cpp 3.21.1, checked live on the quant zoo) does not repack it, and its
+ * kernel keeps vec_dot's eight lanes per (row, token).
  */
 interface BatchedKernel {
   layout: InterleavedLayout;
@@ -253,7 +253,6 @@ export class WasmBackend extends ScalarBackend {
     const placements = weights.map((w, i) => this.repackedCopy(w, (kernels[i] as BatchedKernel).layout));
     const bank = placements[0].bank;
     if (placements.some((p) => p.bank !== bank) || (activation === "gelu" && bank !== 0)) return undefined;
-    const geluTable = activation === "gelu" ? this.geluTable() : 0;
     const instance = this.banks[bank];
     const { cols } = gate;
     const width = gate.rows;
@@ -276,13 +275,7 @@ export class WasmBackend extends ScalarBackend {
       this.quantizeActivations(bank, gateKernel.activations, at, cols, n, actsAt);
       this.gemm(bank, gateKernel, gate, placements[0].at, actsAt, n, gateAt);
       this.gemm(bank, upKernel, up, placements[1].at, actsAt, n, upAt);
-      const length = n * width;
-      const units = Math.ceil(length / ELEMENT_UNIT);
-      if (activation === "gelu") {
-        this.pool.run({ kernel: "gelu_mul_range", bank, units, work: length * 4, weights: geluTable, activations: gateAt, n: length, out: gateAt, tokens: upAt, outStride: 0 });
-      } else {
-        this.pool.run({ kernel: "silu_mul_range", bank, units, work: length * 40, weights: 0, activations: gateAt, n: length, out: gateAt, tokens: upAt, outStride: 0 });
-      }
+      this.runGatedActivation(bank, activation, gateAt, upAt, gateAt, n * width);
       this.quantizeActivations(bank, downKernel.activations, gateAt, width, n, hiddenActsAt);
       this.gemm(bank, downKernel, down, placements[2].at, hiddenActsAt, n, outAt);
       out.set(heap.subarray(outAt / 4, outAt / 4 + n * down.rows), first * down.rows);
@@ -368,7 +361,10 @@ export class WasmBackend extends ScalarBackend {
     return this.copyOut(heap, outAt, x.length);
   }
 
-  /** silu(gate)·up in SIMD where the kernels have the fused multiply-add ggml's exp needs. */
+  /**
+   * silu(gate)·up in SIMD where the kernels have the fused multiply-add ggml's exp needs, on this thread:
+   * with the inputs just copied in by this thread, splitting them across threads measured slower.
+   */
   override swiglu(gate: Float32Array, up: Float32Array): Float32Array {
     if (!kernelsUseRelaxedSimd() || gate.length % 4 !== 0) return super.swiglu(gate, up);
     const bytes = gate.length * 4;
@@ -384,14 +380,24 @@ export class WasmBackend extends ScalarBackend {
   /** gelu(gate)·up through the scalar twin's own GELU table, copied into the first bank once. */
   override geglu(gate: Float32Array, up: Float32Array): Float32Array {
     const instance = this.banks[0];
-    const table = this.geluTable();
     const bytes = gate.length * 4;
     const at = instance.scratch(3 * bytes);
     const heap = new Float32Array(instance.heap.buffer);
     heap.set(gate, at / 4);
     heap.set(up, (at + bytes) / 4);
-    this.pool.run({ kernel: "gelu_mul_range", bank: 0, units: Math.ceil(gate.length / ELEMENT_UNIT), work: gate.length * 4, weights: table, activations: at, n: gate.length, out: at + 2 * bytes, tokens: at + bytes, outStride: 0 });
+    this.runGatedActivation(0, "gelu", at, at + bytes, at + 2 * bytes, gate.length);
     return this.copyOut(heap, at + 2 * bytes, gate.length);
+  }
+
+  /** out = act(gate)·up, `length` floats at byte offsets of `bank`, split across threads (out may be gate). */
+  private runGatedActivation(bank: number, activation: GateActivation, gateAt: number, upAt: number, outAt: number, length: number): void {
+    const units = Math.ceil(length / ELEMENT_UNIT);
+    const job = { bank, units, activations: gateAt, n: length, out: outAt, tokens: upAt, outStride: 0 };
+    if (activation === "gelu") {
+      this.pool.run({ ...job, kernel: "gelu_mul_range", work: length * 4, weights: this.geluTable() });
+    } else {
+      this.pool.run({ ...job, kernel: "silu_mul_range", work: length * 40, weights: 0 });
+    }
   }
 
   override softcapInPlace(x: Float32Array, cap: number): void {
