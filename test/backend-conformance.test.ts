@@ -377,8 +377,8 @@ describe("the WASM kernels against their scalar twins", () => {
       const shapes = blockSize === 1 ? floatShapes : blockSize === 256 ? [[256, 1, 1], [256, 33, 3], [1024, 7, 2]] : [[32, 1, 1], [256, 33, 3], [1024, 7, 2]];
       // Q8_0 is repacked in row pairs (an odd count stays on the twin): pairs split across threads, single
       // tokens and a batch long enough that its quantization splits too; weights of 1e-5 have subnormal
-      // f16 scales
-      if (type === GgmlType.Q8_0) shapes.push([32, 2, 1], [512, 28, 1], [256, 34, 3], [2048, 30, 40], [256, 8, 1, 1e-5], [256, 8, 5, 1e-5]);
+      // f16 scales; rows of 224 end in a unit of three blocks
+      if (type === GgmlType.Q8_0) shapes.push([32, 2, 1], [512, 28, 1], [256, 34, 3], [2048, 30, 40], [256, 8, 1, 1e-5], [256, 8, 5, 1e-5], [224, 6, 1], [224, 6, 3]);
       for (const [cols, rows, tokens, magnitude = 0.3] of shapes) {
         const w = weightOf(type, randn(cols * rows, magnitude), cols);
         const x = randn(cols * tokens, 2);

@@ -69,7 +69,7 @@ const Q8_0_SPLIT: ActivationLayout = { quantize: "quantize_q8_0_split_blocks", b
 const Q8_K_ROWS: ActivationLayout = { quantize: "quantize_q8_k_blocks", blockSize: quantFormat(GgmlType.Q8_K).blockSize, blockBytes: quantFormat(GgmlType.Q8_K).typeSize };
 
 const BATCHED: Partial<Record<GgmlType, BatchedKernel>> = {
-  [GgmlType.Q8_0]: { layout: { repack: "repack_q8_0x2", rows: 2, blockSize: 32, groupBytesPerBlock: 68 }, activations: Q8_0_SPLIT, gemm: "gemm_q8_0x2", threadBytesPerBlock: 8 },
+  [GgmlType.Q8_0]: { layout: { repack: "repack_q8_0x2", rows: 2, blockSize: 32, groupBytesPerBlock: 68 }, activations: Q8_0_SPLIT, gemm: "gemm_q8_0x2", threadBytesPerBlock: 72 },
   [GgmlType.Q4_0]: { layout: { repack: "repack_q4_0x16", rows: 16, blockSize: 32, groupBytesPerBlock: 288 }, activations: Q8_0_PLANES, gemm: "gemm_q4_0x16" },
   [GgmlType.Q4_K]: { layout: { repack: "repack_q4_kx4", rows: 4, blockSize: 256, groupBytesPerBlock: 608 }, activations: Q8_K_ROWS, gemm: "gemm_q4_kx4" },
   [GgmlType.Q6_K]: { layout: { repack: "repack_q6_kx4", rows: 4, blockSize: 256, groupBytesPerBlock: 1104 }, activations: Q8_K_ROWS, gemm: "gemm_q6_kx4" },
