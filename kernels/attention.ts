@@ -58,14 +58,38 @@ function dotRow(q: usize, k: usize, n: i32, batched: i32): f32 {
   return <f32>total;
 }
 
-/** Rows 0 … rows − 1 of one KV head (F16, `kvWidth` apart) widened to f32, packed `headDim` apart at `dst`. */
-function widenHead(src: usize, kvWidth: i32, headDim: i32, rows: i32, dst: usize, rowMap: usize): void {
+/**
+ * Four widened values of row j, dimensions d … d + 3, into a head's f32 copy at dst: rows `headDim`
+ * apart, or, with `cells` set, transposed (dimension d's row holds every cell, `cells` long).
+ */
+// @ts-ignore: decorator
+@inline function storeWide(v: v128, dst: usize, j: i32, d: i32, headDim: i32, cells: i32): void {
+  if (cells == 0) {
+    v128.store(dst + (<usize>(j * headDim + d) << 2), v);
+    return;
+  }
+  const at = dst + (<usize>(d * cells + j) << 2);
+  const stride = <usize>cells << 2;
+  store<f32>(at, f32x4.extract_lane(v, 0));
+  store<f32>(at + stride, f32x4.extract_lane(v, 1));
+  store<f32>(at + 2 * stride, f32x4.extract_lane(v, 2));
+  store<f32>(at + 3 * stride, f32x4.extract_lane(v, 3));
+}
+
+/** Zeros for cells rows … ceil8(rows) − 1 of a transposed copy (see storeWide), so batches weigh whole groups of eight. */
+function padTransposed(dst: usize, rows: i32, headDim: i32, cells: i32): void {
+  const padded = (rows + 7) & ~7;
+  for (let d = 0; d < headDim; d++) memory.fill(dst + (<usize>(d * cells + rows) << 2), 0, <usize>(padded - rows) << 2);
+}
+
+/** Rows 0 … rows − 1 of one KV head (F16, `kvWidth` apart) widened to f32 at `dst`, laid out as storeWide says. */
+function widenHead(src: usize, kvWidth: i32, headDim: i32, rows: i32, dst: usize, rowMap: usize, cells: i32): void {
   for (let j = 0; j < rows; j++) {
     const row = rowMap == 0 ? j : load<i32>(rowMap + (<usize>j << 2));
     const from = src + (<usize>(row * kvWidth) << 1);
-    const to = dst + (<usize>(j * headDim) << 2);
-    for (let d = 0; d < headDim; d += 4) v128.store(to + (<usize>d << 2), halves4(from + (<usize>d << 1)));
+    for (let d = 0; d < headDim; d += 4) storeWide(halves4(from + (<usize>d << 1)), dst, j, d, headDim, cells);
   }
+  if (cells != 0) padTransposed(dst, rows, headDim, cells);
 }
 
 /** Bytes of a Q8_0 block: an f16 scale and 32 int8 quants. */
@@ -80,66 +104,72 @@ const Q8_0_BYTES: usize = 34;
 }
 
 /** widenHead for a Q8_0 cache: `src` is the head's first block in row 0, rows `rowBytes` apart. */
-function widenHeadQ8_0(src: usize, rowBytes: usize, headDim: i32, rows: i32, dst: usize, rowMap: usize): void {
+function widenHeadQ8_0(src: usize, rowBytes: usize, headDim: i32, rows: i32, dst: usize, rowMap: usize, cells: i32): void {
   for (let j = 0; j < rows; j++) {
     const row = rowMap == 0 ? j : load<i32>(rowMap + (<usize>j << 2));
     let from = src + <usize>row * rowBytes;
-    let to = dst + (<usize>(j * headDim) << 2);
-    for (let b = 0; b < headDim; b += 32, from += Q8_0_BYTES, to += 128) {
+    for (let b = 0; b < headDim; b += 32, from += Q8_0_BYTES) {
       const d = widenHalves(i32x4.extend_low_i16x8_u(v128.load16_splat(from)));
       const lo = v128.load(from, 2);
       const hi = v128.load(from, 18);
-      v128.store(to, scaledQuarter(lo, 0, d));
-      v128.store(to, scaledQuarter(lo, 1, d), 16);
-      v128.store(to, scaledQuarter(lo, 2, d), 32);
-      v128.store(to, scaledQuarter(lo, 3, d), 48);
-      v128.store(to, scaledQuarter(hi, 0, d), 64);
-      v128.store(to, scaledQuarter(hi, 1, d), 80);
-      v128.store(to, scaledQuarter(hi, 2, d), 96);
-      v128.store(to, scaledQuarter(hi, 3, d), 112);
+      storeWide(scaledQuarter(lo, 0, d), dst, j, b, headDim, cells);
+      storeWide(scaledQuarter(lo, 1, d), dst, j, b + 4, headDim, cells);
+      storeWide(scaledQuarter(lo, 2, d), dst, j, b + 8, headDim, cells);
+      storeWide(scaledQuarter(lo, 3, d), dst, j, b + 12, headDim, cells);
+      storeWide(scaledQuarter(hi, 0, d), dst, j, b + 16, headDim, cells);
+      storeWide(scaledQuarter(hi, 1, d), dst, j, b + 20, headDim, cells);
+      storeWide(scaledQuarter(hi, 2, d), dst, j, b + 24, headDim, cells);
+      storeWide(scaledQuarter(hi, 3, d), dst, j, b + 28, headDim, cells);
     }
   }
-}
-
-/** Adds p_j·V_j (four d at `row`) into the accumulator of slot j mod 8 when j is visible. */
-// @ts-ignore: decorator
-@inline function weighTail(acc: v128, j: i32, visible: i32, probs: usize, row: usize): v128 {
-  if (j >= visible) return acc;
-  return madd(v128.load32_splat(probs + (<usize>j << 2)), v128.load(row), acc);
+  if (cells != 0) padTransposed(dst, rows, headDim, cells);
 }
 
 /**
  * Σ_j p_j·V_j in tinyBLAS's order for batches: slot j mod 8 accumulates its cells in order, then the
- * eight slots are reduced as hsum_float_8 does, four d at a time with the slots held in registers.
+ * eight slots are reduced as hsum_float_8 does. V comes transposed (a row of `cells` per dimension, zero
+ * past the visible ones up to a multiple of eight), so four dimensions go at a time with their slots in
+ * registers, lanes 0–3 holding slots 0–3 and lanes 4–7 in a second vector, and each V line is read once.
  */
-function weightedValues8(probs: usize, values: usize, visible: i32, rowBytes: usize, o: usize): void {
-  const whole = visible & ~7;
-  for (let d: usize = 0; d < rowBytes; d += 16) {
-    let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-    let s4 = f32x4.splat(0), s5 = f32x4.splat(0), s6 = f32x4.splat(0), s7 = f32x4.splat(0);
-    let row = values + d;
-    const step = rowBytes << 3;
-    for (let j = 0; j < whole; j += 8, row += step) {
-      const p = probs + (<usize>j << 2);
-      s0 = madd(v128.load32_splat(p), v128.load(row), s0);
-      s1 = madd(v128.load32_splat(p, 4), v128.load(row + rowBytes), s1);
-      s2 = madd(v128.load32_splat(p, 8), v128.load(row + 2 * rowBytes), s2);
-      s3 = madd(v128.load32_splat(p, 12), v128.load(row + 3 * rowBytes), s3);
-      s4 = madd(v128.load32_splat(p, 16), v128.load(row + 4 * rowBytes), s4);
-      s5 = madd(v128.load32_splat(p, 20), v128.load(row + 5 * rowBytes), s5);
-      s6 = madd(v128.load32_splat(p, 24), v128.load(row + 6 * rowBytes), s6);
-      s7 = madd(v128.load32_splat(p, 28), v128.load(row + 7 * rowBytes), s7);
+function weightedValuesTransposed(probs: usize, values: usize, visible: i32, headDim: i32, cells: i32, o: usize): void {
+  const end = <usize>((visible + 7) & ~7) << 2;
+  const stride = <usize>cells << 2;
+  for (let d = 0; d < headDim; d += 4) {
+    const r0 = values + <usize>d * stride;
+    const r1 = r0 + stride;
+    const r2 = r1 + stride;
+    const r3 = r2 + stride;
+    let lo0 = f32x4.splat(0), hi0 = f32x4.splat(0), lo1 = f32x4.splat(0), hi1 = f32x4.splat(0);
+    let lo2 = f32x4.splat(0), hi2 = f32x4.splat(0), lo3 = f32x4.splat(0), hi3 = f32x4.splat(0);
+    for (let j: usize = 0; j < end; j += 32) {
+      const pLo = v128.load(probs + j);
+      const pHi = v128.load(probs + j, 16);
+      lo0 = madd(pLo, v128.load(r0 + j), lo0);
+      hi0 = madd(pHi, v128.load(r0 + j, 16), hi0);
+      lo1 = madd(pLo, v128.load(r1 + j), lo1);
+      hi1 = madd(pHi, v128.load(r1 + j, 16), hi1);
+      lo2 = madd(pLo, v128.load(r2 + j), lo2);
+      hi2 = madd(pHi, v128.load(r2 + j, 16), hi2);
+      lo3 = madd(pLo, v128.load(r3 + j), lo3);
+      hi3 = madd(pHi, v128.load(r3 + j, 16), hi3);
     }
-    s0 = weighTail(s0, whole, visible, probs, row);
-    s1 = weighTail(s1, whole + 1, visible, probs, row + rowBytes);
-    s2 = weighTail(s2, whole + 2, visible, probs, row + 2 * rowBytes);
-    s3 = weighTail(s3, whole + 3, visible, probs, row + 3 * rowBytes);
-    s4 = weighTail(s4, whole + 4, visible, probs, row + 4 * rowBytes);
-    s5 = weighTail(s5, whole + 5, visible, probs, row + 5 * rowBytes);
-    s6 = weighTail(s6, whole + 6, visible, probs, row + 6 * rowBytes);
-    const total = f32x4.add(f32x4.add(f32x4.add(s0, s4), f32x4.add(s2, s6)), f32x4.add(f32x4.add(s1, s5), f32x4.add(s3, s7)));
-    v128.store(o + d, total);
+    v128.store(o + (<usize>d << 2), slotTotals4(f32x4.add(lo0, hi0), f32x4.add(lo1, hi1), f32x4.add(lo2, hi2), f32x4.add(lo3, hi3)));
   }
+}
+
+/**
+ * For four dimensions' slot pairs c_i = (s0 + s4, s1 + s5, s2 + s6, s3 + s7): the lanes
+ * (c_i0 + c_i2) + (c_i1 + c_i3), hsum_float_8's last steps.
+ */
+// @ts-ignore: decorator
+@inline function slotTotals4(c0: v128, c1: v128, c2: v128, c3: v128): v128 {
+  const u0 = f32x4.add(c0, v128.shuffle<f32>(c0, c0, 2, 3, 0, 1));
+  const u1 = f32x4.add(c1, v128.shuffle<f32>(c1, c1, 2, 3, 0, 1));
+  const u2 = f32x4.add(c2, v128.shuffle<f32>(c2, c2, 2, 3, 0, 1));
+  const u3 = f32x4.add(c3, v128.shuffle<f32>(c3, c3, 2, 3, 0, 1));
+  const u01 = v128.shuffle<f32>(u0, u1, 0, 1, 4, 5);
+  const u23 = v128.shuffle<f32>(u2, u3, 0, 1, 4, 5);
+  return f32x4.add(v128.shuffle<f32>(u01, u23, 0, 2, 4, 6), v128.shuffle<f32>(u01, u23, 1, 3, 5, 7));
 }
 
 /**
@@ -150,7 +180,7 @@ function weightedValues8(probs: usize, values: usize, visible: i32, rowBytes: us
  */
 function attendHead(
   qh: usize, keys: usize, values: usize, o: usize, probs: usize, acc: usize, qh16: usize,
-  first: i32, visible: i32, headDim: i32, scale: f32, cap: f32, batched: i32, halves: bool,
+  first: i32, visible: i32, headDim: i32, cells: i32, scale: f32, cap: f32, batched: i32, halves: bool,
 ): void {
   const invCap: f32 = cap != 0 ? <f32>1.0 / cap : 0;
   const slots = batched ? 8 : 32;
@@ -227,7 +257,7 @@ function attendHead(
     v128.store(probs + j, halves ? roundThroughHalf4(p) : p);
   }
   if (batched) {
-    weightedValues8(probs, values, visible, rowBytes, o);
+    weightedValuesTransposed(probs, values, visible, headDim, cells, o);
     return;
   }
   // V: slot (j mod 32) accumulates p_j·V_j across all d at once. A slot's first product is fused with
@@ -325,6 +355,8 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
   const kvWidth = kvHeads * headDim;
   const group = heads / kvHeads;
   const chunks = (tokens + chunk - 1) / chunk;
+  // batches take V transposed (weightedValuesTransposed)
+  const valueCells = batched ? cells : 0;
   for (let unit = first; unit < end; unit++) {
     const g = unit % kvHeads;
     const k = unit / kvHeads;
@@ -336,18 +368,18 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
     if (kvType == KV_Q8_0) {
       const rowBytes = <usize>(kvWidth >> 5) * Q8_0_BYTES;
       const head = <usize>(g * (headDim >> 5)) * Q8_0_BYTES;
-      widenHeadQ8_0(keys + head, rowBytes, headDim, seen, wideKeys, rowMap);
-      widenHeadQ8_0(values + head, rowBytes, headDim, seen, wideValues, rowMap);
+      widenHeadQ8_0(keys + head, rowBytes, headDim, seen, wideKeys, rowMap, 0);
+      widenHeadQ8_0(values + head, rowBytes, headDim, seen, wideValues, rowMap, valueCells);
     } else {
-      widenHead(keys + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideKeys, rowMap);
-      widenHead(values + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideValues, rowMap);
+      widenHead(keys + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideKeys, rowMap, 0);
+      widenHead(values + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideValues, rowMap, valueCells);
     }
     for (let t = t0; t < t1; t++) {
       const visible = load<i32>(positions + (<usize>t << 2)) + 1;
       const first = window > 0 ? max(0, visible - window) : 0;
       for (let h = g * group; h < (g + 1) * group; h++) {
         const at = <usize>((t * heads + h) * headDim) << 2;
-        attendHead(q + at, wideKeys, wideValues, out + at, probs, acc, qh16, first, visible, headDim, scale, cap, batched, kvType == KV_F16);
+        attendHead(q + at, wideKeys, wideValues, out + at, probs, acc, qh16, first, visible, headDim, cells, scale, cap, batched, kvType == KV_F16);
       }
     }
   }
