@@ -10,12 +10,17 @@ export class ArrayPool {
   constructor(
     /** Shorter arrays are left to the collector: they cost little, and a pool of them would be large. */
     private readonly minLength = 256,
-    private readonly perLength = 4,
+    private readonly perLength = 8,
   ) {}
 
   /** An array of `length` floats for a result: a recycled one (its old contents still in it) or a new one. */
   take(length: number): Float32Array {
     return this.spare.get(length)?.pop() ?? new Float32Array(length);
+  }
+
+  /** Lets go of the spare arrays of `minLength` floats or more (large ones live in their own mappings, returned to the system). */
+  release(minLength: number): void {
+    for (const length of [...this.spare.keys()]) if (length >= minLength) this.spare.delete(length);
   }
 
   /** Keeps whole, unshared arrays for reuse; views (of another array or of shared memory) are ignored. */

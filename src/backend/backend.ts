@@ -101,4 +101,9 @@ export interface Backend {
    * implement and to call; an array passed here must have no other reader.
    */
   recycle?(...arrays: Float32Array[]): void;
+  /**
+   * A forward pass is over: recycled results kept for its later steps may be let go, so that a prompt
+   * batch's megabytes of them do not stay resident between passes. Optional to implement and to call.
+   */
+  endPass?(): void;
 }

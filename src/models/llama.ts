@@ -200,6 +200,7 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
     const logits = output.forward(outputIn, rows.length); // [rows, vocab]
     backend.recycle?.(outputIn);
     if (finalSoftcap !== undefined) backend.softcapInPlace(logits, finalSoftcap);
+    backend.endPass?.();
     let at = 0;
     return sequences.map((sequence, i) => {
       const count = sequence.allLogits ? segments[i].length : 1;

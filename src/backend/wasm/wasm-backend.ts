@@ -88,6 +88,8 @@ const ATTENTION_PARAMS = 19;
 const ELEMENT_UNIT = 1024;
 /** Bytes of standard rows staged at a time while repacking. */
 const REPACK_CHUNK = 1 << 20;
+/** Floats of a spare result array from which it is let go once a forward pass ends (ArrayPool.release). */
+const RELEASED_AFTER_PASS = 1 << 18;
 /**
  * Tokens a fused feed-forward layer computes at a time, so that its wide intermediates take a few MB of
  * scratch space; each chunk streams the weights again, a small cost next to 128 tokens of arithmetic.
@@ -411,6 +413,11 @@ export class WasmBackend extends ScalarBackend {
 
   recycle(...arrays: Float32Array[]): void {
     this.results.give(arrays);
+  }
+
+  /** Spares of a megabyte or more go: a prompt batch's would otherwise stay resident (tens of MB), while a token's are kept. */
+  endPass(): void {
+    this.results.release(RELEASED_AFTER_PASS);
   }
 
   /** `length` floats of a kernel's output at byte offset `at`, copied out into a result array. */
