@@ -46,7 +46,7 @@ function mergeWord(vocab: Vocab, word: string): string[] {
   const queue = new Heap<Bigram>((a, b) => a.rank < b.rank || (a.rank === b.rank && a.left < b.left));
   const addBigram = (left: number, right: number): void => {
     if (left === -1 || right === -1) return;
-    const rank = vocab.mergeRank.get(`${text[left]} ${text[right]}`);
+    const rank = vocab.mergeRanks.rank(text[left], text[right]);
     if (rank === undefined) return;
     queue.push({ left, right, text: text[left] + text[right], rank });
   };

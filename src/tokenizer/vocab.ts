@@ -1,5 +1,6 @@
 import { GgufError } from "../gguf/errors.js";
 import { Metadata } from "../gguf/metadata.js";
+import { MergeRanks } from "./merge-ranks.js";
 
 /** tokenizer.ggml.token_type values. */
 export enum TokenType {
@@ -42,7 +43,8 @@ const END_OF_TURN_PIECES = new Set([
 /** The vocabulary of a GGUF file: pieces, scores, types, merges and the special-token settings. */
 export class Vocab {
   readonly pieceToId = new Map<string, number>();
-  readonly mergeRank = new Map<string, number>();
+  /** BPE merge ranks (empty for other kinds of vocabulary). */
+  readonly mergeRanks: MergeRanks;
   readonly specials: SpecialTokens;
   /** Ids of control, user-defined and unknown tokens, longest text first (llama.cpp's partition order). */
   readonly specialsByLength: number[];
@@ -68,9 +70,7 @@ export class Vocab {
     pieces.forEach((piece, id) => {
       if (!this.pieceToId.has(piece)) this.pieceToId.set(piece, id);
     });
-    merges?.forEach((merge, rank) => {
-      if (!this.mergeRank.has(merge)) this.mergeRank.set(merge, rank);
-    });
+    this.mergeRanks = new MergeRanks(merges ?? [], this.pieceToId);
     this.maxPieceLength = pieces.reduce((max, p) => Math.max(max, p.length), 0);
     this.specials = specials;
     this.specialsByLength = pieces
