@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { GgufFile, Metadata } from "../src/gguf/index.js";
 import { StreamDecoder, Tokenizer } from "../src/tokenizer/index.js";
+import { MergeRanks } from "../src/tokenizer/merge-ranks.js";
 import { llama3Vocabulary } from "../bench/llama3-vocab.js";
 import { MODELS, STORIES, VOCAB_DIR } from "./helpers/paths.js";
 
@@ -103,5 +104,25 @@ describe("streaming detokenization", () => {
     const decoder = new StreamDecoder(gpt2);
     const out = gpt2.encode(text).map((id) => decoder.push(id)).join("") + decoder.flush();
     assert.equal(out, text);
+  });
+});
+
+describe("BPE merge ranks", () => {
+  const pieces = ["a", "b", "c", "ab", "bc", "abc", " a"];
+  const pieceToId = new Map(pieces.map((p, i) => [p, i]));
+  // llama.cpp splits each merge at its first space after the first character and keeps the first rank of a pair
+  const ranks = new MergeRanks(["a b", "ab c", "a b", " a b", "x y", "b c d", "nospace"], pieceToId);
+  it("ranks pairs of vocabulary pieces by their first merge", () => {
+    assert.equal(ranks.rank("a", "b"), 0);
+    assert.equal(ranks.rank("ab", "c"), 1);
+    assert.equal(ranks.rank(" a", "b"), 3);
+    assert.equal(ranks.rank("b", "a"), undefined);
+    assert.equal(ranks.rank("a", "c"), undefined);
+  });
+  it("keeps merges whose parts are not pieces, split where llama.cpp splits them", () => {
+    assert.equal(ranks.rank("x", "y"), 4);
+    assert.equal(ranks.rank("b", "c d"), 5);
+    assert.equal(ranks.rank("b c", "d"), undefined);
+    assert.equal(ranks.rank("", ""), 6);
   });
 });
