@@ -135,31 +135,41 @@ function weightedValuesTransposed(probs: usize, values: usize, visible: i32, hea
   const end = <usize>((visible + 7) & ~7) << 2;
   const stride = <usize>cells << 2;
   for (let d = 0; d < headDim; d += 4) {
-    const r0 = values + <usize>d * stride;
-    const r1 = r0 + stride;
-    const r2 = r1 + stride;
-    const r3 = r2 + stride;
-    let lo0 = f32x4.splat(0), hi0 = f32x4.splat(0), lo1 = f32x4.splat(0), hi1 = f32x4.splat(0);
-    let lo2 = f32x4.splat(0), hi2 = f32x4.splat(0), lo3 = f32x4.splat(0), hi3 = f32x4.splat(0);
-    for (let j: usize = 0; j < end; j += 32) {
-      const pLo = v128.load(probs + j);
-      const pHi = v128.load(probs + j, 16);
-      lo0 = madd(pLo, v128.load(r0 + j), lo0);
-      hi0 = madd(pHi, v128.load(r0 + j, 16), hi0);
-      lo1 = madd(pLo, v128.load(r1 + j), lo1);
-      hi1 = madd(pHi, v128.load(r1 + j, 16), hi1);
-      lo2 = madd(pLo, v128.load(r2 + j), lo2);
-      hi2 = madd(pHi, v128.load(r2 + j, 16), hi2);
-      lo3 = madd(pLo, v128.load(r3 + j), lo3);
-      hi3 = madd(pHi, v128.load(r3 + j, 16), hi3);
-    }
-    v128.store(o + (<usize>d << 2), slotTotals4(f32x4.add(lo0, hi0), f32x4.add(lo1, hi1), f32x4.add(lo2, hi2), f32x4.add(lo3, hi3)));
+    v128.store(o + (<usize>d << 2), fourDots(probs, values + <usize>d * stride, stride, end));
   }
 }
 
 /**
- * For four dimensions' slot pairs c_i = (s0 + s4, s1 + s5, s2 + s6, s3 + s7): the lanes
- * (c_i0 + c_i2) + (c_i1 + c_i3), hsum_float_8's last steps.
+ * Four dot products in tinyBLAS's order, eight lanes then hsum_float_8's steps: `bytes` of f32 at
+ * `shared` against the four rows at first, first + stride, … (four independent chains of fused
+ * multiply-adds). Lane i holds row i's.
+ */
+// @ts-ignore: decorator
+@inline function fourDots(shared: usize, first: usize, stride: usize, bytes: usize): v128 {
+  const r0 = first;
+  const r1 = r0 + stride;
+  const r2 = r1 + stride;
+  const r3 = r2 + stride;
+  let lo0 = f32x4.splat(0), hi0 = f32x4.splat(0), lo1 = f32x4.splat(0), hi1 = f32x4.splat(0);
+  let lo2 = f32x4.splat(0), hi2 = f32x4.splat(0), lo3 = f32x4.splat(0), hi3 = f32x4.splat(0);
+  for (let i: usize = 0; i < bytes; i += 32) {
+    const lo = v128.load(shared + i);
+    const hi = v128.load(shared + i, 16);
+    lo0 = madd(lo, v128.load(r0 + i), lo0);
+    hi0 = madd(hi, v128.load(r0 + i, 16), hi0);
+    lo1 = madd(lo, v128.load(r1 + i), lo1);
+    hi1 = madd(hi, v128.load(r1 + i, 16), hi1);
+    lo2 = madd(lo, v128.load(r2 + i), lo2);
+    hi2 = madd(hi, v128.load(r2 + i, 16), hi2);
+    lo3 = madd(lo, v128.load(r3 + i), lo3);
+    hi3 = madd(hi, v128.load(r3 + i, 16), hi3);
+  }
+  return slotTotals4(f32x4.add(lo0, hi0), f32x4.add(lo1, hi1), f32x4.add(lo2, hi2), f32x4.add(lo3, hi3));
+}
+
+/**
+ * For four sums' lane pairs c_i = (s0 + s4, s1 + s5, s2 + s6, s3 + s7) of eight lanes (or slots): the
+ * lanes (c_i0 + c_i2) + (c_i1 + c_i3), hsum_float_8's last steps.
  */
 // @ts-ignore: decorator
 @inline function slotTotals4(c0: v128, c1: v128, c2: v128, c3: v128): v128 {
@@ -194,28 +204,11 @@ function attendHead(
   if (batched) {
     // four keys at a time: four independent chains of fused multiply-adds instead of one
     for (; j + 4 <= visible; j += 4) {
-      const k0 = keys + <usize>j * rowBytes;
-      const k1 = k0 + rowBytes;
-      const k2 = k1 + rowBytes;
-      const k3 = k2 + rowBytes;
-      let lo0 = f32x4.splat(0), hi0 = f32x4.splat(0), lo1 = f32x4.splat(0), hi1 = f32x4.splat(0);
-      let lo2 = f32x4.splat(0), hi2 = f32x4.splat(0), lo3 = f32x4.splat(0), hi3 = f32x4.splat(0);
-      for (let d: usize = 0; d < rowBytes; d += 32) {
-        const qLo = v128.load(qh16 + d);
-        const qHi = v128.load(qh16 + d, 16);
-        lo0 = madd(qLo, v128.load(k0 + d), lo0);
-        hi0 = madd(qHi, v128.load(k0 + d, 16), hi0);
-        lo1 = madd(qLo, v128.load(k1 + d), lo1);
-        hi1 = madd(qHi, v128.load(k1 + d, 16), hi1);
-        lo2 = madd(qLo, v128.load(k2 + d), lo2);
-        hi2 = madd(qHi, v128.load(k2 + d, 16), hi2);
-        lo3 = madd(qLo, v128.load(k3 + d), lo3);
-        hi3 = madd(qHi, v128.load(k3 + d, 16), hi3);
-      }
-      const s0 = score(hsum8(lo0, hi0), cap, invCap, scale);
-      const s1 = score(hsum8(lo1, hi1), cap, invCap, scale);
-      const s2 = score(hsum8(lo2, hi2), cap, invCap, scale);
-      const s3 = score(hsum8(lo3, hi3), cap, invCap, scale);
+      const dots = fourDots(qh16, keys + <usize>j * rowBytes, rowBytes, rowBytes);
+      const s0 = score(f32x4.extract_lane(dots, 0), cap, invCap, scale);
+      const s1 = score(f32x4.extract_lane(dots, 1), cap, invCap, scale);
+      const s2 = score(f32x4.extract_lane(dots, 2), cap, invCap, scale);
+      const s3 = score(f32x4.extract_lane(dots, 3), cap, invCap, scale);
       const p = probs + (<usize>j << 2);
       store<f32>(p, s0);
       store<f32>(p, s1, 4);
