@@ -4,6 +4,7 @@
 
 import { expf4 } from "./expf";
 import { floatToHalf } from "./half";
+import { tanh4 } from "./tanh";
 
 /** Elements per unit of the element-wise range kernels. */
 const UNIT: i32 = 1024;
@@ -44,7 +45,12 @@ export function softcap_range(capBits: i32, first: i32, end: i32, x: usize, n: i
   const cap = reinterpret<f32>(capBits);
   const inv: f32 = <f32>1 / cap;
   const last = min(n, end * UNIT);
-  for (let i = first * UNIT; i < last; i++) {
+  let i = first * UNIT;
+  for (; i + 4 <= last; i += 4) {
+    const at = x + (<usize>i << 2);
+    v128.store(at, f32x4.mul(tanh4(f32x4.mul(v128.load(at), f32x4.splat(inv))), f32x4.splat(cap)));
+  }
+  for (; i < last; i++) {
     const at = x + (<usize>i << 2);
     store<f32>(at, <f32>Math.tanh(<f64>(load<f32>(at) * inv)) * cap);
   }

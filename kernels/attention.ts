@@ -7,6 +7,7 @@
 import { expf4 } from "./expf";
 import { roundThroughHalf4 } from "./half";
 import { halves4, hsum8, widenHalves } from "./simd";
+import { tanh4 } from "./tanh";
 
 // @ts-ignore: decorator
 @inline function madd(a: v128, b: v128, c: v128): v128 {
@@ -204,11 +205,11 @@ function attendHead(
   if (batched) {
     // four keys at a time: four independent chains of fused multiply-adds instead of one
     for (; j + 4 <= visible; j += 4) {
-      const dots = fourDots(qh16, keys + <usize>j * rowBytes, rowBytes, rowBytes);
-      const s0 = score(f32x4.extract_lane(dots, 0), cap, invCap, scale);
-      const s1 = score(f32x4.extract_lane(dots, 1), cap, invCap, scale);
-      const s2 = score(f32x4.extract_lane(dots, 2), cap, invCap, scale);
-      const s3 = score(f32x4.extract_lane(dots, 3), cap, invCap, scale);
+      const scores = scores4(fourDots(qh16, keys + <usize>j * rowBytes, rowBytes, rowBytes), cap, invCap, scale);
+      const s0 = f32x4.extract_lane(scores, 0);
+      const s1 = f32x4.extract_lane(scores, 1);
+      const s2 = f32x4.extract_lane(scores, 2);
+      const s3 = f32x4.extract_lane(scores, 3);
       const p = probs + (<usize>j << 2);
       store<f32>(p, s0);
       store<f32>(p, s1, 4);
@@ -304,6 +305,13 @@ function attendHead(
 @inline function score(dot: f32, cap: f32, invCap: f32, scale: f32): f32 {
   if (cap != 0) dot = <f32>Math.tanh(<f64>(dot * invCap)) * cap;
   return dot * scale;
+}
+
+/** score for four dot products at once. */
+// @ts-ignore: decorator
+@inline function scores4(dots: v128, cap: f32, invCap: f32, scale: f32): v128 {
+  if (cap != 0) dots = f32x4.mul(tanh4(f32x4.mul(dots, f32x4.splat(invCap))), f32x4.splat(cap));
+  return f32x4.mul(dots, f32x4.splat(scale));
 }
 
 /** Word offsets of attend_range's parameter block (i32 words; `scale` holds f32 bits). */

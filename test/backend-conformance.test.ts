@@ -369,6 +369,25 @@ describe("the WASM kernels against their scalar twins", () => {
       assert.ok(a.every((v, i) => Object.is(v, b[i])), `softcap ${cap} differs`);
     }
   });
+  it("soft-capping's fast tanh rounds as Math.tanh does, where its own check hands lanes over and where it does not", () => {
+    // every f32 around the fast path's lower limit (2^-10) and where tanh reaches 1 in f32, and a million
+    // values over the range where the path's check decides
+    const every = (from: number, to: number): number[] => {
+      const bits = new Uint32Array(Float32Array.of(from).buffer);
+      const out: number[] = [];
+      for (let k = bits[0]; ; k++) {
+        const v = new Float32Array(new Uint32Array([k]).buffer)[0];
+        if (v > to) return out;
+        out.push(v, -v);
+      }
+    };
+    const x = Float32Array.from([...every(0.000976, 0.000977), ...every(8.999, 9.02), ...randn(1_000_000, 3)]);
+    const a = x.slice();
+    const b = x.slice();
+    scalar.softcapInPlace(a, 1);
+    wasm.softcapInPlace(b, 1);
+    assert.ok(a.every((v, i) => Object.is(v, b[i])), "tanh differs");
+  });
 
   const floatShapes = [[32, 1, 1], [256, 33, 3], [1024, 7, 2], [100, 5, 2], [2048, 64, 4]]; // 100: a tail past the 32 lanes
   for (const type of [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_1, GgmlType.Q5_1, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K]) {

@@ -1,0 +1,77 @@
+// tanh rounded to f32 exactly as the host's f64 Math.tanh rounds (the scalar twin's softcap), four lanes at
+// a time. A fast f64 tanh, E/(E + 2) with E = expm1(2|a|) from a range-reduced Taylor series, is within
+// 2^−50 of the true value; fdlibm's tanh is within 2^−52. Where the fast value lies farther than 2^−44 of
+// itself from the midpoint between two f32 (about one lane in a million), both round to the same f32; the
+// other lanes, tiny arguments and NaN take Math.tanh itself.
+
+const LN2_HI: f64 = 6.93147180369123816490e-1; // ln 2's leading bits: k·LN2_HI is exact for the k used here
+const LN2_LO: f64 = 1.90821492927058770002e-10;
+const INV_LN2: f64 = 1.44269504088896338700e0;
+/** Below this |a| the fast path's f32 rounding check does not hold (f32 subnormal spacing); rare in logits. */
+const SMALL: f64 = 1.0 / 1024;
+/** tanh is 1 in f32 from about 9.01 on; clamping keeps e^(2|a|) finite. */
+const LARGE: f64 = 10;
+
+// @ts-ignore: decorator
+@inline function madd2(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f64x2.relaxed_madd(a, b, c);
+  return f64x2.add(f64x2.mul(a, b), c);
+}
+
+/** tanh(m) for two lanes m in [0, LARGE], to within 2^−50. */
+// @ts-ignore: decorator
+@inline function tanhMagnitude2(m: v128): v128 {
+  const x = f64x2.add(m, m);
+  const k = f64x2.nearest(f64x2.mul(x, f64x2.splat(INV_LN2)));
+  const r = f64x2.sub(f64x2.sub(x, f64x2.mul(k, f64x2.splat(LN2_HI))), f64x2.mul(k, f64x2.splat(LN2_LO)));
+  // expm1(r) for |r| ≤ ln2/2: r·(1 + r/2 + … + r^13/14!), the terms past it below 2^−58
+  let p = f64x2.splat(1.0 / 87178291200.0);
+  p = madd2(p, r, f64x2.splat(1.0 / 6227020800.0));
+  p = madd2(p, r, f64x2.splat(1.0 / 479001600.0));
+  p = madd2(p, r, f64x2.splat(1.0 / 39916800.0));
+  p = madd2(p, r, f64x2.splat(1.0 / 3628800.0));
+  p = madd2(p, r, f64x2.splat(1.0 / 362880.0));
+  p = madd2(p, r, f64x2.splat(1.0 / 40320.0));
+  p = madd2(p, r, f64x2.splat(1.0 / 5040.0));
+  p = madd2(p, r, f64x2.splat(1.0 / 720.0));
+  p = madd2(p, r, f64x2.splat(1.0 / 120.0));
+  p = madd2(p, r, f64x2.splat(1.0 / 24.0));
+  p = madd2(p, r, f64x2.splat(1.0 / 6.0));
+  p = madd2(p, r, f64x2.splat(0.5));
+  p = madd2(p, r, f64x2.splat(1.0));
+  p = f64x2.mul(p, r);
+  // 2^k, then expm1(2m) = 2^k·expm1(r) + (2^k − 1): exact scaling, one rounding, none lost when k = 0
+  const scale = i64x2.shl(i64x2.add(i64x2.extend_low_i32x4_s(i32x4.trunc_sat_f64x2_s_zero(k)), i64x2.splat(1023)), 52);
+  const e = madd2(scale, p, f64x2.sub(scale, f64x2.splat(1)));
+  return f64x2.div(e, f64x2.add(e, f64x2.splat(2)));
+}
+
+/** Two lanes of f32(tanh(a)) (as f64 lanes 0 and 1 of the promoted a), and whether each is safe (all ones). */
+// @ts-ignore: decorator
+@inline function tanhPair(a: v128): v128 {
+  const m = f64x2.min(f64x2.abs(a), f64x2.splat(LARGE));
+  const t = tanhMagnitude2(m);
+  const rounded = f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(t));
+  // half the f32 spacing in t's binade, and t's distance to the midpoint nearest it
+  const half = v128.and(i64x2.sub(t, i64x2.splat(<i64>24 << 52)), i64x2.splat(0x7ff0000000000000));
+  const distance = f64x2.abs(f64x2.sub(f64x2.abs(f64x2.sub(t, rounded)), half));
+  const safe = v128.and(f64x2.ge(m, f64x2.splat(SMALL)), f64x2.gt(distance, f64x2.mul(t, f64x2.splat(5.684341886080802e-14)))); // 2^−44
+  // the sign of a on the (non-negative) result; unsafe lanes are recomputed, so their value does not matter
+  const signed = v128.or(rounded, v128.and(a, i64x2.splat(i64.MIN_VALUE)));
+  return v128.bitselect(signed, f64x2.splat(NaN), safe);
+}
+
+/**
+ * f32(tanh(a)) for the four f32 lanes of a, bit-identical to <f32>Math.tanh(<f64>a) lane by lane (the
+ * fast path, with Math.tanh where it cannot vouch for a lane).
+ */
+export function tanh4(a: v128): v128 {
+  const lo = tanhPair(f64x2.promote_low_f32x4(a));
+  const hi = tanhPair(f64x2.promote_low_f32x4(v128.shuffle<f32>(a, a, 2, 3, 0, 1)));
+  const out = v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+  if (i32x4.all_true(f32x4.eq(out, out))) return out;
+  let slow = f32x4.replace_lane(out, 0, <f32>Math.tanh(<f64>f32x4.extract_lane(a, 0)));
+  slow = f32x4.replace_lane(slow, 1, <f32>Math.tanh(<f64>f32x4.extract_lane(a, 1)));
+  slow = f32x4.replace_lane(slow, 2, <f32>Math.tanh(<f64>f32x4.extract_lane(a, 2)));
+  return f32x4.replace_lane(slow, 3, <f32>Math.tanh(<f64>f32x4.extract_lane(a, 3)));
+}
