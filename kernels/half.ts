@@ -44,3 +44,16 @@ export function floatToHalf(value: f32): u32 {
   r = v128.bitselect(x, v128.or(r, sign), f32x4.ne(x, x));
   return r;
 }
+
+/**
+ * floatToHalf on four finite lanes (not NaN), as i32 lanes, clamped to 16 bits: the rounded value's f32
+ * bits shifted into F16's place, or, below 2^-14, its count of F16's subnormal step 2^-24.
+ */
+// @ts-ignore: decorator
+@inline export function halfBits4(x: v128): v128 {
+  const r = f32x4.abs(roundThroughHalf4(x));
+  const normal = i32x4.sub(i32x4.shr_u(r, 13), i32x4.splat((127 - 15) << 10));
+  const subnormal = i32x4.trunc_sat_f32x4_s(f32x4.mul(r, f32x4.splat(16777216)));
+  const magnitude = v128.bitselect(subnormal, normal, f32x4.lt(r, f32x4.splat(reinterpret<f32>(0x38800000))));
+  return v128.and(v128.or(magnitude, i32x4.shr_u(v128.and(x, i32x4.splat(0x80000000)), 16)), i32x4.splat(0xffff));
+}

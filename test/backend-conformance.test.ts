@@ -354,8 +354,9 @@ describe("the WASM kernels against their scalar twins", () => {
     assert.ok(got.every((v, i) => Object.is(v, expected[i])), "swiglu differs");
   });
   it("GeGLU (ggml's F16 GELU table) and logit soft-capping are bit-identical, across threads and edges", () => {
-    // 300 000 elements: several units on each thread; ±10 and beyond, F16's range edges, signed zeros
-    const gate = Float32Array.from([...randn(300_000, 5), -10, 10, -10.001, 9.999, 70000, -70000, 0, -0, 6e-8, NaN]);
+    // 300 000 elements: several units on each thread; ±10 and beyond, F16's range edges, signed zeros,
+    // values whose F16 is subnormal
+    const gate = Float32Array.from([...randn(300_000, 5), ...randn(20_000, 3e-5), -10, 10, -10.001, 9.999, 70000, -70000, 0, -0, 6e-8, NaN, Infinity, -Infinity]);
     const up = randn(gate.length);
     const expected = scalar.geglu(gate, up);
     const got = wasm.geglu(gate, up);

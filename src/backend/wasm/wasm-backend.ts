@@ -343,7 +343,8 @@ export class WasmBackend extends ScalarBackend {
     const heap = new Float32Array(instance.heap.buffer);
     heap.set(q, qAt / 4);
     const units = kvHeads * Math.ceil(tokens / chunk);
-    this.pool.run({ kernel: "attend_range", bank, units, work: tokens * heads * cells * headDim * 2, weights: at, activations: 0, n: 0, out: 0, tokens, outStride: 0 });
+    // per head, widening its K and V rows and the softmax cost about as much as 64 more cells of products
+    this.pool.run({ kernel: "attend_range", bank, units, work: tokens * heads * (cells + 64) * headDim * 2, weights: at, activations: 0, n: 0, out: 0, tokens, outStride: 0 });
     return this.copyOut(heap, outAt, q.length);
   }
 
@@ -396,7 +397,8 @@ export class WasmBackend extends ScalarBackend {
     const units = Math.ceil(length / ELEMENT_UNIT);
     const job = { bank, units, activations: gateAt, n: length, out: outAt, tokens: upAt, outStride: 0 };
     if (activation === "gelu") {
-      this.pool.run({ ...job, kernel: "gelu_mul_range", work: length * 4, weights: this.geluTable() });
+      // a table lookup through an F16 rounding an element: worth splitting from a few thousand elements on
+      this.pool.run({ ...job, kernel: "gelu_mul_range", work: length * 40, weights: this.geluTable() });
     } else {
       this.pool.run({ ...job, kernel: "silu_mul_range", work: length * 40, weights: 0 });
     }
