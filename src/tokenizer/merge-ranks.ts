@@ -2,7 +2,7 @@
  * BPE merge ranks by pair of pieces, as llama.cpp's bpe_ranks: each merge "left right" is split at its
  * first space after the first character, and the first of equal pairs keeps its rank. Pairs of
  * vocabulary pieces are held as ids in typed arrays (an open-addressed table of ranks and the pairs by
- * rank): a 128K vocabulary's 280K merges took about 20 MB as a Map of strings, and 3.5 MB here.
+ * rank): a 128K vocabulary's 280K merges took about 20 MB as a Map of strings, and about 4 MB here.
  */
 export class MergeRanks {
   /** Rank of the pair hashed to each slot, −1 where empty (linear probing). */
