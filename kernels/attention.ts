@@ -194,7 +194,6 @@ function attendHead(
   first: i32, visible: i32, headDim: i32, cells: i32, scale: f32, cap: f32, batched: i32, halves: bool,
 ): void {
   const invCap: f32 = cap != 0 ? <f32>1.0 / cap : 0;
-  const slots = batched ? 8 : 32;
   const rowBytes = <usize>headDim << 2;
   for (let d: usize = 0; d < rowBytes; d += 16) {
     const x = v128.load(qh + d);
@@ -256,6 +255,7 @@ function attendHead(
   }
   // V: slot (j mod 32) accumulates p_j·V_j across all d at once. A slot's first product is fused with
   // zero, as into a zeroed slot, and slots that no key reached read as zero below.
+  const slots = 32;
   const zero = f32x4.splat(0);
   for (let j = 0; j < visible; j++) {
     const pj = f32x4.splat(load<f32>(probs + (<usize>j << 2)));

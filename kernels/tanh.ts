@@ -46,7 +46,7 @@ const LARGE: f64 = 10;
   return f64x2.div(e, f64x2.add(e, f64x2.splat(2)));
 }
 
-/** Two lanes of f32(tanh(a)) (as f64 lanes 0 and 1 of the promoted a), and whether each is safe (all ones). */
+/** f32(tanh(a)) for two f64 lanes a (promoted f32), still as f64; NaN in a lane the fast path cannot vouch for. */
 // @ts-ignore: decorator
 @inline function tanhPair(a: v128): v128 {
   const m = f64x2.min(f64x2.abs(a), f64x2.splat(LARGE));

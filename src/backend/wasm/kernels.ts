@@ -58,6 +58,11 @@ function loadKernels(): { module: WebAssembly.Module; relaxed: boolean } {
   return compiled;
 }
 
+/** The next multiple of 16 from `at`: the kernels' v128 operands stay aligned. */
+export function align16(at: number): number {
+  return Math.ceil(at / 16) * 16;
+}
+
 /** out[i] = silu(gate[i]) · up[i]; pointers into the shared memory, n a multiple of 4. */
 export type SiluMul = (gate: number, up: number, out: number, n: number) => void;
 
@@ -141,7 +146,7 @@ export class KernelInstance {
 
   /** Reserves `size` bytes aligned to 16 and returns their offset. */
   allocate(size: number): number {
-    const at = Math.ceil(this.top / 16) * 16;
+    const at = align16(this.top);
     const end = at + size;
     const current = this.memory.buffer.byteLength;
     if (end > current) {
@@ -165,7 +170,7 @@ export class KernelInstance {
     const needed = size + 16;
     const area = this.scratchArea;
     if (needed > area.size) {
-      const grown = Math.ceil((needed * 1.25) / 16) * 16;
+      const grown = align16(needed * 1.25);
       if (area.size > 0 && area.at + area.size === this.top) {
         this.top = area.at;
         this.scratchArea = { at: this.allocate(grown), size: grown };

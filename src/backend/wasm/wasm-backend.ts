@@ -7,7 +7,7 @@ import { ArrayPool } from "../array-pool.js";
 import { AttentionShape, GateActivation, HalfStorage, LayerKv } from "../backend.js";
 import { roundQueryForKeys } from "../kv-format.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
-import { KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
+import { align16, KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
 import { ThreadPool } from "./thread-pool.js";
 
 /** Types whose kernels need prepareBias's lanes (the shift is log2 of the level that means zero). */
@@ -147,7 +147,7 @@ export class WasmBackend extends ScalarBackend {
     // activations, then (Q4_0, Q5_0) 32 bytes of bias lanes a block, then the output row, then the f32 input row
     const activations = instance.scratch(aRow + 16 + (cols / 32) * 32 + rows * 4 + cols * 4 + 16);
     const biasShift = BIAS_SHIFT[w.type];
-    const outAt = Math.ceil((activations + aRow) / 16) * 16 + (biasShift !== undefined ? (cols / 32) * 32 : 0);
+    const outAt = align16(activations + aRow) + (biasShift !== undefined ? (cols / 32) * 32 : 0);
     const inputAt = outAt + Math.ceil(rows / 4) * 16;
     const quantizeInWasm =
       format.dotType === GgmlType.Q8_0 ? instance.quantizeQ8_0 : format.dotType === GgmlType.Q8_K ? instance.quantizeQ8_K : undefined;
@@ -331,7 +331,7 @@ export class WasmBackend extends ScalarBackend {
     const at = instance.scratch(ATTENTION_PARAMS * 4 + tokens * 4 + rowCount * 4 + 2 * qBytes + this.threads * partBytes + 64);
     const positionsAt = at + ATTENTION_PARAMS * 4;
     const rowsAt = positionsAt + tokens * 4;
-    const qAt = Math.ceil((rowsAt + rowCount * 4) / 16) * 16;
+    const qAt = align16(rowsAt + rowCount * 4);
     const outAt = qAt + qBytes;
     const workAt = outAt + qBytes;
     // Enough chunks of query tokens that every thread gets several units.
@@ -489,10 +489,6 @@ export class WasmBackend extends ScalarBackend {
     this.banks.push(instance);
     return this.pool.addBank(instance);
   }
-}
-
-function align16(at: number): number {
-  return Math.ceil(at / 16) * 16;
 }
 
 /** Scratch bytes for `tokens` rows of `cols` in the kernels' (shared) activation layout, with their per-thread space. */
