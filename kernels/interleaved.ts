@@ -8,10 +8,12 @@
 // Activations come as "Q8_0 planes" for T tokens of n elements (B = n/32 blocks a token):
 //   qs  [T·B][32] i8   at acts
 //   d   [T·B]     f32  at acts + T·B·32   (the f16 scale widened, times 2^112: the weights' scales come as halvesScaledDown4)
-//   sum [T·B]     i32  at acts + T·B·36   (Σ qs of the block, for the biased weight types)
+//   bias [T·B]    32 bits at acts + T·B·36 (Q4_0's −8·Σ qs of the block, as the start of its integer sum:
+//                 with relaxed SIMD two i16, over the elements ≡ 0, 1 and ≡ 2, 3 mod 4, the two halves that
+//                 dotAcc's even and odd i16 lanes gather; otherwise one i32 over all 32)
 
 import { floatToHalf } from "./half";
-import { fuseLanes, halfToFloat, halvesScaledDown4, loadHalf, q8_0Scale, quads, quadSums, quantize16, TWO_TO_112 } from "./simd";
+import { fuseLanes, halfToFloat, halvesScaledDown4, loadHalf, q8_0Scale, quads, quantize16, TWO_TO_112 } from "./simd";
 
 /**
  * Q4_0 repacked, the file's own size: sixteen rows a group, as four quads of four rows. A group's block b
@@ -31,7 +33,7 @@ const Q4_0X16_BLOCK: usize = Q4_0_SCALES + 4 * 8;
 export function quantize_q8_0_plane_blocks(_unused: usize, first: i32, end: i32, src: usize, n: i32, acts: usize, tokens: i32, _outStride: i32): void {
   const blocks = <usize>(n / 32) * <usize>tokens;
   const dPlane = acts + blocks * 32;
-  const sumPlane = acts + blocks * 36;
+  const biasPlane = acts + blocks * 36;
   for (let b = <usize>first; b < <usize>end; b++) {
     const x = src + b * 128;
     const d = q8_0Scale(x);
@@ -41,8 +43,14 @@ export function quantize_q8_0_plane_blocks(_unused: usize, first: i32, end: i32,
     const second = quantize16(x + 64, id);
     v128.store(acts + b * 32, first);
     v128.store(acts + b * 32 + 16, second);
-    const sums = i32x4.add(quadSums(first), quadSums(second));
-    store<i32>(sumPlane + (b << 2), i32x4.extract_lane(sums, 0) + i32x4.extract_lane(sums, 1) + i32x4.extract_lane(sums, 2) + i32x4.extract_lane(sums, 3));
+    // pair sums of both halves; as i32 lanes, each holds an even and an odd i16 lane
+    const pairs = i16x8.add(i16x8.extadd_pairwise_i8x16_s(first), i16x8.extadd_pairwise_i8x16_s(second));
+    const halves = i16x8.add(pairs, v128.shuffle<i32>(pairs, pairs, 2, 3, 0, 1));
+    const both = i16x8.add(halves, v128.shuffle<i32>(halves, halves, 1, 0, 3, 2));
+    const even = <i32>i16x8.extract_lane_s(both, 0);
+    const odd = <i32>i16x8.extract_lane_s(both, 1);
+    if (ASC_FEATURE_RELAXED_SIMD) store<u32>(biasPlane + (b << 2), (<u32>(-8 * even) & 0xffff) | (<u32>(-8 * odd) << 16));
+    else store<i32>(biasPlane + (b << 2), -8 * (even + odd));
   }
 }
 
@@ -99,11 +107,19 @@ export function repack_q4_0x16(src: usize, dst: usize, rows: i32, n: i32): void 
   return q4Pair(s, p, v128.load32_splat(y + 4 * i), v128.load32_splat(y + 16 + 4 * i), mask);
 }
 
-/** acc = fma(row totals of s − 8·Σy, dw·dy, acc): the block's one rounding step (dw from halvesScaledDown4). */
+/**
+ * Where block a's integer sums start: −8·Σy from the bias plane, so that they end as Σ (q − 8)·y. Each
+ * i16 lane then holds at most 16 products of 8·127 at any point, wherever the chunks' dots have got to.
+ */
 // @ts-ignore: decorator
-@inline function q4Finish(acc: v128, s: v128, dw: v128, dPlane: usize, sumPlane: usize, a: usize): v128 {
-  const sums = i32x4.sub(rowTotals(s), i32x4.shl(v128.load32_splat(sumPlane + (a << 2)), 3));
-  return fuseLanes(acc, sums, f32x4.mul(dw, v128.load32_splat(dPlane + (a << 2))));
+@inline function q4Start(biasPlane: usize, a: usize): v128 {
+  return v128.load32_splat(biasPlane + (a << 2));
+}
+
+/** acc = fma(row totals of s, dw·dy, acc): the block's one rounding step (dw from halvesScaledDown4). */
+// @ts-ignore: decorator
+@inline function q4Finish(acc: v128, s: v128, dw: v128, dPlane: usize, a: usize): v128 {
+  return fuseLanes(acc, rowTotals(s), f32x4.mul(dw, v128.load32_splat(dPlane + (a << 2))));
 }
 
 /**
@@ -116,7 +132,7 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
   const blocks = <usize>(n / 32);
   const all = blocks * <usize>tokens;
   const dPlane = acts + all * 32;
-  const sumPlane = acts + all * 36;
+  const biasPlane = acts + all * 36;
   const mask = i8x16.splat(0x0f);
   const groupBytes = blocks * Q4_0X16_BLOCK;
   const stride = <usize>outStride << 2;
@@ -133,7 +149,8 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
         const x2 = x1 + Q4_0_QUAD_NIBBLES;
         const x3 = x2 + Q4_0_QUAD_NIBBLES;
         const y = acts + (b << 5);
-        let s0 = v128.splat<i32>(0), s1 = v128.splat<i32>(0), s2 = v128.splat<i32>(0), s3 = v128.splat<i32>(0);
+        const start = q4Start(biasPlane, b);
+        let s0 = start, s1 = start, s2 = start, s3 = start;
         for (let k: usize = 0; k < 4; k++) {
           const yLo = v128.load32_splat(y + 4 * k);
           const yHi = v128.load32_splat(y + 16 + 4 * k);
@@ -143,10 +160,10 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
           s3 = q4Pair(s3, v128.load(x3 + 16 * k), yLo, yHi, mask);
         }
         const d = x0 + Q4_0_SCALES;
-        acc0 = q4Finish(acc0, s0, halvesScaledDown4(d), dPlane, sumPlane, b);
-        acc1 = q4Finish(acc1, s1, halvesScaledDown4(d + 8), dPlane, sumPlane, b);
-        acc2 = q4Finish(acc2, s2, halvesScaledDown4(d + 16), dPlane, sumPlane, b);
-        acc3 = q4Finish(acc3, s3, halvesScaledDown4(d + 24), dPlane, sumPlane, b);
+        acc0 = q4Finish(acc0, s0, halvesScaledDown4(d), dPlane, b);
+        acc1 = q4Finish(acc1, s1, halvesScaledDown4(d + 8), dPlane, b);
+        acc2 = q4Finish(acc2, s2, halvesScaledDown4(d + 16), dPlane, b);
+        acc3 = q4Finish(acc3, s3, halvesScaledDown4(d + 24), dPlane, b);
       }
       v128.store(out + (g << 6), acc0);
       v128.store(out + (g << 6), acc1, 16);
@@ -174,10 +191,10 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
           const y1 = y0 + (blocks << 5);
           const y2 = y1 + (blocks << 5);
           const y3 = y2 + (blocks << 5);
-          let s0 = v128.splat<i32>(0);
-          let s1 = v128.splat<i32>(0);
-          let s2 = v128.splat<i32>(0);
-          let s3 = v128.splat<i32>(0);
+          let s0 = q4Start(biasPlane, a0);
+          let s1 = q4Start(biasPlane, a0 + blocks);
+          let s2 = q4Start(biasPlane, a0 + 2 * blocks);
+          let s3 = q4Start(biasPlane, a0 + 3 * blocks);
           // the four chunks unrolled by hand: a loop over them measured about 7% slower
           const p0 = v128.load(x);
           s0 = q4Chunk(s0, p0, y0, 0, mask);
@@ -200,10 +217,10 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
           s2 = q4Chunk(s2, p3, y2, 3, mask);
           s3 = q4Chunk(s3, p3, y3, 3, mask);
           const dw = halvesScaledDown4(x + scales);
-          acc0 = q4Finish(acc0, s0, dw, dPlane, sumPlane, a0);
-          acc1 = q4Finish(acc1, s1, dw, dPlane, sumPlane, a0 + blocks);
-          acc2 = q4Finish(acc2, s2, dw, dPlane, sumPlane, a0 + 2 * blocks);
-          acc3 = q4Finish(acc3, s3, dw, dPlane, sumPlane, a0 + 3 * blocks);
+          acc0 = q4Finish(acc0, s0, dw, dPlane, a0);
+          acc1 = q4Finish(acc1, s1, dw, dPlane, a0 + blocks);
+          acc2 = q4Finish(acc2, s2, dw, dPlane, a0 + 2 * blocks);
+          acc3 = q4Finish(acc3, s3, dw, dPlane, a0 + 3 * blocks);
         }
         v128.store(o + t * stride, acc0);
         v128.store(o + (t + 1) * stride, acc1);
@@ -216,11 +233,11 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
           const x = w + b * Q4_0X16_BLOCK;
           const a = t * blocks + b;
           const y = acts + (a << 5);
-          let s = q4Chunk(v128.splat<i32>(0), v128.load(x), y, 0, mask);
+          let s = q4Chunk(q4Start(biasPlane, a), v128.load(x), y, 0, mask);
           s = q4Chunk(s, v128.load(x, 16), y, 1, mask);
           s = q4Chunk(s, v128.load(x, 32), y, 2, mask);
           s = q4Chunk(s, v128.load(x, 48), y, 3, mask);
-          acc = q4Finish(acc, s, halvesScaledDown4(x + scales), dPlane, sumPlane, a);
+          acc = q4Finish(acc, s, halvesScaledDown4(x + scales), dPlane, a);
         }
         v128.store(o + t * stride, acc);
       }
