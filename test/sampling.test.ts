@@ -51,6 +51,15 @@ describe("sampler", () => {
     assert.equal(s.sample(LOGITS, []), 2);
   });
 
+  it("greedy takes the first of tied largest logits, skips banned ones and honours penalties", () => {
+    const ties = Float32Array.of(2, 5, -1, 5, 4);
+    assert.equal(new Sampler({ ...DEFAULT_SAMPLING, temperature: 0 }).sample(ties, []), 1);
+    assert.equal(new Sampler({ ...DEFAULT_SAMPLING, temperature: 0, banned: new Set([0, 1]) }).sample(ties, []), 3);
+    assert.equal(new Sampler({ ...DEFAULT_SAMPLING, temperature: 0, banned: new Set([0, 1, 2, 3, 4]) }).sample(ties, []), 0);
+    // 5 / 2 = 2.5 for both repeated tokens, so the 4 wins
+    assert.equal(new Sampler({ ...DEFAULT_SAMPLING, temperature: 0, repeatPenalty: 2 }).sample(ties, [1, 3]), 4);
+  });
+
   it("reproduces a run from its seed", () => {
     const draw = (seed: number): number[] => {
       const s = new Sampler({ ...DEFAULT_SAMPLING, temperature: 1, topK: 0, topP: 1, minP: 0, seed });

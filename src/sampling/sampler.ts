@@ -44,6 +44,11 @@ export class Sampler {
   }
 
   sample(logits: ArrayLike<number>, history: readonly number[]): number {
+    const { temperature, repeatLastN, repeatPenalty, frequencyPenalty, presencePenalty } = this.params;
+    const penalised = repeatLastN !== 0 && (repeatPenalty !== 1 || frequencyPenalty !== 0 || presencePenalty !== 0);
+    // greedy with nothing to reshape the logits: the chain's candidates (two arrays the vocabulary's size)
+    // would cost about a millisecond a token for the same first largest logit
+    if (temperature <= 0 && !penalised) return firstLargest(logits, this.params.banned);
     const c = candidatesFrom(logits);
     if (this.params.banned) {
       for (let i = 0; i < c.ids.length; i++) if (this.params.banned.has(c.ids[i])) c.logits[i] = -Infinity;
@@ -62,6 +67,19 @@ export class Sampler {
     }
     return c.ids[probs.length - 1];
   }
+}
+
+/** The lowest id among the largest logits, leaving out `banned` (−∞ there, as the chain would make them). */
+function firstLargest(logits: ArrayLike<number>, banned: ReadonlySet<number> | undefined): number {
+  let best = 0;
+  let bestLogit = banned?.has(0) ? -Infinity : logits[0];
+  for (let i = 1; i < logits.length; i++) {
+    if (logits[i] > bestLogit && !banned?.has(i)) {
+      best = i;
+      bestLogit = logits[i];
+    }
+  }
+  return best;
 }
 
 /** The K most likely tokens with their natural-log probabilities over the full vocabulary. */
