@@ -226,29 +226,7 @@ function attendHead(
     store<f32>(probs + (<usize>j << 2), s);
     if (s > max) max = s;
   }
-  // ggml's softmax sums chunks of eight over the padded cells; the masked ones (past the query, or
-  // before its window) add exact zeros.
-  let sum: f64 = 0;
-  const mx = f32x4.splat(max);
-  const lane = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
-  const start = first & ~7;
-  memory.fill(probs, 0, <usize>start << 2);
-  const low = i32x4.splat(first - 1);
-  const high = i32x4.splat(visible);
-  for (let c = start; c < visible; c += 8) {
-    const index = i32x4.add(i32x4.splat(c), lane);
-    const index4 = i32x4.add(index, i32x4.splat(4));
-    const lo = v128.and(expf4(f32x4.sub(v128.load(probs + (<usize>c << 2)), mx)), v128.and(i32x4.lt_s(index, high), i32x4.gt_s(index, low)));
-    const hi = v128.and(expf4(f32x4.sub(v128.load(probs + (<usize>c << 2), 16), mx)), v128.and(i32x4.lt_s(index4, high), i32x4.gt_s(index4, low)));
-    v128.store(probs + (<usize>c << 2), lo);
-    v128.store(probs + (<usize>c << 2), hi, 16);
-    sum += <f64>hsum8(lo, hi);
-  }
-  const inv = f32x4.splat(<f32>(1.0 / sum));
-  for (let j: usize = 0; j < <usize>visible << 2; j += 16) {
-    const p = f32x4.mul(v128.load(probs + j), inv);
-    v128.store(probs + j, halves ? roundThroughHalf4(p) : p);
-  }
+  softmaxRow(probs, first, visible, max, halves);
   if (batched) {
     weightedValuesTransposed(probs, values, visible, headDim, cells, o);
     return;
@@ -294,6 +272,36 @@ function attendHead(
   }
 }
 
+/**
+ * Scores at probs (cells first … visible − 1, `max` their largest) → probabilities in place, zero before
+ * `first` and past `visible` up to a multiple of eight; through F16 when `halves`.
+ */
+function softmaxRow(probs: usize, first: i32, visible: i32, max: f32, halves: bool): void {
+  // ggml's softmax sums chunks of eight over the padded cells; the masked ones (past the query, or
+  // before its window) add exact zeros.
+  let sum: f64 = 0;
+  const mx = f32x4.splat(max);
+  const lane = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
+  const start = first & ~7;
+  memory.fill(probs, 0, <usize>start << 2);
+  const low = i32x4.splat(first - 1);
+  const high = i32x4.splat(visible);
+  for (let c = start; c < visible; c += 8) {
+    const index = i32x4.add(i32x4.splat(c), lane);
+    const index4 = i32x4.add(index, i32x4.splat(4));
+    const lo = v128.and(expf4(f32x4.sub(v128.load(probs + (<usize>c << 2)), mx)), v128.and(i32x4.lt_s(index, high), i32x4.gt_s(index, low)));
+    const hi = v128.and(expf4(f32x4.sub(v128.load(probs + (<usize>c << 2), 16), mx)), v128.and(i32x4.lt_s(index4, high), i32x4.gt_s(index4, low)));
+    v128.store(probs + (<usize>c << 2), lo);
+    v128.store(probs + (<usize>c << 2), hi, 16);
+    sum += <f64>hsum8(lo, hi);
+  }
+  const inv = f32x4.splat(<f32>(1.0 / sum));
+  for (let j: usize = 0; j < <usize>visible << 2; j += 16) {
+    const p = f32x4.mul(v128.load(probs + j), inv);
+    v128.store(probs + j, halves ? roundThroughHalf4(p) : p);
+  }
+}
+
 /** Accumulator slot k's four lanes at `at`, or zeros for a slot that no key reached. */
 // @ts-ignore: decorator
 @inline function slotOrZero(at: usize, k: usize, stride: usize, used: usize): v128 {
@@ -312,6 +320,82 @@ function attendHead(
 @inline function scores4(dots: v128, cap: f32, invCap: f32, scale: f32): v128 {
   if (cap != 0) dots = f32x4.mul(tanh4(f32x4.mul(dots, f32x4.splat(invCap))), f32x4.splat(cap));
   return f32x4.mul(dots, f32x4.splat(scale));
+}
+
+/** Query rows a batched unit takes together: each key and value line loaded serves all of them. */
+export const QUERY_BLOCK = 16;
+
+/**
+ * A unit's query rows (tokens t0 … t1 − 1, the `group` query heads of KV head g) in blocks of
+ * QUERY_BLOCK, each row attended exactly as attendHead attends it: the block's scores four keys at a time
+ * for every row, each row's softmax, then its values four dimensions at a time for every row. Each row
+ * keeps its own scores at probs and q through F16 at qh16 (QUERY_BLOCK of each); `meta` holds its
+ * visible cells, first cell and output address.
+ */
+function attendBlocks(
+  q: usize, out: usize, positions: usize, t0: i32, t1: i32, g: i32, group: i32, heads: i32, keys: usize, values: usize,
+  probs: usize, qh16: usize, meta: usize, headDim: i32, cells: i32, scale: f32, cap: f32, window: i32, halves: bool,
+): void {
+  const invCap: f32 = cap != 0 ? <f32>1.0 / cap : 0;
+  const rowBytes = <usize>headDim << 2;
+  const probsBytes = <usize>cells << 2;
+  const stride = <usize>cells << 2;
+  const count = (t1 - t0) * group;
+  for (let b0 = 0; b0 < count; b0 += QUERY_BLOCK) {
+    const n = <usize>min(QUERY_BLOCK, count - b0);
+    let reach = 0;
+    for (let i: usize = 0; i < n; i++) {
+      const t = t0 + (b0 + <i32>i) / group;
+      const h = g * group + (b0 + <i32>i) % group;
+      const at = <usize>((t * heads + h) * headDim) << 2;
+      const qi = qh16 + i * rowBytes;
+      for (let d: usize = 0; d < rowBytes; d += 16) {
+        const x = v128.load(q + at + d);
+        v128.store(qi + d, halves ? roundThroughHalf4(x) : x);
+      }
+      const visible = load<i32>(positions + (<usize>t << 2)) + 1;
+      store<i32>(meta + (i << 4), visible);
+      store<i32>(meta + (i << 4), window > 0 ? max(0, visible - window) : 0, 4);
+      store<u32>(meta + (i << 4), <u32>(out + at), 8);
+      reach = max(reach, visible);
+    }
+    for (let j = 0; j < reach; j += 4) {
+      const k4 = keys + <usize>j * rowBytes;
+      for (let i: usize = 0; i < n; i++) {
+        const visible = load<i32>(meta + (i << 4));
+        const first = load<i32>(meta + (i << 4), 4);
+        const p = probs + i * probsBytes;
+        const qi = qh16 + i * rowBytes;
+        if (j >= first && j + 4 <= visible) {
+          v128.store(p + (<usize>j << 2), scores4(fourDots(qi, k4, rowBytes, rowBytes), cap, invCap, scale));
+        } else {
+          for (let k = max(j, first); k < min(j + 4, visible); k++) {
+            store<f32>(p + (<usize>k << 2), score(dotRow(qi, keys + <usize>k * rowBytes, headDim, 1), cap, invCap, scale));
+          }
+        }
+      }
+    }
+    for (let i: usize = 0; i < n; i++) {
+      const visible = load<i32>(meta + (i << 4));
+      const first = load<i32>(meta + (i << 4), 4);
+      const p = probs + i * probsBytes;
+      let max: f32 = -Infinity;
+      // in order, as attendHead compares them
+      for (let k = first; k < visible; k++) {
+        const s = load<f32>(p + (<usize>k << 2));
+        if (s > max) max = s;
+      }
+      softmaxRow(p, first, visible, max, halves);
+    }
+    for (let d = 0; d < headDim; d += 4) {
+      const v4 = values + <usize>d * stride;
+      for (let i: usize = 0; i < n; i++) {
+        const end = <usize>((load<i32>(meta + (i << 4)) + 7) & ~7) << 2;
+        const o = <usize>load<u32>(meta + (i << 4), 8);
+        v128.store(o + (<usize>d << 2), fourDots(probs + i * probsBytes, v4, stride, end));
+      }
+    }
+  }
 }
 
 /** Word offsets of attend_range's parameter block (i32 words; `scale` holds f32 bits). */
@@ -351,8 +435,9 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
   const wideKeys = work;
   const wideValues = wideKeys + headBytes;
   const probs = wideValues + headBytes;
-  const acc = probs + (<usize>cells << 2);
+  const acc = probs + (<usize>(QUERY_BLOCK * cells) << 2);
   const qh16 = acc + (<usize>(32 * headDim) << 2);
+  const meta = qh16 + (<usize>(QUERY_BLOCK * headDim) << 2);
   const kvWidth = kvHeads * headDim;
   const group = heads / kvHeads;
   const chunks = (tokens + chunk - 1) / chunk;
@@ -374,6 +459,10 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
     } else {
       widenHead(keys + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideKeys, rowMap, 0);
       widenHead(values + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideValues, rowMap, valueCells);
+    }
+    if (batched) {
+      attendBlocks(q, out, positions, t0, t1, g, group, heads, wideKeys, wideValues, probs, qh16, meta, headDim, cells, scale, cap, window, kvType == KV_F16);
+      continue;
     }
     for (let t = t0; t < t1; t++) {
       const visible = load<i32>(positions + (<usize>t << 2)) + 1;

@@ -224,7 +224,7 @@ describe("the WASM kernels against their scalar twins", () => {
     });
   }
 
-  for (const [T, window, softcap] of [[1, 5, 0], [24, 11, 0], [1, 0, 2], [24, 0, 2], [24, 7, 1.5]]) {
+  for (const [T, window, softcap] of [[1, 5, 0], [24, 11, 0], [1, 0, 2], [24, 0, 2], [24, 7, 1.5], [80, 11, 0], [80, 7, 1.5]]) {
     it(`attention with a sliding window (${window || "none"}) and soft-capping (${softcap || "none"}) is bit-identical and is what it says (${T} token${T > 1 ? "s" : ""})`, () => {
       const [heads, kvHeads, headDim, start] = [4, 2, 32, 45];
       const kvWidth = kvHeads * headDim;

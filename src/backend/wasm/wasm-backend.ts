@@ -84,6 +84,8 @@ interface Placement {
 const MAX_BANK_BYTES = 4 * 1024 ** 3 - 65536;
 /** i32 words of attend_range's parameter block (kernels/attention.ts). */
 const ATTENTION_PARAMS = 19;
+/** Query rows a batched attention unit takes together (QUERY_BLOCK in kernels/attention.ts). */
+const ATTENTION_QUERY_BLOCK = 16;
 /** Elements per unit of the element-wise range kernels (kernels/activation.ts). */
 const ELEMENT_UNIT = 1024;
 /** Bytes of standard rows staged at a time while repacking. */
@@ -324,8 +326,9 @@ export class WasmBackend extends ScalarBackend {
     let last = 0;
     for (let t = 0; t < tokens; t++) last = Math.max(last, positions[t]);
     const cells = Math.ceil((last + 1) / 32) * 32;
-    // Per thread: K and V of one head widened to f32, the scores, 32 accumulator rows and q through F16.
-    const partBytes = (2 * cells * headDim + cells + 33 * headDim) * 4;
+    // Per thread: K and V of one head widened to f32, the scores and q through F16 of a block of query
+    // rows, 32 accumulator rows, and 16 bytes a row of the block's bookkeeping (kernels/attention.ts).
+    const partBytes = (2 * cells * headDim + ATTENTION_QUERY_BLOCK * (cells + headDim + 4) + 32 * headDim) * 4;
     const qBytes = q.length * 4;
     const rowCount = kv.rows ? last + 1 : 0;
     const at = instance.scratch(ATTENTION_PARAMS * 4 + tokens * 4 + rowCount * 4 + 2 * qBytes + this.threads * partBytes + 64);
