@@ -61,7 +61,7 @@ interface ActivationLayout {
   blockSize: number;
   blockBytes: number;
 }
-/** Q8_0 planes: 32 quants, a widened f32 scale and an i32 sum a block (kernels/interleaved.ts). */
+/** Q8_0 planes: 32 quants, a widened f32 scale and a 32-bit bias word a block (kernels/interleaved.ts). */
 const Q8_0_PLANES: ActivationLayout = { quantize: "quantize_q8_0_plane_blocks", blockSize: 32, blockBytes: 40 };
 /** Q8_0 split for the sign trick: |q|, q's sign masks and a widened f32 scale a block (kernels/q8_0.ts). */
 const Q8_0_SPLIT: ActivationLayout = { quantize: "quantize_q8_0_split_blocks", blockSize: 32, blockBytes: 80 };
