@@ -127,20 +127,6 @@ function widenHeadQ8_0(src: usize, rowBytes: usize, headDim: i32, rows: i32, dst
 }
 
 /**
- * Σ_j p_j·V_j in tinyBLAS's order for batches: slot j mod 8 accumulates its cells in order, then the
- * eight slots are reduced as hsum_float_8 does. V comes transposed (a row of `cells` per dimension, zero
- * past the visible ones up to a multiple of eight), so four dimensions go at a time with their slots in
- * registers, lanes 0–3 holding slots 0–3 and lanes 4–7 in a second vector, and each V line is read once.
- */
-function weightedValuesTransposed(probs: usize, values: usize, visible: i32, headDim: i32, cells: i32, o: usize): void {
-  const end = <usize>((visible + 7) & ~7) << 2;
-  const stride = <usize>cells << 2;
-  for (let d = 0; d < headDim; d += 4) {
-    v128.store(o + (<usize>d << 2), fourDots(probs, values + <usize>d * stride, stride, end));
-  }
-}
-
-/**
  * Four dot products in tinyBLAS's order, eight lanes then hsum_float_8's steps: `bytes` of f32 at
  * `shared` against the four rows at first, first + stride, … (four independent chains of fused
  * multiply-adds). Lane i holds row i's.
@@ -183,54 +169,36 @@ function weightedValuesTransposed(probs: usize, values: usize, visible: i32, hea
   return f32x4.add(v128.shuffle<f32>(u01, u23, 0, 2, 4, 6), v128.shuffle<f32>(u01, u23, 1, 3, 5, 7));
 }
 
+/** A query row of `rowBytes` at qh copied to dst, through F16 when `halves` (the keys' type meets it so). */
+// @ts-ignore: decorator
+@inline function roundQuery(qh: usize, dst: usize, rowBytes: usize, halves: bool): void {
+  for (let d: usize = 0; d < rowBytes; d += 16) {
+    const x = v128.load(qh + d);
+    v128.store(dst + d, halves ? roundThroughHalf4(x) : x);
+  }
+}
+
 /**
- * One head of one query token: out = softmax(q·K / √d)·V over cells 0 … visible − 1 of K and V widened
- * to f32 (`headDim` apart). `probs` holds the scores, `acc` the V accumulators, `qh16` q through F16.
- * `halves` (an F16 cache) rounds q and the probabilities through F16; otherwise q comes already rounded
- * to the keys' type and the probabilities stay f32.
+ * One head of one query token, in vec_dot's order (single tokens; batches go through attendBlocks):
+ * out = softmax(q·K / √d)·V over cells 0 … visible − 1 of K and V widened to f32 (`headDim` apart).
+ * `probs` holds the scores, `acc` the V accumulators, `qh16` q through F16. `halves` (an F16 cache)
+ * rounds q and the probabilities through F16; otherwise q comes already rounded to the keys' type and the
+ * probabilities stay f32.
  */
 function attendHead(
   qh: usize, keys: usize, values: usize, o: usize, probs: usize, acc: usize, qh16: usize,
-  first: i32, visible: i32, headDim: i32, cells: i32, scale: f32, cap: f32, batched: i32, halves: bool,
+  first: i32, visible: i32, headDim: i32, scale: f32, cap: f32, halves: bool,
 ): void {
   const invCap: f32 = cap != 0 ? <f32>1.0 / cap : 0;
   const rowBytes = <usize>headDim << 2;
-  for (let d: usize = 0; d < rowBytes; d += 16) {
-    const x = v128.load(qh + d);
-    v128.store(qh16 + d, halves ? roundThroughHalf4(x) : x);
-  }
+  roundQuery(qh, qh16, rowBytes, halves);
   let max: f32 = -Infinity;
-  let j = first;
-  if (batched) {
-    // four keys at a time: four independent chains of fused multiply-adds instead of one
-    for (; j + 4 <= visible; j += 4) {
-      const scores = scores4(fourDots(qh16, keys + <usize>j * rowBytes, rowBytes, rowBytes), cap, invCap, scale);
-      const s0 = f32x4.extract_lane(scores, 0);
-      const s1 = f32x4.extract_lane(scores, 1);
-      const s2 = f32x4.extract_lane(scores, 2);
-      const s3 = f32x4.extract_lane(scores, 3);
-      const p = probs + (<usize>j << 2);
-      store<f32>(p, s0);
-      store<f32>(p, s1, 4);
-      store<f32>(p, s2, 8);
-      store<f32>(p, s3, 12);
-      // in order, as the one-at-a-time loop compares them
-      if (s0 > max) max = s0;
-      if (s1 > max) max = s1;
-      if (s2 > max) max = s2;
-      if (s3 > max) max = s3;
-    }
-  }
-  for (; j < visible; j++) {
-    const s = score(dotRow(qh16, keys + <usize>j * rowBytes, headDim, batched), cap, invCap, scale);
+  for (let j = first; j < visible; j++) {
+    const s = score(dotRow(qh16, keys + <usize>j * rowBytes, headDim, 0), cap, invCap, scale);
     store<f32>(probs + (<usize>j << 2), s);
     if (s > max) max = s;
   }
   softmaxRow(probs, first, visible, max, halves);
-  if (batched) {
-    weightedValuesTransposed(probs, values, visible, headDim, cells, o);
-    return;
-  }
   // V: slot (j mod 32) accumulates p_j·V_j across all d at once. A slot's first product is fused with
   // zero, as into a zeroed slot, and slots that no key reached read as zero below.
   const slots = 32;
@@ -327,9 +295,12 @@ export const QUERY_BLOCK = 16;
 
 /**
  * A unit's query rows (tokens t0 … t1 − 1, the `group` query heads of KV head g) in blocks of
- * QUERY_BLOCK, each row attended exactly as attendHead attends it: the block's scores four keys at a time
- * for every row, each row's softmax, then its values four dimensions at a time for every row. Each row
- * keeps its own scores at probs and q through F16 at qh16 (QUERY_BLOCK of each); `meta` holds its
+ * QUERY_BLOCK, in tinyBLAS's order: the block's scores four keys at a time for every row (fourDots; a
+ * key outside a row's window alone, through dotRow, same order), each row's softmax, then its values four
+ * dimensions at a time for every row. For the values, slot j mod 8 accumulates its cells in order and the
+ * eight slots are reduced as hsum_float_8 does; V comes transposed (a row of `cells` per dimension, zero
+ * past the visible ones up to a multiple of eight), so each V line is read once for the whole block. Each
+ * row keeps its own scores at probs and q through F16 at qh16 (QUERY_BLOCK of each); `meta` holds its
  * visible cells, first cell and output address.
  */
 function attendBlocks(
@@ -348,11 +319,7 @@ function attendBlocks(
       const t = t0 + (b0 + <i32>i) / group;
       const h = g * group + (b0 + <i32>i) % group;
       const at = <usize>((t * heads + h) * headDim) << 2;
-      const qi = qh16 + i * rowBytes;
-      for (let d: usize = 0; d < rowBytes; d += 16) {
-        const x = v128.load(q + at + d);
-        v128.store(qi + d, halves ? roundThroughHalf4(x) : x);
-      }
+      roundQuery(q + at, qh16 + i * rowBytes, rowBytes, halves);
       const visible = load<i32>(positions + (<usize>t << 2)) + 1;
       store<i32>(meta + (i << 4), visible);
       store<i32>(meta + (i << 4), window > 0 ? max(0, visible - window) : 0, 4);
@@ -441,7 +408,7 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
   const kvWidth = kvHeads * headDim;
   const group = heads / kvHeads;
   const chunks = (tokens + chunk - 1) / chunk;
-  // batches take V transposed (weightedValuesTransposed)
+  // batches take V transposed (attendBlocks)
   const valueCells = batched ? cells : 0;
   for (let unit = first; unit < end; unit++) {
     const g = unit % kvHeads;
@@ -469,7 +436,7 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
       const first = window > 0 ? max(0, visible - window) : 0;
       for (let h = g * group; h < (g + 1) * group; h++) {
         const at = <usize>((t * heads + h) * headDim) << 2;
-        attendHead(q + at, wideKeys, wideValues, out + at, probs, acc, qh16, first, visible, headDim, cells, scale, cap, batched, kvType == KV_F16);
+        attendHead(q + at, wideKeys, wideValues, out + at, probs, acc, qh16, first, visible, headDim, scale, cap, kvType == KV_F16);
       }
     }
   }

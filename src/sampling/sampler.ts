@@ -54,11 +54,7 @@ export class Sampler {
       for (let i = 0; i < c.ids.length; i++) if (this.params.banned.has(c.ids[i])) c.logits[i] = -Infinity;
     }
     for (const process of this.chain) process(c, history);
-    if (this.params.temperature <= 0) {
-      let best = 0;
-      for (let i = 1; i < c.logits.length; i++) if (c.logits[i] > c.logits[best]) best = i;
-      return c.ids[best];
-    }
+    if (temperature <= 0) return c.ids[firstLargest(c.logits, undefined)];
     const probs = probabilities(c);
     let r = this.rng.next();
     for (let i = 0; i < probs.length; i++) {

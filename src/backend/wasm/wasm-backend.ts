@@ -489,7 +489,7 @@ export class WasmBackend extends ScalarBackend {
     if (placement) return placement;
     const stride = w.byteLength / w.rows;
     const groupBytes = (w.cols / layout.blockSize) * layout.groupBytesPerBlock;
-    placement = this.place(w, (w.rows / layout.rows) * groupBytes);
+    placement = this.place(w, repackedBytes(w, layout));
     const instance = this.banks[placement.bank];
     const chunkRows = Math.max(4, Math.floor(REPACK_CHUNK / stride / 4) * 4);
     for (let row = 0; row < w.rows; row += chunkRows) {
@@ -521,11 +521,15 @@ export class WasmBackend extends ScalarBackend {
 function adjoining(ws: readonly Weight[], kernels: readonly BatchedKernel[], placements: readonly Placement[]): boolean {
   if (ws.length < 2) return false;
   for (let i = 1; i < ws.length; i++) {
-    const { layout } = kernels[i - 1];
-    const previousBytes = (ws[i - 1].rows / layout.rows) * (ws[i - 1].cols / layout.blockSize) * layout.groupBytesPerBlock;
-    if (kernels[i] !== kernels[0] || placements[i].bank !== placements[0].bank || placements[i].at !== placements[i - 1].at + previousBytes) return false;
+    const previousEnd = placements[i - 1].at + repackedBytes(ws[i - 1], kernels[i - 1].layout);
+    if (kernels[i] !== kernels[0] || placements[i].bank !== placements[0].bank || placements[i].at !== previousEnd) return false;
   }
   return true;
+}
+
+/** Bytes of a weight in an interleaved layout: its row groups, each a group of blocks. */
+function repackedBytes(w: Weight, layout: InterleavedLayout): number {
+  return (w.rows / layout.rows) * (w.cols / layout.blockSize) * layout.groupBytesPerBlock;
 }
 
 /** Scratch bytes for `tokens` rows of `cols` in the kernels' (shared) activation layout, with their per-thread space. */
