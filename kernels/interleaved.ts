@@ -13,7 +13,7 @@
 //                 dotAcc's even and odd i16 lanes gather; otherwise one i32 over all 32)
 
 import { floatToHalf } from "./half";
-import { fuseLanes, halfToFloat, halvesScaledDown4, loadHalf, q8_0Scale, quads, quantize16, TWO_TO_112 } from "./simd";
+import { fuseLanes, halfToFloat, halves4, halvesScaledDown4, loadHalf, q8_0Scale, quads, quantize16, TWO_TO_112 } from "./simd";
 
 /**
  * Q4_0 repacked, the file's own size: sixteen rows a group, as four quads of four rows. A group's block b
@@ -248,13 +248,16 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
 // ---- Q4_K against standard Q8_K activations (d f32 | qs[256] | bsums[16] i16, 292 bytes a block) ----
 
 /**
- * Q4_K repacked: per group of four rows and per super-block, d ×4 and −dmin ×4 (f32), the 6-bit scales as
- * bytes [sub-block][row], the mins as bytes [pair][row][2] (widened to i16 pairs when used; kept narrow so
- * the layout stays within 6% of the file's size), then the 128 bytes of each row's nibbles
+ * Q4_K repacked: per group of four rows and per super-block, d ×4 and −dmin ×4 (f16, as the file has them),
+ * the 6-bit scales as bytes [sub-block][row], the mins as bytes [pair][row][2] (widened to i16 pairs when
+ * used; kept narrow so the layout stays within 3% of the file's size), then the 128 bytes of each row's nibbles
  * interleaved four bytes at a time: chunk c's v128 i holds bytes 32c + 4i … 32c + 4i + 3 of every row,
  * whose low nibbles are sub-block 2c and high nibbles sub-block 2c + 1.
  */
-const Q4_KX4_BLOCK: usize = 608;
+const Q4_KX4_BLOCK: usize = 592;
+const Q4_K_SCALES: usize = 16;
+const Q4_K_MINS: usize = 48;
+const Q4_K_NIBBLES: usize = 80;
 const Q8_K_BYTES: usize = 292;
 
 /** get_scale_min_k4's scale (min = false) or min of sub-block j from the 12 bytes at p. */
@@ -273,14 +276,14 @@ export function repack_q4_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
       const to = dst + (g * blocks + b) * Q4_KX4_BLOCK;
       for (let r: usize = 0; r < 4; r++) {
         const from = src + ((g * 4 + r) * blocks + b) * 144;
-        store<f32>(to + (r << 2), loadHalf(from));
-        store<f32>(to + 16 + (r << 2), -loadHalf(from + 2));
+        store<u16>(to + (r << 1), load<u16>(from));
+        store<u16>(to + 8 + (r << 1), load<u16>(from + 2) ^ 0x8000);
         for (let j: usize = 0; j < 8; j++) {
-          store<u8>(to + 32 + 4 * j + r, <u8>k4Field(from + 4, j, false));
-          store<u8>(to + 64 + 8 * (j >> 1) + 2 * r + (j & 1), <u8>k4Field(from + 4, j, true));
+          store<u8>(to + Q4_K_SCALES + 4 * j + r, <u8>k4Field(from + 4, j, false));
+          store<u8>(to + Q4_K_MINS + 8 * (j >> 1) + 2 * r + (j & 1), <u8>k4Field(from + 4, j, true));
         }
         for (let c: usize = 0; c < 4; c++) {
-          for (let i: usize = 0; i < 8; i++) store<u32>(to + 96 + 128 * c + 16 * i + 4 * r, load<u32>(from + 16 + 32 * c + 4 * i));
+          for (let i: usize = 0; i < 8; i++) store<u32>(to + Q4_K_NIBBLES + 128 * c + 16 * i + 4 * r, load<u32>(from + 16 + 32 * c + 4 * i));
         }
       }
     }
@@ -312,8 +315,8 @@ export function repack_q4_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
 /** isum + Σ over sub-blocks 2c, 2c + 1 of scale·(row totals). */
 // @ts-ignore: decorator
 @inline function q4kScaled(isum: v128, lo: v128, hi: v128, x: usize, c: usize): v128 {
-  isum = i32x4.add(isum, i32x4.mul(rowTotals(lo), bytesToLanes(x + 32 + 8 * c)));
-  return i32x4.add(isum, i32x4.mul(rowTotals(hi), bytesToLanes(x + 36 + 8 * c)));
+  isum = i32x4.add(isum, i32x4.mul(rowTotals(lo), bytesToLanes(x + Q4_K_SCALES + 8 * c)));
+  return i32x4.add(isum, i32x4.mul(rowTotals(hi), bytesToLanes(x + Q4_K_SCALES + 4 + 8 * c)));
 }
 
 /** A super-block's end for one token: Σ min·(sub-block sum of y), then both terms scaled into acc. */
@@ -321,13 +324,13 @@ export function repack_q4_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
 @inline function q4kFinish(acc: v128, isum: v128, x: usize, y: usize): v128 {
   // sub-block sums of the activations as i16 (|Σ| ≤ 32·127), then the mins' i16 pair dots
   const sums = i16x8.narrow_i32x4_s(i32x4.extadd_pairwise_i16x8_s(v128.load(y + 260)), i32x4.extadd_pairwise_i16x8_s(v128.load(y + 276)));
-  let msum = i32x4.dot_i16x8_s(minPairs(x + 64), v128.shuffle<i32>(sums, sums, 0, 0, 0, 0));
-  msum = i32x4.add(msum, i32x4.dot_i16x8_s(minPairs(x + 72), v128.shuffle<i32>(sums, sums, 1, 1, 1, 1)));
-  msum = i32x4.add(msum, i32x4.dot_i16x8_s(minPairs(x + 80), v128.shuffle<i32>(sums, sums, 2, 2, 2, 2)));
-  msum = i32x4.add(msum, i32x4.dot_i16x8_s(minPairs(x + 88), v128.shuffle<i32>(sums, sums, 3, 3, 3, 3)));
+  let msum = i32x4.dot_i16x8_s(minPairs(x + Q4_K_MINS), v128.shuffle<i32>(sums, sums, 0, 0, 0, 0));
+  msum = i32x4.add(msum, i32x4.dot_i16x8_s(minPairs(x + Q4_K_MINS + 8), v128.shuffle<i32>(sums, sums, 1, 1, 1, 1)));
+  msum = i32x4.add(msum, i32x4.dot_i16x8_s(minPairs(x + Q4_K_MINS + 16), v128.shuffle<i32>(sums, sums, 2, 2, 2, 2)));
+  msum = i32x4.add(msum, i32x4.dot_i16x8_s(minPairs(x + Q4_K_MINS + 24), v128.shuffle<i32>(sums, sums, 3, 3, 3, 3)));
   const dy = v128.load32_splat(y);
-  const withScales = fuseLanes(acc, isum, f32x4.mul(v128.load(x), dy));
-  return fuseLanes(withScales, msum, f32x4.mul(v128.load(x + 16), dy));
+  const withScales = fuseLanes(acc, isum, f32x4.mul(halves4(x), dy));
+  return fuseLanes(withScales, msum, f32x4.mul(halves4(x + 8), dy));
 }
 
 /**
@@ -355,7 +358,7 @@ export function gemm_q4_kx4(weights: usize, first: i32, end: i32, acts: usize, n
         let isum0 = i32x4.splat(0);
         let isum1 = i32x4.splat(0);
         for (let c: usize = 0; c < 4; c++) {
-          const q = x + 96 + 128 * c;
+          const q = x + Q4_K_NIBBLES + 128 * c;
           const yc0 = y0 + 4 + 64 * c;
           const yc1 = y1 + 4 + 64 * c;
           let lo0 = v128.splat<i32>(0), hi0 = v128.splat<i32>(0);
@@ -388,7 +391,7 @@ export function gemm_q4_kx4(weights: usize, first: i32, end: i32, acts: usize, n
         const y = acts + t * tokenBytes + b * Q8_K_BYTES;
         let isum = i32x4.splat(0);
         for (let c: usize = 0; c < 4; c++) {
-          const q = x + 96 + 128 * c;
+          const q = x + Q4_K_NIBBLES + 128 * c;
           const yc = y + 4 + 64 * c;
           let lo = v128.splat<i32>(0);
           let hi = v128.splat<i32>(0);
@@ -412,21 +415,30 @@ export function gemm_q4_kx4(weights: usize, first: i32, end: i32, acts: usize, n
 // ---- Q6_K against standard Q8_K activations ----
 
 /**
- * Q6_K repacked: per group of four rows and per super-block, d ×4 (f32), the sixteen i8 scales as bytes
- * [sub-block][row], then the levels q + 32 (0..63) as bytes, sub-block by sub-block, four consecutive
- * elements of each row per 16 bytes. Unpacking costs 22% more bytes than the file's 6 bits.
+ * Q6_K repacked, the file's 840 bytes per group of four rows and super-block: d ×4 (f16), the sixteen i8
+ * scales as bytes [sub-block][row], then
+ * the levels q + 32 (0..63), 48 bytes a sub-block. Chunk k of a sub-block is elements 4k … 4k + 3 of each
+ * row (16 levels, byte 4·row + element). The sub-block's three vectors hold chunks 0, 1 and 2 in their
+ * bytes' low six bits, and chunk 3's bit pairs 0–1, 2–3 and 4–5 in their top two.
  */
-const Q6_KX4_BLOCK: usize = 1104;
+const Q6_KX4_BLOCK: usize = 840;
+const Q6_K_SCALES: usize = 8;
+const Q6_K_LEVELS: usize = 72;
+/** A batch's form of a super-block: d ×4 widened to f32, the scales, then the levels as bytes (64 a sub-block). */
+const Q6_KX4_UNPACKED: usize = 1104;
+const UNPACKED_SCALES: usize = 16;
+const UNPACKED_LEVELS: usize = 80;
 
 export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
   const blocks = <usize>(n / 256);
   for (let g: usize = 0; g < <usize>(rows >> 2); g++) {
     for (let b: usize = 0; b < blocks; b++) {
       const to = dst + (g * blocks + b) * Q6_KX4_BLOCK;
+      memory.fill(to, 0, Q6_KX4_BLOCK);
       for (let r: usize = 0; r < 4; r++) {
         const from = src + ((g * 4 + r) * blocks + b) * 210;
-        store<f32>(to + (r << 2), loadHalf(from + 208));
-        for (let s: usize = 0; s < 16; s++) store<u8>(to + 16 + 4 * s + r, load<u8>(from + 192 + s));
+        store<u16>(to + (r << 1), load<u16>(from + 208));
+        for (let s: usize = 0; s < 16; s++) store<u8>(to + Q6_K_SCALES + 4 * s + r, load<u8>(from + 192 + s));
         for (let e: usize = 0; e < 256; e++) {
           const half = e >> 7;
           const quarter = (e & 127) >> 5;
@@ -434,17 +446,66 @@ export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
           const ql = <u32>load<u8>(from + 64 * half + l + ((quarter & 1) != 0 ? 32 : 0));
           const low = quarter < 2 ? ql & 0xf : ql >> 4;
           const high = (<u32>load<u8>(from + 128 + 32 * half + l) >> <u32>(2 * quarter)) & 3;
-          store<u8>(to + 80 + 64 * (e >> 4) + 16 * ((e & 15) >> 2) + 4 * r + (e & 3), <u8>(low | (high << 4)));
+          const level = low | (high << 4);
+          const chunk = (e & 15) >> 2;
+          const at = to + Q6_K_LEVELS + 48 * (e >> 4) + 4 * r + (e & 3);
+          if (chunk < 3) {
+            store<u8>(at + 16 * chunk, load<u8>(at + 16 * chunk) | <u8>level);
+          } else {
+            for (let part: usize = 0; part < 3; part++) store<u8>(at + 16 * part, load<u8>(at + 16 * part) | <u8>(((level >> <u32>(2 * part)) & 3) << 6));
+          }
         }
       }
     }
   }
 }
 
+/** Chunk 3 of a packed sub-block, from the top bit pairs of the vectors a, b and c that hold chunks 0, 1 and 2. */
+// @ts-ignore: decorator
+@inline function q6kChunk3(a: v128, b: v128, c: v128): v128 {
+  const low = v128.and(i16x8.shr_u(a, 6), i8x16.splat(0x03));
+  const middle = v128.and(i16x8.shr_u(b, 4), i8x16.splat(0x0c));
+  const high = v128.and(i16x8.shr_u(c, 2), i8x16.splat(0x30));
+  return v128.or(v128.or(low, middle), high);
+}
+
+/** q6kLevels for sub-block s of a packed super-block. */
+// @ts-ignore: decorator
+@inline function q6kPackedLevels(x: usize, s: usize, y0: v128, y1: v128, y2: v128, y3: v128): v128 {
+  const p = x + Q6_K_LEVELS + 48 * s;
+  const a = v128.load(p);
+  const b = v128.load(p, 16);
+  const c = v128.load(p, 32);
+  const six = i8x16.splat(0x3f);
+  const zero = v128.splat<i32>(0);
+  const first = rowTotals(dotAcc(dotAcc(zero, v128.and(a, six), y0), v128.and(b, six), y1));
+  const second = rowTotals(dotAcc(dotAcc(zero, v128.and(c, six), y2), q6kChunk3(a, b, c), y3));
+  return i32x4.add(first, second);
+}
+
+/** A packed super-block at x → its unpacked form at to. */
+// @ts-ignore: decorator
+@inline function q6kUnpack(x: usize, to: usize): void {
+  v128.store(to, halves4(x));
+  memory.copy(to + UNPACKED_SCALES, x + Q6_K_SCALES, 64);
+  const six = i8x16.splat(0x3f);
+  for (let s: usize = 0; s < 16; s++) {
+    const p = x + Q6_K_LEVELS + 48 * s;
+    const a = v128.load(p);
+    const b = v128.load(p, 16);
+    const c = v128.load(p, 32);
+    const q = to + UNPACKED_LEVELS + 64 * s;
+    v128.store(q, v128.and(a, six));
+    v128.store(q, v128.and(b, six), 16);
+    v128.store(q, v128.and(c, six), 32);
+    v128.store(q, q6kChunk3(a, b, c), 48);
+  }
+}
+
 /** Sub-block s of a Q6_Kx4 super-block at x: its 16 levels (0 … 63) per row · the activations y0 … y3. */
 // @ts-ignore: decorator
 @inline function q6kLevels(x: usize, s: usize, y0: v128, y1: v128, y2: v128, y3: v128): v128 {
-  const q = x + 80 + 64 * s;
+  const q = x + UNPACKED_LEVELS + 64 * s;
   const zero = v128.splat<i32>(0);
   // levels up to 63: two i16 pair sums per lane at most before widening
   const first = rowTotals(dotAcc(dotAcc(zero, v128.load(q), y0), v128.load(q, 16), y1));
@@ -454,31 +515,51 @@ export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
 
 /** isum + scale_s · (levels − 32·Σy), the sub-block's contribution for four rows. */
 // @ts-ignore: decorator
-@inline function q6kScaled(isum: v128, levels: v128, bias: v128, x: usize, s: usize): v128 {
-  const scale = i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(x + 16 + 4 * s)));
+@inline function q6kScaled(isum: v128, levels: v128, bias: v128, scales: usize): v128 {
+  const scale = i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(scales)));
   return i32x4.add(isum, i32x4.mul(i32x4.sub(levels, bias), scale));
 }
 
-/** Σ scale·(q − 32)·y over one Q6_Kx4 super-block for four rows, fused into acc. */
+/** Σ scale·(q − 32)·y over one unpacked Q6_Kx4 super-block for four rows, fused into acc. */
 // @ts-ignore: decorator
 @inline function q6kSuperBlock(x: usize, y: usize, acc: v128): v128 {
   let isum = i32x4.splat(0);
   for (let s: usize = 0; s < 16; s++) {
     const ys = y + 4 + 16 * s;
     const levels = q6kLevels(x, s, v128.load32_splat(ys), v128.load32_splat(ys, 4), v128.load32_splat(ys, 8), v128.load32_splat(ys, 12));
-    isum = q6kScaled(isum, levels, i32x4.splat(<i32>load<i16>(y + 260 + 2 * s) << 5), x, s);
+    isum = q6kScaled(isum, levels, i32x4.splat(<i32>load<i16>(y + 260 + 2 * s) << 5), x + UNPACKED_SCALES + 4 * s);
   }
   return fuseLanes(acc, isum, f32x4.mul(v128.load(x), v128.load32_splat(y)));
 }
 
-/** The gemm contract, rows 4·first … 4·end − 1, for Q6_Kx4 weights against T tokens of standard Q8_K activations. */
-export function gemm_q6_kx4(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32): void {
+/** isum + sub-block s's contribution, from a packed super-block at x and its Q8_K activations at y. */
+// @ts-ignore: decorator
+@inline function q6kPackedStep(isum: v128, x: usize, y: usize, s: usize): v128 {
+  const ys = y + 4 + 16 * s;
+  const levels = q6kPackedLevels(x, s, v128.load32_splat(ys), v128.load32_splat(ys, 4), v128.load32_splat(ys, 8), v128.load32_splat(ys, 12));
+  return q6kScaled(isum, levels, i32x4.splat(<i32>load<i16>(y + 260 + 2 * s) << 5), x + Q6_K_SCALES + 4 * s);
+}
+
+/** q6kSuperBlock over a packed super-block. */
+// @ts-ignore: decorator
+@inline function q6kPackedSuperBlock(x: usize, y: usize, acc: v128): v128 {
+  let isum = i32x4.splat(0);
+  for (let s: usize = 0; s < 16; s++) isum = q6kPackedStep(isum, x, y, s);
+  return fuseLanes(acc, isum, f32x4.mul(halves4(x), v128.load32_splat(y)));
+}
+
+/**
+ * The gemm contract, rows 4·first … 4·end − 1, for Q6_Kx4 weights against T tokens of standard Q8_K
+ * activations. A batch unpacks each row group once into thread `part`'s Q6_KX4_UNPACKED·n/256 bytes just
+ * past the activations, and every token reads the levels from there as bytes.
+ */
+export function gemm_q6_kx4(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32, part: i32): void {
   const blocks = <usize>(n / 256);
   const groupBytes = blocks * Q6_KX4_BLOCK;
   const stride = <usize>outStride << 2;
   let g = <usize>first;
   if (tokens == 1) {
-    // single tokens: two row groups a pass, so each activation load serves eight rows
+    // two row groups a pass, so each activation line serves eight rows
     for (; g + 2 <= <usize>end; g += 2) {
       let acc0 = f32x4.splat(0);
       let acc1 = f32x4.splat(0);
@@ -489,29 +570,33 @@ export function gemm_q6_kx4(weights: usize, first: i32, end: i32, acts: usize, n
         let isum0 = i32x4.splat(0);
         let isum1 = i32x4.splat(0);
         for (let s: usize = 0; s < 16; s++) {
-          const ys = y + 4 + 16 * s;
-          const y0 = v128.load32_splat(ys);
-          const y1 = v128.load32_splat(ys, 4);
-          const y2 = v128.load32_splat(ys, 8);
-          const y3 = v128.load32_splat(ys, 12);
-          const bias = i32x4.splat(<i32>load<i16>(y + 260 + 2 * s) << 5);
-          isum0 = q6kScaled(isum0, q6kLevels(x0, s, y0, y1, y2, y3), bias, x0, s);
-          isum1 = q6kScaled(isum1, q6kLevels(x1, s, y0, y1, y2, y3), bias, x1, s);
+          isum0 = q6kPackedStep(isum0, x0, y, s);
+          isum1 = q6kPackedStep(isum1, x1, y, s);
         }
         const dy = v128.load32_splat(y);
-        acc0 = fuseLanes(acc0, isum0, f32x4.mul(v128.load(x0), dy));
-        acc1 = fuseLanes(acc1, isum1, f32x4.mul(v128.load(x1), dy));
+        acc0 = fuseLanes(acc0, isum0, f32x4.mul(halves4(x0), dy));
+        acc1 = fuseLanes(acc1, isum1, f32x4.mul(halves4(x1), dy));
       }
       v128.store(out + (g << 4), acc0);
       v128.store(out + (g << 4), acc1, 16);
     }
+    for (; g < <usize>end; g++) {
+      let acc = f32x4.splat(0);
+      const w = weights + g * groupBytes;
+      for (let b: usize = 0; b < blocks; b++) acc = q6kPackedSuperBlock(w + b * Q6_KX4_BLOCK, acts + b * Q8_K_BYTES, acc);
+      v128.store(out + (g << 4), acc);
+    }
+    return;
   }
+  const tokenBytes = blocks * Q8_K_BYTES;
+  const prepared = acts + tokenBytes * <usize>tokens + <usize>part * blocks * Q6_KX4_UNPACKED;
   for (; g < <usize>end; g++) {
     const w = weights + g * groupBytes;
+    for (let b: usize = 0; b < blocks; b++) q6kUnpack(w + b * Q6_KX4_BLOCK, prepared + b * Q6_KX4_UNPACKED);
     for (let t: usize = 0; t < <usize>tokens; t++) {
       let acc = f32x4.splat(0);
-      const y = acts + t * blocks * Q8_K_BYTES;
-      for (let b: usize = 0; b < blocks; b++) acc = q6kSuperBlock(w + b * Q6_KX4_BLOCK, y + b * Q8_K_BYTES, acc);
+      const y = acts + t * tokenBytes;
+      for (let b: usize = 0; b < blocks; b++) acc = q6kSuperBlock(prepared + b * Q6_KX4_UNPACKED, y + b * Q8_K_BYTES, acc);
       v128.store(out + (g << 4) + t * stride, acc);
     }
   }

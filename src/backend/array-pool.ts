@@ -18,9 +18,15 @@ export class ArrayPool {
     return this.spare.get(length)?.pop() ?? new Float32Array(length);
   }
 
-  /** Lets go of the spare arrays of `minLength` floats or more (large ones live in their own mappings, returned to the system). */
-  release(minLength: number): void {
-    for (const length of [...this.spare.keys()]) if (length >= minLength) this.spare.delete(length);
+  /** Lets go of the spare arrays of `minLength` floats or more (large ones live in their own mappings); how many there were. */
+  release(minLength: number): number {
+    let released = 0;
+    for (const [length, list] of this.spare) {
+      if (length < minLength) continue;
+      released += list.length;
+      this.spare.delete(length);
+    }
+    return released;
   }
 
   /** Keeps whole, unshared arrays for reuse; views (of another array or of shared memory) are ignored. */

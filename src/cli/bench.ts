@@ -65,6 +65,10 @@ export async function benchCommand(argv: string[]): Promise<void> {
     const fileSize = fileBytes;
     const banks = backend instanceof WasmBackend ? `, ${backend.bankCount} WebAssembly memor${backend.bankCount === 1 ? "y" : "ies"}` : "";
     process.stderr.write(`resident memory after the warm-up runs: ${gib(rss)} (peak ${gib(peak)}) for a ${gib(fileSize)} file: ${(rss / fileSize).toFixed(3)}× (peak ${(peak / fileSize).toFixed(3)}×)${banks}; JS heap ${gib(heapUsed)}, array buffers ${gib(arrayBuffers)}, runtime before loading ${gib(runtimeBytes)}\n`);
+    // the issue's budget: 1.15 × the file, plus the largest test's KV cache (its cells, in F16)
+    const cells = Math.max(promptTokens, genTokens) + 1;
+    const budget = 1.15 * fileSize + cells * loaded.model.kvBytesPerToken();
+    process.stderr.write(`memory budget 1.15 × file + KV cache of ${cells} cells = ${gib(budget)} (${(budget / fileSize).toFixed(3)}× the file): resident ${rss <= budget ? "within it" : "over it"} by ${(Math.abs(budget - rss) / 2 ** 20).toFixed(1)} MiB\n`);
   }
   // With --compare the engines take turns, repetition by repetition, so that both see the machine alike
   // (on a shared machine its speed drifts by tens of percent over minutes).

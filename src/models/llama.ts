@@ -219,11 +219,30 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
     createCache: (capacity, type = "f16") => new KvCache(nLayer, kvWidth, capacity, backend.halfStorage, checkedKvType(type, headDim)),
     createPagedPool: (blocks, type = "f16") => new PagedKvPool(nLayer, kvWidth, blocks, backend.halfStorage ?? HEAP_STORAGE, checkedKvType(type, headDim)),
     forward(tokens: ArrayLike<number>, cache: KvView, options: ForwardOptions = {}): Float32Array {
-      return forwardBatch([{ tokens, cache, allLogits: options.allLogits }])[0];
+      const { allLogits } = options;
+      if (tokens.length <= MAX_PASS_TOKENS) return forwardBatch([{ tokens, cache, allLogits }])[0];
+      // A long prompt goes in passes of MAX_PASS_TOKENS, as llama.cpp's ubatches: a pass's activations
+      // and scratch grow with its tokens (tens of MB at 512), and every token's arithmetic is the same.
+      const passes: Float32Array[] = [];
+      for (let at = 0; at < tokens.length; at += MAX_PASS_TOKENS) {
+        const logits = forwardBatch([{ tokens: Array.from({ length: Math.min(MAX_PASS_TOKENS, tokens.length - at) }, (_, i) => tokens[at + i]), cache, allLogits }])[0];
+        passes.push(allLogits ? logits.slice() : logits);
+      }
+      if (!allLogits) return passes[passes.length - 1];
+      const all = new Float32Array(tokens.length * vocabSize);
+      let offset = 0;
+      for (const logits of passes) {
+        all.set(logits, offset);
+        offset += logits.length;
+      }
+      return all;
     },
     forwardBatch,
   };
 }
+
+/** The most tokens of one forward pass (llama.cpp's default n_ubatch). */
+const MAX_PASS_TOKENS = 512;
 
 /** x·s in place, f32 (ggml_scale). */
 function scaleInPlace(x: Float32Array, s: number): void {

@@ -31,6 +31,8 @@ export type Repack = (src: number, dst: number, rows: number, n: number) => void
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the most a 32-bit memory can address
 const GROWTH_STEP = 64 << 20;
+/** The most room a scratch area keeps beyond its largest request so far. */
+const SCRATCH_SLACK = 1 << 20;
 
 let compiled: { module: WebAssembly.Module; relaxed: boolean } | undefined;
 
@@ -131,17 +133,33 @@ export class KernelInstance {
 
   private readonly released: { at: number; size: number }[] = [];
 
-  /** Zeroed memory of `size` bytes that a previous owner gave back, if a block is large enough. */
+  /**
+   * Zeroed memory of `size` bytes that a previous owner gave back, from the first block large enough; the
+   * rest of the block stays for later (memory once written stays resident, so it is worth filling).
+   */
   reuse(size: number): number | undefined {
     const index = this.released.findIndex((block) => block.size >= size);
     if (index < 0) return undefined;
-    const [block] = this.released.splice(index, 1);
+    const block = this.released[index];
+    const taken = align16(size);
+    if (block.size - taken >= 4096) this.released[index] = { at: block.at + taken, size: block.size - taken };
+    else this.released.splice(index, 1);
     this.heap.fill(0, block.at, block.at + size);
     return block.at;
   }
 
+  /** Gives `size` bytes at `at` back for reuse, joined to released neighbours so that pieces become whole again. */
   release(at: number, size: number): void {
-    this.released.push({ at, size });
+    const blocks = this.released;
+    blocks.push({ at, size });
+    blocks.sort((a, b) => a.at - b.at);
+    for (let i = blocks.length - 1; i > 0; i--) {
+      const before = blocks[i - 1];
+      if (align16(before.at + before.size) >= blocks[i].at) {
+        before.size = Math.max(before.size, blocks[i].at + blocks[i].size - before.at);
+        blocks.splice(i, 1);
+      }
+    }
   }
 
   /** Reserves `size` bytes aligned to 16 and returns their offset. */
@@ -170,7 +188,8 @@ export class KernelInstance {
     const needed = size + 16;
     const area = this.scratchArea;
     if (needed > area.size) {
-      const grown = align16(needed * 1.25);
+      // some room to grow into (a larger area moves, and what it leaves stays resident until reused)
+      const grown = align16(needed + Math.min(needed / 4, SCRATCH_SLACK));
       if (area.size > 0 && area.at + area.size === this.top) {
         this.top = area.at;
         this.scratchArea = { at: this.allocate(grown), size: grown };

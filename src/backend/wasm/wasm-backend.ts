@@ -4,6 +4,7 @@ import { quantFormat, rowBytes } from "../../quant/index.js";
 import { ggmlGeluTable } from "../../quant/float-order.js";
 import { Weight } from "../../tensor/weight.js";
 import { ArrayPool } from "../array-pool.js";
+import { collectGarbage } from "../collect-garbage.js";
 import { AttentionShape, GateActivation, HalfStorage, LayerKv } from "../backend.js";
 import { roundQueryForKeys } from "../kv-format.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
@@ -71,8 +72,8 @@ const Q8_K_ROWS: ActivationLayout = { quantize: "quantize_q8_k_blocks", blockSiz
 const BATCHED: Partial<Record<GgmlType, BatchedKernel>> = {
   [GgmlType.Q8_0]: { layout: { repack: "repack_q8_0x2", rows: 2, blockSize: 32, groupBytesPerBlock: 68 }, activations: Q8_0_SPLIT, gemm: "gemm_q8_0x2", threadBytesPerBlock: 72 },
   [GgmlType.Q4_0]: { layout: { repack: "repack_q4_0x16", rows: 16, blockSize: 32, groupBytesPerBlock: 288 }, activations: Q8_0_PLANES, gemm: "gemm_q4_0x16" },
-  [GgmlType.Q4_K]: { layout: { repack: "repack_q4_kx4", rows: 4, blockSize: 256, groupBytesPerBlock: 608 }, activations: Q8_K_ROWS, gemm: "gemm_q4_kx4" },
-  [GgmlType.Q6_K]: { layout: { repack: "repack_q6_kx4", rows: 4, blockSize: 256, groupBytesPerBlock: 1104 }, activations: Q8_K_ROWS, gemm: "gemm_q6_kx4" },
+  [GgmlType.Q4_K]: { layout: { repack: "repack_q4_kx4", rows: 4, blockSize: 256, groupBytesPerBlock: 592 }, activations: Q8_K_ROWS, gemm: "gemm_q4_kx4" },
+  [GgmlType.Q6_K]: { layout: { repack: "repack_q6_kx4", rows: 4, blockSize: 256, groupBytesPerBlock: 840 }, activations: Q8_K_ROWS, gemm: "gemm_q6_kx4", threadBytesPerBlock: 1104 },
 };
 /** Where a weight lives: a bank (one of the kernels' memories) and a byte offset in it. */
 interface Placement {
@@ -443,9 +444,12 @@ export class WasmBackend extends ScalarBackend {
     this.results.give(arrays);
   }
 
-  /** Spares of a megabyte or more go: a prompt batch's would otherwise stay resident (tens of MB), while a token's are kept. */
+  /**
+   * Spares of a megabyte or more go, and back to the system at once: a prompt batch's would otherwise stay
+   * resident (tens of MB), while a token's are kept. A collection costs milliseconds; such a pass, seconds.
+   */
   endPass(): void {
-    this.results.release(RELEASED_AFTER_PASS);
+    if (this.results.release(RELEASED_AFTER_PASS) > 0) collectGarbage();
   }
 
   /** `length` floats of a kernel's output at byte offset `at`, copied out into a result array. */
@@ -502,10 +506,16 @@ export class WasmBackend extends ScalarBackend {
     return placement;
   }
 
-  /** Room for `bytes` of a weight: in the last bank while it stays under the limit, else in a new one. */
+  /**
+   * Room for `bytes` of a weight: memory given back in the last bank (a scratch area that outgrew its
+   * place while the first pass placed weights after it), else at its top while it stays under the limit,
+   * else in a new bank.
+   */
   private place(w: Weight, bytes: number): Placement {
     if (bytes > this.bankLimit) throw new RangeError(`${w.name}: ${bytes} bytes do not fit one WebAssembly memory`);
     let bank = this.banks.length - 1;
+    const reused = this.banks[bank].reuse(bytes);
+    if (reused !== undefined) return { bank, at: reused };
     if (this.banks[bank].used + bytes > this.bankLimit) bank = this.addBank();
     return { bank, at: this.banks[bank].allocate(bytes) };
   }
