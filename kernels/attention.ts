@@ -25,7 +25,8 @@ import { tanh4 } from "./tanh";
 }
 
 /** q (f32, n values) · a key row already widened to f32, in vec_dot (batched = 0) or tinyBLAS (batched = 1) order. */
-function dotRow(q: usize, k: usize, n: i32, batched: i32): f32 {
+// @ts-ignore: decorator
+@inline function dotRow(q: usize, k: usize, n: i32, batched: i32): f32 {
   if (batched) {
     let lo = f32x4.splat(0);
     let hi = f32x4.splat(0);
@@ -199,21 +200,49 @@ function attendHead(
     if (s > max) max = s;
   }
   softmaxRow(probs, first, visible, max, halves);
-  // V: slot (j mod 32) accumulates p_j·V_j across all d at once. A slot's first product is fused with
-  // zero, as into a zeroed slot, and slots that no key reached read as zero below.
+  // V: slot s accumulates p_j·V_j over the cells j ≡ s (mod 32) in order, from a fused product with zero;
+  // slots that no key reached read as zero below. A slot's eight vectors of dimensions stay in registers
+  // while its cells go by.
   const slots = 32;
-  const zero = f32x4.splat(0);
-  for (let j = 0; j < visible; j++) {
-    const pj = f32x4.splat(load<f32>(probs + (<usize>j << 2)));
-    const slot = acc + <usize>(j & (slots - 1)) * rowBytes;
-    const row = values + <usize>j * rowBytes;
-    if (j < slots) {
-      for (let d: usize = 0; d < rowBytes; d += 16) v128.store(slot + d, madd(pj, v128.load(row + d), zero));
-    } else {
-      for (let d: usize = 0; d < rowBytes; d += 16) v128.store(slot + d, madd(pj, v128.load(row + d), v128.load(slot + d)));
+  const used = <usize>min(visible, slots);
+  const cellStride = <usize>slots * rowBytes;
+  const end = values + <usize>visible * rowBytes;
+  let d: usize = 0;
+  for (; d + 128 <= rowBytes; d += 128) {
+    for (let s: usize = 0; s < used; s++) {
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+      let p = probs + (s << 2);
+      for (let row = values + s * rowBytes + d; row < end; row += cellStride, p += slots << 2) {
+        const pj = v128.load32_splat(p);
+        a0 = madd(pj, v128.load(row), a0);
+        a1 = madd(pj, v128.load(row, 16), a1);
+        a2 = madd(pj, v128.load(row, 32), a2);
+        a3 = madd(pj, v128.load(row, 48), a3);
+        a4 = madd(pj, v128.load(row, 64), a4);
+        a5 = madd(pj, v128.load(row, 80), a5);
+        a6 = madd(pj, v128.load(row, 96), a6);
+        a7 = madd(pj, v128.load(row, 112), a7);
+      }
+      const slot = acc + s * rowBytes + d;
+      v128.store(slot, a0);
+      v128.store(slot, a1, 16);
+      v128.store(slot, a2, 32);
+      v128.store(slot, a3, 48);
+      v128.store(slot, a4, 64);
+      v128.store(slot, a5, 80);
+      v128.store(slot, a6, 96);
+      v128.store(slot, a7, 112);
     }
   }
-  const used = <usize>min(visible, slots);
+  for (; d < rowBytes; d += 16) {
+    for (let s: usize = 0; s < used; s++) {
+      let a = f32x4.splat(0);
+      let p = probs + (s << 2);
+      for (let row = values + s * rowBytes + d; row < end; row += cellStride, p += slots << 2) a = madd(v128.load32_splat(p), v128.load(row), a);
+      v128.store(acc + s * rowBytes + d, a);
+    }
+  }
   for (let d = 0; d < headDim; d += 4) {
     const at = acc + (<usize>d << 2);
     const stride = rowBytes;
