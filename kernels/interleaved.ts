@@ -82,6 +82,13 @@ export function repack_q4_0x16(src: usize, dst: usize, rows: i32, n: i32): void 
   return i32x4.add(s, quads(u, y));
 }
 
+/** dotAcc(dotAcc(0, u0, y0), u1, y1) without adding the zero. */
+// @ts-ignore: decorator
+@inline function dotPair(u0: v128, y0: v128, u1: v128, y1: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(y0, u0), i16x8.relaxed_dot_i8x16_i7x16_s(y1, u1));
+  return i32x4.add(quads(u0, y0), quads(u1, y1));
+}
+
 /** dotAcc's sums as one i32 per row. */
 // @ts-ignore: decorator
 @inline function rowTotals(s: v128): v128 {
@@ -479,9 +486,8 @@ export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
   const b = v128.load(p, 16);
   const c = v128.load(p, 32);
   const six = i8x16.splat(0x3f);
-  const zero = v128.splat<i32>(0);
-  const first = rowTotals(dotAcc(dotAcc(zero, v128.and(a, six), y0), v128.and(b, six), y1));
-  const second = rowTotals(dotAcc(dotAcc(zero, v128.and(c, six), y2), q6kChunk3(a, b, c), y3));
+  const first = rowTotals(dotPair(v128.and(a, six), y0, v128.and(b, six), y1));
+  const second = rowTotals(dotPair(v128.and(c, six), y2, q6kChunk3(a, b, c), y3));
   return i32x4.add(first, second);
 }
 
@@ -508,10 +514,9 @@ export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
 // @ts-ignore: decorator
 @inline function q6kLevels(x: usize, s: usize, y0: v128, y1: v128, y2: v128, y3: v128): v128 {
   const q = x + UNPACKED_LEVELS + 64 * s;
-  const zero = v128.splat<i32>(0);
   // levels up to 63: two i16 pair sums per lane at most before widening
-  const first = rowTotals(dotAcc(dotAcc(zero, v128.load(q), y0), v128.load(q, 16), y1));
-  const second = rowTotals(dotAcc(dotAcc(zero, v128.load(q, 32), y2), v128.load(q, 48), y3));
+  const first = rowTotals(dotPair(v128.load(q), y0, v128.load(q, 16), y1));
+  const second = rowTotals(dotPair(v128.load(q, 32), y2, v128.load(q, 48), y3));
   return i32x4.add(first, second);
 }
 
