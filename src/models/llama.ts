@@ -223,19 +223,14 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
       if (tokens.length <= MAX_PASS_TOKENS) return forwardBatch([{ tokens, cache, allLogits }])[0];
       // A long prompt goes in passes of MAX_PASS_TOKENS, as llama.cpp's ubatches: a pass's activations
       // and scratch grow with its tokens (tens of MB at 512), and every token's arithmetic is the same.
-      const passes: Float32Array[] = [];
+      const all = allLogits ? new Float32Array(tokens.length * vocabSize) : undefined;
+      let last: Float32Array = new Float32Array(0);
       for (let at = 0; at < tokens.length; at += MAX_PASS_TOKENS) {
-        const logits = forwardBatch([{ tokens: Array.from({ length: Math.min(MAX_PASS_TOKENS, tokens.length - at) }, (_, i) => tokens[at + i]), cache, allLogits }])[0];
-        passes.push(allLogits ? logits.slice() : logits);
+        const piece = Array.from({ length: Math.min(MAX_PASS_TOKENS, tokens.length - at) }, (_, i) => tokens[at + i]);
+        last = forwardBatch([{ tokens: piece, cache, allLogits }])[0];
+        all?.set(last, at * vocabSize);
       }
-      if (!allLogits) return passes[passes.length - 1];
-      const all = new Float32Array(tokens.length * vocabSize);
-      let offset = 0;
-      for (const logits of passes) {
-        all.set(logits, offset);
-        offset += logits.length;
-      }
-      return all;
+      return all ?? last;
     },
     forwardBatch,
   };
