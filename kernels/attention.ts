@@ -338,8 +338,8 @@ function attendBlocks(
 ): void {
   const invCap: f32 = cap != 0 ? <f32>1.0 / cap : 0;
   const rowBytes = <usize>headDim << 2;
-  const probsBytes = <usize>cells << 2;
-  const stride = <usize>cells << 2;
+  // a row's scores and a transposed V line both run over the cells
+  const cellBytes = <usize>cells << 2;
   const count = (t1 - t0) * group;
   for (let b0 = 0; b0 < count; b0 += QUERY_BLOCK) {
     const n = <usize>min(QUERY_BLOCK, count - b0);
@@ -360,7 +360,7 @@ function attendBlocks(
       for (let i: usize = 0; i < n; i++) {
         const visible = load<i32>(meta + (i << 4));
         const first = load<i32>(meta + (i << 4), 4);
-        const p = probs + i * probsBytes;
+        const p = probs + i * cellBytes;
         const qi = qh16 + i * rowBytes;
         if (j >= first && j + 4 <= visible) {
           v128.store(p + (<usize>j << 2), scores4(fourDots(qi, k4, rowBytes, rowBytes), cap, invCap, scale));
@@ -374,7 +374,7 @@ function attendBlocks(
     for (let i: usize = 0; i < n; i++) {
       const visible = load<i32>(meta + (i << 4));
       const first = load<i32>(meta + (i << 4), 4);
-      const p = probs + i * probsBytes;
+      const p = probs + i * cellBytes;
       let max: f32 = -Infinity;
       // in order, as attendHead compares them
       for (let k = first; k < visible; k++) {
@@ -384,11 +384,11 @@ function attendBlocks(
       softmaxRow(p, first, visible, max, halves);
     }
     for (let d = 0; d < headDim; d += 4) {
-      const v4 = values + <usize>d * stride;
+      const v4 = values + <usize>d * cellBytes;
       for (let i: usize = 0; i < n; i++) {
         const end = <usize>((load<i32>(meta + (i << 4)) + 7) & ~7) << 2;
         const o = <usize>load<u32>(meta + (i << 4), 8);
-        v128.store(o + (<usize>d << 2), fourDots(probs + i * probsBytes, v4, stride, end));
+        v128.store(o + (<usize>d << 2), fourDots(probs + i * cellBytes, v4, cellBytes, end));
       }
     }
   }

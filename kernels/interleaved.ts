@@ -478,6 +478,13 @@ export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
   return v128.or(v128.or(low, middle), high);
 }
 
+/** The four chunks of a sub-block's levels (0 … 63) · the activations y0 … y3, one i32 per row. */
+// @ts-ignore: decorator
+@inline function q6kDots(c0: v128, c1: v128, c2: v128, c3: v128, y0: v128, y1: v128, y2: v128, y3: v128): v128 {
+  // levels up to 63: two i16 pair sums per lane at most before widening
+  return i32x4.add(rowTotals(dotPair(c0, y0, c1, y1)), rowTotals(dotPair(c2, y2, c3, y3)));
+}
+
 /** q6kLevels for sub-block s of a packed super-block. */
 // @ts-ignore: decorator
 @inline function q6kPackedLevels(x: usize, s: usize, y0: v128, y1: v128, y2: v128, y3: v128): v128 {
@@ -486,9 +493,7 @@ export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
   const b = v128.load(p, 16);
   const c = v128.load(p, 32);
   const six = i8x16.splat(0x3f);
-  const first = rowTotals(dotPair(v128.and(a, six), y0, v128.and(b, six), y1));
-  const second = rowTotals(dotPair(v128.and(c, six), y2, q6kChunk3(a, b, c), y3));
-  return i32x4.add(first, second);
+  return q6kDots(v128.and(a, six), v128.and(b, six), v128.and(c, six), q6kChunk3(a, b, c), y0, y1, y2, y3);
 }
 
 /** A packed super-block at x → its unpacked form at to. */
@@ -514,10 +519,7 @@ export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
 // @ts-ignore: decorator
 @inline function q6kLevels(x: usize, s: usize, y0: v128, y1: v128, y2: v128, y3: v128): v128 {
   const q = x + UNPACKED_LEVELS + 64 * s;
-  // levels up to 63: two i16 pair sums per lane at most before widening
-  const first = rowTotals(dotPair(v128.load(q), y0, v128.load(q, 16), y1));
-  const second = rowTotals(dotPair(v128.load(q, 32), y2, v128.load(q, 48), y3));
-  return i32x4.add(first, second);
+  return q6kDots(v128.load(q), v128.load(q, 16), v128.load(q, 32), v128.load(q, 48), y0, y1, y2, y3);
 }
 
 /** isum + scale_s · (levels − 32·Σy), the sub-block's contribution for four rows. */
