@@ -395,9 +395,9 @@ describe("the WASM kernels against their scalar twins", () => {
     it(`${ggmlTypeName(type)} matmul is bit-identical, on its very first call and after`, () => {
       const blockSize = quantFormat(type).blockSize;
       const shapes = blockSize === 1 ? floatShapes : blockSize === 256 ? [[256, 1, 1], [256, 33, 3], [1024, 7, 2]] : [[32, 1, 1], [256, 33, 3], [1024, 7, 2]];
-      // Q8_0 is repacked in row pairs (an odd count stays on the twin): pairs split across threads, single
-      // tokens and a batch long enough that its quantization splits too; weights of 1e-5 have subnormal
-      // f16 scales; rows of 224 end in a unit of three blocks
+      // Q8_0 row counts that are not a multiple of 16 stay on the row kernel, in vec_dot's order (the
+      // interleaved kernel is checked below): rows split across threads, single tokens and a batch long
+      // enough that its quantization splits too; weights of 1e-5 have subnormal f16 scales
       if (type === GgmlType.Q8_0) shapes.push([32, 2, 1], [512, 28, 1], [256, 34, 3], [2048, 30, 40], [256, 8, 1, 1e-5], [256, 8, 5, 1e-5], [224, 6, 1], [224, 6, 3]);
       for (const [cols, rows, tokens, magnitude = 0.3] of shapes) {
         const w = weightOf(type, randn(cols * rows, magnitude), cols);
@@ -419,7 +419,7 @@ describe("the WASM kernels against their scalar twins", () => {
     // weights of one kernel are repacked back to back on first use and then go as one matrix
     const adjoining = [[GgmlType.Q8_0, GgmlType.Q8_0], [GgmlType.Q4_K, GgmlType.Q4_K], [GgmlType.Q4_0, GgmlType.Q4_0, GgmlType.Q4_0]];
     for (const types of [[GgmlType.Q4_K, GgmlType.Q4_K, GgmlType.Q6_K], [GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K], ...adjoining]) {
-      const ws = types.map((type, i) => weightOf(type, randn(cols * (type === GgmlType.Q4_0 ? 32 >> Math.min(i, 1) : 8 + 4 * i), 0.3), cols));
+      const ws = types.map((type, i) => weightOf(type, randn(cols * (type === GgmlType.Q4_0 || type === GgmlType.Q8_0 ? 32 >> Math.min(i, 1) : 8 + 4 * i), 0.3), cols));
       for (const tokens of [1, 5]) {
         const got = wasm.matmuls(ws, x, tokens);
         ws.forEach((w, i) => {
@@ -455,13 +455,13 @@ describe("the WASM kernels against their scalar twins", () => {
       }
     }
   });
-  for (const type of [GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K]) {
+  for (const type of [GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q6_K]) {
     it(`${ggmlTypeName(type)} interleaved matmul (rows in fours) is bit-identical to the blockwise twin, on its first call and after`, () => {
       const format = quantFormat(type);
       const activation = quantFormat(format.dotType);
       // single tokens over 28 rows take every pass width of the four-row layouts (4 or 2 row groups, then 1);
       // the last batch is long enough that quantizing it also splits across threads; weights of 1e-5 have
-      // subnormal f16 scales. Q4_0 groups sixteen rows.
+      // subnormal f16 scales. Q4_0 and Q8_0 group sixteen rows.
       const shapes = format.blockSize === 256
         ? [[256, 4, 1], [512, 28, 1], [256, 8, 5], [1024, 12, 2], [2048, 16, 9], [2048, 8, 40], [512, 16, 1, 1e-5]]
         : [[32, 16, 1], [512, 48, 1], [256, 32, 5], [1024, 16, 2], [2048, 16, 9], [2048, 32, 40], [512, 16, 1, 1e-5], [256, 16, 4, 1e-5]];

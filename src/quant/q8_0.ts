@@ -1,6 +1,6 @@
 import { GgmlType } from "../gguf/ggml-types.js";
 import { signedAbsMax } from "./block-stats.js";
-import { fmaBlockLanes, hsumFloat8 } from "./float-order.js";
+import { blockwiseOrder, fmaBlockLanes, hsumFloat8 } from "./float-order.js";
 import { QuantFormat } from "./format.js";
 import { readHalf, writeHalf } from "./half.js";
 import { f32, roundAway } from "./rounding.js";
@@ -54,6 +54,17 @@ export function eightBitFormat(type: GgmlType.Q8_0 | GgmlType.Q8_1, name: string
         fmaBlockLanes(acc, f32(readHalf(w, x) * readHalf(a, y)), products);
       }
       return hsumFloat8(acc);
+    },
+    blockwiseDot(n, w, wo, a, ao) {
+      return blockwiseOrder(
+        n / QK,
+        (b) => {
+          let sum = 0;
+          for (let j = 0; j < QK; j++) sum += int8(w[wo + b * size + qs + j]) * int8(a[ao + b * size + qs + j]);
+          return sum;
+        },
+        (b) => f32(readHalf(w, wo + b * size) * readHalf(a, ao + b * size)),
+      );
     },
   };
 }

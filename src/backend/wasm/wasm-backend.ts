@@ -35,10 +35,10 @@ const FLOAT_KERNELS: Partial<Record<GgmlType, KernelName>> = {
 
 /**
  * Types whose kernel takes every token of a batch in one call, on weights repacked a group of rows at a
- * time. Q4_0 goes sixteen rows a group (four quads of four), Q4_K and Q6_K four, and their blockwise order
- * is the order of llama.cpp's repacked kernels. Q8_0 goes two rows a group only to read them as one
- * stream: llama.cpp (node-llama-cpp 3.21.1, checked live on the quant zoo) does not repack it, and its
- * kernel keeps vec_dot's eight lanes per (row, token).
+ * time. Q4_0 and Q8_0 go sixteen rows a group (four quads of four), Q4_K and Q6_K four, and their blockwise
+ * order is the order of llama.cpp's repacked kernels. (node-llama-cpp 3.21.1 does not repack Q8_0 on
+ * x86 and keeps vec_dot's eight lanes per (row, token) there: our Q8_0 products differ from its by float
+ * rounding, as llama.cpp's own builds with and without repacking differ.)
  */
 interface BatchedKernel {
   layout: InterleavedLayout;
@@ -64,13 +64,13 @@ interface ActivationLayout {
 }
 /** Q8_0 planes: 32 quants, a widened f32 scale and a 32-bit bias word a block (kernels/interleaved.ts). */
 const Q8_0_PLANES: ActivationLayout = { quantize: "quantize_q8_0_plane_blocks", blockSize: 32, blockBytes: 40 };
-/** Q8_0 split for the sign trick: |q|, q's sign masks and a widened f32 scale a block (kernels/q8_0.ts). */
+/** Q8_0 split for the sign trick: |q|, q's sign masks, a widened f32 scale and Σ|q| of the negative q (kernels/q8_0.ts). */
 const Q8_0_SPLIT: ActivationLayout = { quantize: "quantize_q8_0_split_blocks", blockSize: 32, blockBytes: 80 };
 /** Standard Q8_K rows. */
 const Q8_K_ROWS: ActivationLayout = { quantize: "quantize_q8_k_blocks", blockSize: quantFormat(GgmlType.Q8_K).blockSize, blockBytes: quantFormat(GgmlType.Q8_K).typeSize };
 
 const BATCHED: Partial<Record<GgmlType, BatchedKernel>> = {
-  [GgmlType.Q8_0]: { layout: { repack: "repack_q8_0x2", rows: 2, blockSize: 32, groupBytesPerBlock: 68 }, activations: Q8_0_SPLIT, gemm: "gemm_q8_0x2", threadBytesPerBlock: 72 },
+  [GgmlType.Q8_0]: { layout: { repack: "repack_q8_0x16", rows: 16, blockSize: 32, groupBytesPerBlock: 544 }, activations: Q8_0_SPLIT, gemm: "gemm_q8_0x16" },
   [GgmlType.Q4_0]: { layout: { repack: "repack_q4_0x16", rows: 16, blockSize: 32, groupBytesPerBlock: 288 }, activations: Q8_0_PLANES, gemm: "gemm_q4_0x16" },
   [GgmlType.Q4_K]: { layout: { repack: "repack_q4_kx4", rows: 4, blockSize: 256, groupBytesPerBlock: 592 }, activations: Q8_K_ROWS, gemm: "gemm_q4_kx4" },
   [GgmlType.Q6_K]: { layout: { repack: "repack_q6_kx4", rows: 4, blockSize: 256, groupBytesPerBlock: 840 }, activations: Q8_K_ROWS, gemm: "gemm_q6_kx4", threadBytesPerBlock: 1104 },
