@@ -45,7 +45,8 @@ export async function benchCommand(argv: string[]): Promise<void> {
 
   const backend = createBackend(backendOption(values.backend), threads);
   if (values.verbose && backend instanceof WasmBackend) {
-    process.stderr.write(`wasm backend: ${backend.threads} threads, empty dispatch round trip ${backend.measureDispatch().toFixed(1)} µs\n`);
+    const dispatch = backend.measureDispatch();
+    process.stderr.write(`wasm backend: ${backend.threads} threads, empty dispatch round trip ${dispatch.median.toFixed(1)} µs median, ${dispatch.mean.toFixed(1)} µs mean\n`);
   }
   // what the process holds before the model: Node, the worker threads and the kernels' code
   const runtimeBytes = process.memoryUsage().rss;

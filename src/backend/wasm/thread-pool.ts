@@ -110,20 +110,34 @@ export class ThreadPool {
     this.workers.forEach((_, i) => waitFor(c, i * SLOT.size + SLOT.done, seq, MAIN_SPIN_MS));
   }
 
-  /** Mean time of an empty dispatch to every worker and back, in microseconds. */
-  measureDispatch(rounds = 2000): number {
-    if (this.workers.length === 0) return 0;
+  /**
+   * An empty dispatch to every worker and back, in microseconds: the median round and the mean. On a
+   * shared machine one descheduled round can weigh more than the other 1999 together, so both are told.
+   */
+  measureDispatch(rounds = 2000): DispatchTiming {
+    if (this.workers.length === 0) return { median: 0, mean: 0 };
     const empty = { bank: 0, units: 0, weights: 0, activations: 0, n: 0, out: 0, tokens: 0, outStride: 0 };
     for (let i = 0; i < rounds; i++) this.dispatch(-1, empty, 1); // wakes and warms the workers
-    const started = performance.now();
-    for (let i = 0; i < rounds; i++) this.dispatch(-1, empty, 1);
-    return ((performance.now() - started) * 1000) / rounds;
+    const times = new Float64Array(rounds);
+    for (let i = 0; i < rounds; i++) {
+      const started = performance.now();
+      this.dispatch(-1, empty, 1);
+      times[i] = (performance.now() - started) * 1000;
+    }
+    const total = times.reduce((sum, t) => sum + t, 0);
+    return { median: times.sort()[rounds >> 1], mean: total / rounds };
   }
 
   dispose(): void {
     for (const worker of this.workers) void worker.terminate();
     this.workers.length = 0;
   }
+}
+
+/** Round trips of measureDispatch, in microseconds. */
+export interface DispatchTiming {
+  median: number;
+  mean: number;
 }
 
 /** Waits until control[index] reaches `value`: a short spin, then sleeps woken by Atomics.notify. */

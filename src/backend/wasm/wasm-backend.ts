@@ -9,7 +9,7 @@ import { AttentionShape, GateActivation, HalfStorage, LayerKv } from "../backend
 import { roundQueryForKeys } from "../kv-format.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
 import { align16, KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
-import { ThreadPool } from "./thread-pool.js";
+import { DispatchTiming, ThreadPool } from "./thread-pool.js";
 
 /** Types whose kernels need prepareBias's lanes (the shift is log2 of the level that means zero). */
 const BIAS_SHIFT: Partial<Record<GgmlType, number>> = { [GgmlType.Q4_0]: 3, [GgmlType.Q5_0]: 4 };
@@ -309,8 +309,8 @@ export class WasmBackend extends ScalarBackend {
     return out;
   }
 
-  /** Mean empty dispatch round trip to the worker threads, in microseconds. */
-  measureDispatch(): number {
+  /** Empty dispatch round trips to the worker threads, in microseconds (median and mean). */
+  measureDispatch(): DispatchTiming {
     return this.pool.measureDispatch();
   }
 
