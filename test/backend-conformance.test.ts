@@ -465,8 +465,8 @@ describe("the WASM kernels against their scalar twins", () => {
       const shapes = format.blockSize === 256
         ? [[256, 4, 1], [512, 28, 1], [256, 8, 5], [1024, 12, 2], [2048, 16, 9], [2048, 8, 40], [512, 16, 1, 1e-5]]
         : [[32, 16, 1], [512, 48, 1], [256, 32, 5], [1024, 16, 2], [2048, 16, 9], [2048, 32, 40], [512, 16, 1, 1e-5], [256, 16, 4, 1e-5]];
-      for (const [cols, rows, tokens, magnitude = 0.3] of shapes) {
-        const w = weightOf(type, randn(cols * rows, magnitude), cols);
+      const check = (w: Weight, tokens: number, label: string): void => {
+        const [cols, rows] = [w.cols, w.rows];
         const x = randn(cols * tokens, 2);
         x.set([0.5, -0.5, 1.5, -2.5, 0, -0], 0);
         if (cols >= 64) x.fill(0, 32, 64);
@@ -480,8 +480,15 @@ describe("the WASM kernels against their scalar twins", () => {
         }
         for (let call = 0; call < 3; call++) {
           const got = wasm.matmul(w, x, tokens);
-          assert.ok(got.every((v, i) => Object.is(v, expected[i])), `${cols}×${rows}×${tokens}, call ${call}`);
+          assert.ok(got.every((v, i) => Object.is(v, expected[i])), `${label}, call ${call}`);
         }
+      };
+      for (const [cols, rows, tokens, magnitude = 0.3] of shapes) check(weightOf(type, randn(cols * rows, magnitude), cols), tokens, `${cols}×${rows}×${tokens}`);
+      if (type === GgmlType.Q8_0) {
+        // quants of −128, which ggml's quantizer never writes but a file may hold, against either sign
+        const w = weightOf(type, randn(256 * 16, 0.3), 256);
+        for (let at = 0; at < w.data.length; at += 34) for (let j = 2 + (at % 5); j < 34; j += 3) w.data[at + j] = 0x80;
+        for (const tokens of [1, 5]) check(w, tokens, `−128 quants, ${tokens} tokens`);
       }
     });
   }
