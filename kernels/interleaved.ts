@@ -135,9 +135,10 @@ export function repack_q4_0x16(src: usize, dst: usize, rows: i32, n: i32): void 
 
 /**
  * out[t·outStride + r] for rows 16·first … 16·end − 1 and tokens 0 … tokens − 1: Q4_0x16 weights · Q8_0
- * planes. Single tokens take a group's four quads together, so each activation load serves sixteen rows;
- * prompt batches go a quad and four tokens at a time, so each weight block is loaded and unpacked once for
- * four tokens (a group's blocks stay in cache while its quads take turns).
+ * planes. Single tokens take a group's two halves together, so each activation load serves sixteen rows;
+ * prompt batches go a half and four tokens at a time, so each weight block is loaded and unpacked once for
+ * four tokens and each activation load serves eight rows (a group's blocks stay in cache while its halves
+ * take turns).
  */
 export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32): void {
   const blocks = <usize>(n / 32);
