@@ -57,13 +57,6 @@ export function quantize_q8_0_plane_blocks(_unused: usize, first: i32, end: i32,
   }
 }
 
-/** Element e's level (0…15) of the Q4_0 block at `from`: low nibbles hold elements 0…15, high 16…31. */
-// @ts-ignore: decorator
-@inline function q4Level(from: usize, e: usize): u32 {
-  const byte = <u32>load<u8>(from + 2 + (e & 15));
-  return e < 16 ? byte & 15 : byte >> 4;
-}
-
 /** Standard Q4_0 rows (rows a multiple of 16) → the x16 layout. */
 export function repack_q4_0x16(src: usize, dst: usize, rows: i32, n: i32): void {
   const blocks = <usize>(n / 32);
@@ -77,9 +70,14 @@ export function repack_q4_0x16(src: usize, dst: usize, rows: i32, n: i32): void 
         for (let r: usize = 0; r < 4; r++) {
           const low = first + (8 * half + r) * rowBytes;
           const high = low + 4 * rowBytes;
-          for (let e: usize = 0; e < 32; e++) {
-            const to = block + half * Q4_0_HALF_NIBBLES + ((e >> 2) << 4) + (r << 2) + (e & 3);
-            store<u8>(to, <u8>(q4Level(low, e) | (q4Level(high, e) << 4)));
+          // chunk k holds elements 4k … 4k + 3: the low nibbles of bytes 4k … 4k + 3 for k < 4, else the high
+          // nibbles of bytes 4k − 16 … 4k − 13
+          for (let k: usize = 0; k < 8; k++) {
+            const at = 2 + ((k & 3) << 2);
+            const shift = k < 4 ? 0 : 4;
+            const lowLevels = (load<u32>(low + at) >> shift) & 0x0f0f0f0f;
+            const highLevels = (load<u32>(high + at) >> shift) & 0x0f0f0f0f;
+            store<u32>(block + half * Q4_0_HALF_NIBBLES + (k << 4) + (r << 2), lowLevels | (highLevels << 4));
           }
         }
       }
