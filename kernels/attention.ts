@@ -394,54 +394,65 @@ function attendBlocks(
   }
 }
 
-/** Word offsets of attend_range's parameter block (i32 words; `scale` holds f32 bits). */
-const P_Q = 0, P_KEYS = 1, P_VALUES = 2, P_OUT = 3, P_WORK = 4, P_WORK_STRIDE = 5, P_POSITIONS = 6, P_TOKENS = 7;
-const P_HEADS = 8, P_KV_HEADS = 9, P_HEAD_DIM = 10, P_SCALE = 11, P_BATCHED = 12, P_CHUNK = 13, P_CELLS = 14, P_ROWS = 15;
-const P_KV_TYPE = 16, P_WINDOW = 17, P_SOFTCAP = 18;
+/**
+ * Word offsets of attend_range's parameter block (i32 words; `scale` and `softcap` hold f32 bits): what
+ * every sequence shares, then P_SEGMENTS records of SEGMENT_WORDS words, one a sequence.
+ */
+const P_WORK = 0, P_WORK_STRIDE = 1, P_HEADS = 2, P_KV_HEADS = 3, P_HEAD_DIM = 4, P_SCALE = 5, P_KV_TYPE = 6;
+const P_WINDOW = 7, P_SOFTCAP = 8, P_SEGMENTS = 9, P_FIRST_SEGMENT = 10;
+/** A sequence's record: its rows of q and out, its cache, its positions, and the first of its units. */
+const S_Q = 0, S_KEYS = 1, S_VALUES = 2, S_OUT = 3, S_POSITIONS = 4, S_TOKENS = 5, S_BATCHED = 6, S_CHUNK = 7;
+const S_CELLS = 8, S_ROWS = 9, S_FIRST_UNIT = 10;
+const SEGMENT_WORDS = 12;
 /** P_KV_TYPE's values. */
 const KV_F16 = 0, KV_Q8_0 = 1;
 
 /**
- * Causal attention of `tokens` query rows [T, heads·headDim] over the cache, units first … end − 1
- * of (KV head, chunk of query tokens). Each unit widens the rows of its KV head that its tokens see
- * once, for every query head of the group and every token of the chunk. Chunks are visited from both
- * ends alternately, so contiguous unit ranges cost about the same under the causal mask. `part` picks
- * the calling thread's scratch area.
+ * Causal attention of several sequences' query rows over their caches, units first … end − 1, numbered
+ * across the sequences in order: a sequence's units are its (KV head, chunk of query tokens) pairs. Each
+ * unit widens the rows of its KV head that its tokens see once, for every query head of the group and
+ * every token of the chunk. Chunks are visited from both ends alternately, so contiguous unit ranges
+ * cost about the same under the causal mask. `part` picks the calling thread's scratch area.
  */
 export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i32, _o: i32, _t: i32, _s: i32, part: i32): void {
-  const q = <usize>load<i32>(params + P_Q * 4);
-  const keys = <usize>load<i32>(params + P_KEYS * 4);
-  const values = <usize>load<i32>(params + P_VALUES * 4);
-  const out = <usize>load<i32>(params + P_OUT * 4);
-  const positions = <usize>load<i32>(params + P_POSITIONS * 4);
-  const tokens = load<i32>(params + P_TOKENS * 4);
   const heads = load<i32>(params + P_HEADS * 4);
   const kvHeads = load<i32>(params + P_KV_HEADS * 4);
   const headDim = load<i32>(params + P_HEAD_DIM * 4);
   const scale = load<f32>(params + P_SCALE * 4);
-  const batched = load<i32>(params + P_BATCHED * 4);
-  const chunk = load<i32>(params + P_CHUNK * 4);
-  const cells = load<i32>(params + P_CELLS * 4);
-  const rowMap = <usize>load<i32>(params + P_ROWS * 4); // position → row of a paged cache; 0: the identity
   const kvType = load<i32>(params + P_KV_TYPE * 4);
   const window = load<i32>(params + P_WINDOW * 4); // 0: none
   const cap = load<f32>(params + P_SOFTCAP * 4); // 0: none
+  const segments = load<i32>(params + P_SEGMENTS * 4);
   const work = <usize>load<i32>(params + P_WORK * 4) + <usize>part * <usize>load<i32>(params + P_WORK_STRIDE * 4);
-  const headBytes = <usize>(cells * headDim) << 2;
-  const wideKeys = work;
-  const wideValues = wideKeys + headBytes;
-  const probs = wideValues + headBytes;
-  const acc = probs + (<usize>(QUERY_BLOCK * cells) << 2);
-  const qh16 = acc + (<usize>(32 * headDim) << 2);
-  const meta = qh16 + (<usize>(QUERY_BLOCK * headDim) << 2);
   const kvWidth = kvHeads * headDim;
   const group = heads / kvHeads;
-  const chunks = (tokens + chunk - 1) / chunk;
-  // batches take V transposed (attendBlocks)
-  const valueCells = batched ? cells : 0;
+  let segment = 0;
   for (let unit = first; unit < end; unit++) {
-    const g = unit % kvHeads;
-    const k = unit / kvHeads;
+    // units come in order, so the record only ever moves forward
+    while (segment + 1 < segments && unit >= load<i32>(segmentWord(params, segment + 1, S_FIRST_UNIT))) segment++;
+    const q = <usize>load<i32>(segmentWord(params, segment, S_Q));
+    const keys = <usize>load<i32>(segmentWord(params, segment, S_KEYS));
+    const values = <usize>load<i32>(segmentWord(params, segment, S_VALUES));
+    const out = <usize>load<i32>(segmentWord(params, segment, S_OUT));
+    const positions = <usize>load<i32>(segmentWord(params, segment, S_POSITIONS));
+    const tokens = load<i32>(segmentWord(params, segment, S_TOKENS));
+    const batched = load<i32>(segmentWord(params, segment, S_BATCHED));
+    const chunk = load<i32>(segmentWord(params, segment, S_CHUNK));
+    const cells = load<i32>(segmentWord(params, segment, S_CELLS));
+    const rowMap = <usize>load<i32>(segmentWord(params, segment, S_ROWS)); // position → row of a paged cache; 0: the identity
+    const local = unit - load<i32>(segmentWord(params, segment, S_FIRST_UNIT));
+    const headBytes = <usize>(cells * headDim) << 2;
+    const wideKeys = work;
+    const wideValues = wideKeys + headBytes;
+    const probs = wideValues + headBytes;
+    const acc = probs + (<usize>(QUERY_BLOCK * cells) << 2);
+    const qh16 = acc + (<usize>(32 * headDim) << 2);
+    const meta = qh16 + (<usize>(QUERY_BLOCK * headDim) << 2);
+    const chunks = (tokens + chunk - 1) / chunk;
+    // batches take V transposed (attendBlocks)
+    const valueCells = batched ? cells : 0;
+    const g = local % kvHeads;
+    const k = local / kvHeads;
     const c = (k & 1) == 0 ? k >> 1 : chunks - 1 - (k >> 1);
     const t0 = c * chunk;
     const t1 = min(tokens, t0 + chunk);
@@ -469,4 +480,10 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
       }
     }
   }
+}
+
+/** The address of word `word` of sequence `segment`'s record. */
+// @ts-ignore: decorator
+@inline function segmentWord(params: usize, segment: i32, word: i32): usize {
+  return params + (<usize>(P_FIRST_SEGMENT + segment * SEGMENT_WORDS + word) << 2);
 }

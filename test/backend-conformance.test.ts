@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Backend, RopeParams } from "../src/backend/backend.js";
+import { Backend, LayerKv, RopeParams } from "../src/backend/backend.js";
 import { kvRowHalves } from "../src/backend/kv-format.js";
 import { ScalarBackend } from "../src/backend/scalar/scalar-backend.js";
 import { KernelInstance, kernelsUseRelaxedSimd } from "../src/backend/wasm/kernels.js";
@@ -223,6 +223,46 @@ describe("the WASM kernels against their scalar twins", () => {
       wasm.halfStorage.release(pagedWasm.values);
     });
   }
+
+  it("several sequences attend in one call as each does alone, bit for bit: paged, contiguous and plain caches, one token or many", () => {
+    const [heads, kvHeads, headDim] = [8, 2, 64];
+    const kvWidth = kvHeads * headDim;
+    const shape = { heads, kvHeads, headDim, scale: Math.fround(1 / Math.sqrt(headDim)) };
+    // three sequences through block tables of one arena, as a paged pool keeps them, each with its own rows
+    const arenaRows = 40 * 16;
+    const arena = { keys: wasm.halfStorage.allocate(arenaRows * kvWidth), values: wasm.halfStorage.allocate(arenaRows * kvWidth) };
+    const paged = [[3, 1], [130, 1], [57, 5]].map(([start, T], s) => {
+      const count = start + T;
+      const table = Array.from({ length: Math.ceil(count / 16) }, (_, b) => 39 - s - 3 * b);
+      const rows = Int32Array.from({ length: count }, (_, p) => table[p >> 4] * 16 + (p & 15));
+      return { start, T, kv: { ...arena, rows } };
+    });
+    const contiguous = { keys: wasm.halfStorage.allocate(200 * kvWidth), values: wasm.halfStorage.allocate(200 * kvWidth) };
+    const plain = { keys: new Uint16Array(200 * kvWidth), values: new Uint16Array(200 * kvWidth) };
+    const sequences = [...paged, { start: 90, T: 1, kv: contiguous }];
+    sequences.forEach(({ start, T, kv }, s) => {
+      const all = Array.from({ length: start + T }, (_, i) => i);
+      wasm.storeKv(kv, randn((start + T) * kvWidth, 20 + s), randn((start + T) * kvWidth, 30 + s), all, kvWidth);
+    });
+    const check = (batch: { start: number; T: number; kv: LayerKv }[]): void => {
+      const positions = batch.flatMap(({ start, T }) => Array.from({ length: T }, (_, t) => start + t));
+      const q = randn(positions.length * heads * headDim, 9);
+      let row = 0;
+      const segments = batch.map(({ T, kv }) => ({ start: (row += T) - T, length: T, kv }));
+      const got = wasm.attendSequences(q, segments, positions, shape);
+      for (const { start, length, kv } of segments) {
+        const rows = q.subarray(start * heads * headDim, (start + length) * heads * headDim);
+        const alone = scalar.attention(rows, kv, positions.slice(start, start + length), shape);
+        assert.ok(alone.every((x, i) => Object.is(x, got[start * heads * headDim + i])), `sequence at row ${start} differs`);
+      }
+    };
+    check(sequences);
+    // a cache the kernels cannot read (plain arrays) among them: the batch is taken a sequence at a time
+    plain.keys.set(contiguous.keys);
+    plain.values.set(contiguous.values);
+    check([paged[0], { start: 90, T: 1, kv: plain }, paged[2]]);
+    for (const array of [arena.keys, arena.values, contiguous.keys, contiguous.values]) wasm.halfStorage.release(array);
+  });
 
   for (const [T, window, softcap] of [[1, 5, 0], [24, 11, 0], [1, 0, 2], [24, 0, 2], [24, 7, 1.5], [80, 11, 0], [80, 7, 1.5]]) {
     it(`attention with a sliding window (${window || "none"}) and soft-capping (${softcap || "none"}) is bit-identical and is what it says (${T} token${T > 1 ? "s" : ""})`, () => {

@@ -53,6 +53,13 @@ export interface LayerKv {
   rows?: Int32Array;
 }
 
+/** The tokens of one sequence within a batch: rows start … start + length − 1, and that sequence's cache layer. */
+export interface AttentionSegment {
+  start: number;
+  length: number;
+  kv: LayerKv;
+}
+
 /**
  * The operations a forward pass needs. Activations are row-major Float32Array [tokens, width].
  * Implementations reproduce ggml's CPU arithmetic: activations are converted to the weight's partner
@@ -82,6 +89,11 @@ export interface Backend {
   storeKv(kv: LayerKv, k: Float32Array, v: Float32Array, positions: ArrayLike<number>, kvWidth: number): void;
   /** Causal attention of q [T, heads·headDim] over cache positions 0..positions[t] (the window's part of them). */
   attention(q: Float32Array, kv: LayerKv, positions: ArrayLike<number>, shape: AttentionShape): Float32Array;
+  /**
+   * attention for a batch of sequences at once, each segment's rows of q over its own cache: bit for bit
+   * what attention gives each segment alone. Optional; callers take the segments one at a time without it.
+   */
+  attendSequences?(q: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape): Float32Array;
   /** silu(gate) · up, element-wise. */
   swiglu(gate: Float32Array, up: Float32Array): Float32Array;
   /** gelu(gate) · up, element-wise (GeGLU, Gemma). */

@@ -1,4 +1,4 @@
-import { AttentionShape, Backend, GateActivation, LayerKv, RopeParams } from "../backend/backend.js";
+import { AttentionSegment, AttentionShape, Backend, GateActivation, RopeParams } from "../backend/backend.js";
 import { Weight } from "../tensor/weight.js";
 
 /** y = x·Wᵀ for [T, in] → [T, out]. */
@@ -62,13 +62,6 @@ function addBias(x: Float32Array, bias: Float32Array): void {
   for (let at = 0; at < x.length; at += bias.length) for (let i = 0; i < bias.length; i++) x[at + i] += bias[i];
 }
 
-/** The tokens of one sequence within a batch: rows start … start + length − 1, and that sequence's cache layer. */
-export interface AttentionSegment {
-  start: number;
-  length: number;
-  kv: LayerKv;
-}
-
 /** Multi-head self-attention with grouped KV heads, RoPE and a KV cache. */
 export class SelfAttention {
   /** Q, K and V (or the one fused matrix), multiplied with one input together. */
@@ -127,13 +120,19 @@ export class SelfAttention {
       this.backend.storeKv(segments[0].kv, k, v, positions, kvWidth);
       attended = this.backend.attention(q, segments[0].kv, positions, this.shape); // [T, heads·headDim]
     } else {
-      attended = new Float32Array(tokens * qWidth);
-      for (const { start, length, kv } of segments) {
-        const at = positions instanceof Array ? positions.slice(start, start + length) : Array.from(positions).slice(start, start + length);
-        this.backend.storeKv(kv, k.subarray(start * kvWidth, (start + length) * kvWidth), v.subarray(start * kvWidth, (start + length) * kvWidth), at, kvWidth);
-        const part = this.backend.attention(q.subarray(start * qWidth, (start + length) * qWidth), kv, at, this.shape);
-        attended.set(part, start * qWidth);
-        this.backend.recycle?.(part);
+      const segmentPositions = segments.map(({ start, length }) => Array.prototype.slice.call(positions, start, start + length) as number[]);
+      segments.forEach(({ start, length, kv }, i) => {
+        this.backend.storeKv(kv, k.subarray(start * kvWidth, (start + length) * kvWidth), v.subarray(start * kvWidth, (start + length) * kvWidth), segmentPositions[i], kvWidth);
+      });
+      if (this.backend.attendSequences) {
+        attended = this.backend.attendSequences(q, segments, positions, this.shape);
+      } else {
+        attended = new Float32Array(tokens * qWidth);
+        segments.forEach(({ start, length, kv }, i) => {
+          const part = this.backend.attention(q.subarray(start * qWidth, (start + length) * qWidth), kv, segmentPositions[i], this.shape);
+          attended.set(part, start * qWidth);
+          this.backend.recycle?.(part);
+        });
       }
     }
     this.backend.recycle?.(q, k, v);

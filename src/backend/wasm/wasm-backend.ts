@@ -5,7 +5,7 @@ import { ggmlGeluTable } from "../../quant/float-order.js";
 import { Weight } from "../../tensor/weight.js";
 import { ArrayPool } from "../array-pool.js";
 import { collectGarbage } from "../collect-garbage.js";
-import { AttentionShape, GateActivation, HalfStorage, LayerKv } from "../backend.js";
+import { AttentionSegment, AttentionShape, GateActivation, HalfStorage, LayerKv } from "../backend.js";
 import { roundQueryForKeys } from "../kv-format.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
 import { align16, KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
@@ -83,8 +83,9 @@ interface Placement {
 
 /** The most one bank may hold: a 32-bit memory's 4 GiB, less a page so offsets stay below 2^32. */
 const MAX_BANK_BYTES = 4 * 1024 ** 3 - 65536;
-/** i32 words of attend_range's parameter block (kernels/attention.ts). */
-const ATTENTION_PARAMS = 19;
+/** i32 words of attend_range's parameter block before its sequences' records, and of each record (kernels/attention.ts). */
+const ATTENTION_HEADER_WORDS = 10;
+const ATTENTION_SEGMENT_WORDS = 12;
 /** Query rows a batched attention unit takes together (QUERY_BLOCK in kernels/attention.ts). */
 const ATTENTION_QUERY_BLOCK = 16;
 /** Elements per unit of the element-wise range kernels (kernels/activation.ts). */
@@ -335,43 +336,75 @@ export class WasmBackend extends ScalarBackend {
   };
 
   override attention(q: Float32Array, kv: LayerKv, positions: ArrayLike<number>, shape: AttentionShape): Float32Array {
+    return this.attendSequences(q, [{ start: 0, length: positions.length, kv }], positions, shape);
+  }
+
+  /**
+   * Every sequence's attention in one dispatch, where their caches share a bank and a type (a paged
+   * pool's always do): a decode step of eight sequences waits on one round trip per layer, not eight,
+   * and the threads share out all their (KV head, chunk) units at once.
+   */
+  attendSequences(q: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape): Float32Array {
     const { heads, kvHeads, headDim, scale } = shape;
-    const tokens = positions.length;
-    const bank = this.residentHalves.get(kv.keys);
-    const type = kv.type ?? "f16";
-    if (!kernelsUseRelaxedSimd() || bank === undefined || this.residentHalves.get(kv.values) !== bank || headDim % 4 !== 0) {
-      return super.attention(q, kv, positions, shape);
+    const qWidth = heads * headDim;
+    const type = segments[0].kv.type ?? "f16";
+    const bank = this.residentHalves.get(segments[0].kv.keys);
+    const together = (kv: LayerKv): boolean => this.residentHalves.get(kv.keys) === bank && this.residentHalves.get(kv.values) === bank && (kv.type ?? "f16") === type;
+    if (!kernelsUseRelaxedSimd() || bank === undefined || headDim % 4 !== 0 || !segments.every(({ kv }) => together(kv))) {
+      if (segments.length === 1) return super.attention(q, segments[0].kv, positions, shape);
+      const out = this.results.take(q.length);
+      for (const { start, length, kv } of segments) {
+        const rows = q.subarray(start * qWidth, (start + length) * qWidth);
+        const part = this.attendSequences(rows, [{ start: 0, length, kv }], Array.prototype.slice.call(positions, start, start + length) as number[], shape);
+        out.set(part, start * qWidth);
+        this.recycle(part);
+      }
+      return out;
     }
     // The kernel rounds q through F16 itself; a quantized cache's rounding is the twin's.
     if (type !== "f16") q = roundQueryForKeys(q, type);
     const instance = this.banks[bank];
-    let last = 0;
-    for (let t = 0; t < tokens; t++) last = Math.max(last, positions[t]);
-    const cells = Math.ceil((last + 1) / 32) * 32;
+    const plans = segments.map(({ start, length, kv }) => {
+      let last = 0;
+      for (let t = start; t < start + length; t++) last = Math.max(last, positions[t]);
+      // Enough chunks of query tokens that every thread gets several units, and no more: each unit widens
+      // its KV head's visible rows again (at 16 tokens a chunk, Gemma-2's two query heads of 256 per KV head
+      // spent about as long widening as weighing; 1.95 → 1.40 s of attention in a pp512 at up to 128).
+      const chunk = Math.max(1, Math.min(128, Math.ceil((length * kvHeads) / (8 * this.threads))));
+      return { start, length, kv, cells: Math.ceil((last + 1) / 32) * 32, rowCount: kv.rows ? last + 1 : 0, chunk, units: kvHeads * Math.ceil(length / chunk) };
+    });
+    const tokens = positions.length;
+    const cells = Math.max(...plans.map((plan) => plan.cells));
+    const rowWords = plans.reduce((sum, plan) => sum + plan.rowCount, 0);
+    const paramWords = ATTENTION_HEADER_WORDS + segments.length * ATTENTION_SEGMENT_WORDS;
     // Per thread: K and V of one head widened to f32, the scores and q through F16 of a block of query
     // rows, 32 accumulator rows, and 16 bytes a row of the block's bookkeeping (kernels/attention.ts).
     const partBytes = (2 * cells * headDim + ATTENTION_QUERY_BLOCK * (cells + headDim + 4) + 32 * headDim) * 4;
     const qBytes = q.length * 4;
-    const rowCount = kv.rows ? last + 1 : 0;
-    const at = instance.scratch(ATTENTION_PARAMS * 4 + tokens * 4 + rowCount * 4 + 2 * qBytes + this.threads * partBytes + 64);
-    const positionsAt = at + ATTENTION_PARAMS * 4;
-    const rowsAt = positionsAt + tokens * 4;
-    const qAt = align16(rowsAt + rowCount * 4);
+    const at = instance.scratch((paramWords + tokens + rowWords) * 4 + 2 * qBytes + this.threads * partBytes + 64);
+    const positionsAt = at + paramWords * 4;
+    let rowsAt = positionsAt + tokens * 4;
+    const qAt = align16(rowsAt + rowWords * 4);
     const outAt = qAt + qBytes;
     const workAt = outAt + qBytes;
-    // Enough chunks of query tokens that every thread gets several units, and no more: each unit widens
-    // its KV head's visible rows again (at 16 tokens a chunk, Gemma-2's two query heads of 256 per KV head
-    // spent about as long widening as weighing; 1.95 → 1.40 s of attention in a pp512 at up to 128).
-    const chunk = Math.max(1, Math.min(128, Math.ceil((tokens * kvHeads) / (8 * this.threads))));
-    const params = new Int32Array(instance.memory.buffer, at, ATTENTION_PARAMS);
-    params.set([qAt, kv.keys.byteOffset, kv.values.byteOffset, outAt, workAt, partBytes, positionsAt, tokens, heads, kvHeads, headDim, f32Bits(scale), tokens > 1 && headDim % 8 === 0 ? 1 : 0, chunk, cells, kv.rows ? rowsAt : 0, type === "q8_0" ? 1 : 0, shape.window ?? 0, f32Bits(shape.softcap ?? 0)]);
+    const params = new Int32Array(instance.memory.buffer, at, paramWords);
+    params.set([workAt, partBytes, heads, kvHeads, headDim, f32Bits(scale), type === "q8_0" ? 1 : 0, shape.window ?? 0, f32Bits(shape.softcap ?? 0), segments.length]);
     new Int32Array(instance.memory.buffer, positionsAt, tokens).set(positions);
-    if (kv.rows) new Int32Array(instance.memory.buffer, rowsAt, rowCount).set(kv.rows.subarray(0, rowCount));
+    let units = 0;
+    let work = 0;
+    plans.forEach(({ start, length, kv, cells, rowCount, chunk, units: own }, i) => {
+      if (kv.rows) new Int32Array(instance.memory.buffer, rowsAt, rowCount).set(kv.rows.subarray(0, rowCount));
+      const rowOffset = start * qWidth * 4;
+      const batched = length > 1 && headDim % 8 === 0 ? 1 : 0;
+      params.set([qAt + rowOffset, kv.keys.byteOffset, kv.values.byteOffset, outAt + rowOffset, positionsAt + start * 4, length, batched, chunk, cells, kv.rows ? rowsAt : 0, units], ATTENTION_HEADER_WORDS + i * ATTENTION_SEGMENT_WORDS);
+      rowsAt += rowCount * 4;
+      units += own;
+      // per head, widening its K and V rows and the softmax cost about as much as 64 more cells of products
+      work += length * heads * (cells + 64) * headDim * 2;
+    });
     const heap = new Float32Array(instance.heap.buffer);
     heap.set(q, qAt / 4);
-    const units = kvHeads * Math.ceil(tokens / chunk);
-    // per head, widening its K and V rows and the softmax cost about as much as 64 more cells of products
-    this.pool.run({ kernel: "attend_range", bank, units, work: tokens * heads * (cells + 64) * headDim * 2, weights: at, activations: 0, n: 0, out: 0, tokens, outStride: 0 });
+    this.pool.run({ kernel: "attend_range", bank, units, work, weights: at, activations: 0, n: 0, out: 0, tokens, outStride: 0 });
     return this.copyOut(heap, outAt, q.length);
   }
 
