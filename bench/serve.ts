@@ -2,7 +2,8 @@
  * `npm run bench:serve`: 1, 4, 8 and 16 concurrent streams of 128 prompt + 128 generated tokens, against
  * `tsllm serve` (continuous batching over HTTP) and against node-llama-cpp's own batching (one context
  * with a sequence per stream, in process), on the same model and threads, taking turns. Reports
- * aggregate generation tok/s, time to first token and inter-token latency (p50/p99), and the ratios.
+ * aggregate generation tok/s, time to first token and inter-token latency (p50/p99), and the ratios; each
+ * figure of several streams is set against one stream of ours measured right before it.
  * BENCH_SERVE_MODEL picks another GGUF; BENCH_SERVE_QUICK=1 runs stories260K with 1 and 4 streams.
  */
 import { spawn } from "node:child_process";
@@ -127,12 +128,15 @@ async function llamaCppStreams(n: number, round: number): Promise<StreamTimes[]>
 
 const server = await startServer();
 const rows: string[] = ["| streams | engine | gen tok/s (all streams) | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |", "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"];
-const ratios: string[] = ["| streams | tsllm / llama.cpp | tsllm vs its 1 stream |", "| ---: | ---: | ---: |"];
+const ratios: string[] = ["| streams | tsllm / llama.cpp | tsllm vs its 1 stream (measured just before) |", "| ---: | ---: | ---: |"];
 let single = 0;
 try {
   await tsllmStreams(server.url, 1, 0); // loads the model and warms up
   await llamaCppStreams(1, 0);
   for (const [round, n] of STREAMS.entries()) {
+    // The machine's speed drifts over minutes, so each figure of several streams is set against a single
+    // stream measured just before it, not the first row's.
+    if (n > 1) single = figures(await tsllmStreams(server.url, 1, STREAMS.length + round + 1)).tokensPerSecond;
     const ours = figures(await tsllmStreams(server.url, n, round + 1));
     const theirs = figures(await llamaCppStreams(n, round + 1));
     if (n === 1) single = ours.tokensPerSecond;
