@@ -116,7 +116,9 @@ export function repack_q8_0x16(src: usize, dst: usize, rows: i32, n: i32): void 
 
 /**
  * out[t·outStride + r] for rows 16·first … 16·end − 1 and tokens 0 … tokens − 1: Q8_0x16 weights · split
- * Q8_0 activations (n/32 blocks a token, back to back).
+ * Q8_0 activations (n/32 blocks a token, back to back). Batches go two quads and two tokens a pass, so each
+ * token's magnitude and sign broadcasts serve eight rows (one quad and four tokens a pass: 0.86–0.88× this,
+ * A/B single thread, same outputs).
  */
 export function gemm_q8_0x16(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32): void {
   const blocks = <usize>(n / 32);
@@ -156,51 +158,57 @@ export function gemm_q8_0x16(weights: usize, first: i32, end: i32, acts: usize, 
     return;
   }
   for (let g = <usize>first; g < <usize>end; g++) {
-    for (let quad: usize = 0; quad < 4; quad++) {
-      const w = weights + g * groupBytes + quad * QUAD_QUANTS;
-      const scales = SCALES + quad * 8 - quad * QUAD_QUANTS;
-      const o = out + (g << 6) + (quad << 4);
+    for (let pair: usize = 0; pair < 2; pair++) {
+      const w = weights + g * groupBytes + 2 * pair * QUAD_QUANTS;
+      // the pair's eight scales, from its first quad's quants in a block
+      const scales = SCALES + 16 * pair - 2 * pair * QUAD_QUANTS;
+      const o = out + (g << 6) + (pair << 5);
       let t: usize = 0;
-      for (; t + 4 <= <usize>tokens; t += 4) {
-        let acc0 = f32x4.splat(0);
-        let acc1 = f32x4.splat(0);
-        let acc2 = f32x4.splat(0);
-        let acc3 = f32x4.splat(0);
+      for (; t + 2 <= <usize>tokens; t += 2) {
+        let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
         let x = w;
         let y0 = acts + t * tokenBytes;
         for (let b: usize = 0; b < blocks; b++, x += BLOCK, y0 += SPLIT) {
           const y1 = y0 + tokenBytes;
-          const y2 = y1 + tokenBytes;
-          const y3 = y2 + tokenBytes;
-          let s0 = blockStart(y0), s1 = blockStart(y1), s2 = blockStart(y2), s3 = blockStart(y3);
+          let sa0 = blockStart(y0), sb0 = sa0, sa1 = blockStart(y1), sb1 = sa1;
           for (let i: usize = 0; i < 8; i++) {
-            const q = v128.load(x + 16 * i);
-            s0 = i32x4.add(s0, rowQuads(q, v128.load32_splat(y0 + 4 * i), v128.load32_splat(y0 + 32 + 4 * i)));
-            s1 = i32x4.add(s1, rowQuads(q, v128.load32_splat(y1 + 4 * i), v128.load32_splat(y1 + 32 + 4 * i)));
-            s2 = i32x4.add(s2, rowQuads(q, v128.load32_splat(y2 + 4 * i), v128.load32_splat(y2 + 32 + 4 * i)));
-            s3 = i32x4.add(s3, rowQuads(q, v128.load32_splat(y3 + 4 * i), v128.load32_splat(y3 + 32 + 4 * i)));
+            const qa = v128.load(x + 16 * i);
+            const qb = v128.load(x + QUAD_QUANTS + 16 * i);
+            let m = v128.load32_splat(y0 + 4 * i);
+            let sg = v128.load32_splat(y0 + 32 + 4 * i);
+            sa0 = i32x4.add(sa0, rowQuads(qa, m, sg));
+            sb0 = i32x4.add(sb0, rowQuads(qb, m, sg));
+            m = v128.load32_splat(y1 + 4 * i);
+            sg = v128.load32_splat(y1 + 32 + 4 * i);
+            sa1 = i32x4.add(sa1, rowQuads(qa, m, sg));
+            sb1 = i32x4.add(sb1, rowQuads(qb, m, sg));
           }
-          const dw = halvesScaledDown4(x + scales);
-          acc0 = finish(acc0, s0, dw, y0);
-          acc1 = finish(acc1, s1, dw, y1);
-          acc2 = finish(acc2, s2, dw, y2);
-          acc3 = finish(acc3, s3, dw, y3);
+          const dwa = halvesScaledDown4(x + scales);
+          const dwb = halvesScaledDown4(x + scales + 8);
+          a0 = finish(a0, sa0, dwa, y0);
+          b0 = finish(b0, sb0, dwb, y0);
+          a1 = finish(a1, sa1, dwa, y1);
+          b1 = finish(b1, sb1, dwb, y1);
         }
-        v128.store(o + t * stride, acc0);
-        v128.store(o + (t + 1) * stride, acc1);
-        v128.store(o + (t + 2) * stride, acc2);
-        v128.store(o + (t + 3) * stride, acc3);
+        v128.store(o + t * stride, a0);
+        v128.store(o + t * stride, b0, 16);
+        v128.store(o + (t + 1) * stride, a1);
+        v128.store(o + (t + 1) * stride, b1, 16);
       }
       for (; t < <usize>tokens; t++) {
-        let acc = f32x4.splat(0);
-        let x = w;
-        let y = acts + t * tokenBytes;
-        for (let b: usize = 0; b < blocks; b++, x += BLOCK, y += SPLIT) {
-          let s = blockStart(y);
-          for (let i: usize = 0; i < 8; i++) s = chunk(s, x, y, i);
-          acc = finish(acc, s, halvesScaledDown4(x + scales), y);
+        for (let quad: usize = 2 * pair; quad < 2 * pair + 2; quad++) {
+          const wq = weights + g * groupBytes + quad * QUAD_QUANTS;
+          const sq = SCALES + quad * 8 - quad * QUAD_QUANTS;
+          let acc = f32x4.splat(0);
+          let x = wq;
+          let y = acts + t * tokenBytes;
+          for (let b: usize = 0; b < blocks; b++, x += BLOCK, y += SPLIT) {
+            let s = blockStart(y);
+            for (let i: usize = 0; i < 8; i++) s = chunk(s, x, y, i);
+            acc = finish(acc, s, halvesScaledDown4(x + sq), y);
+          }
+          v128.store(out + (g << 6) + (quad << 4) + t * stride, acc);
         }
-        v128.store(o + t * stride, acc);
       }
     }
   }
