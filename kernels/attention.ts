@@ -194,10 +194,22 @@ function attendHead(
   const rowBytes = <usize>headDim << 2;
   roundQuery(qh, qh16, rowBytes, halves);
   let max: f32 = -Infinity;
-  for (let j = first; j < visible; j++) {
-    const s = score(dotRow(qh16, keys + <usize>j * rowBytes, headDim, 0), cap, invCap, scale);
-    store<f32>(probs + (<usize>j << 2), s);
-    if (s > max) max = s;
+  if (cap != 0) {
+    // soft-capped scores four at a time (tanh4), from the dot products stored first
+    for (let j = first; j < visible; j++) store<f32>(probs + (<usize>j << 2), dotRow(qh16, keys + <usize>j * rowBytes, headDim, 0));
+    let j = first;
+    for (; j + 4 <= visible; j += 4) v128.store(probs + (<usize>j << 2), scores4(v128.load(probs + (<usize>j << 2)), cap, invCap, scale));
+    for (; j < visible; j++) store<f32>(probs + (<usize>j << 2), score(load<f32>(probs + (<usize>j << 2)), cap, invCap, scale));
+    for (j = first; j < visible; j++) {
+      const s = load<f32>(probs + (<usize>j << 2));
+      if (s > max) max = s;
+    }
+  } else {
+    for (let j = first; j < visible; j++) {
+      const s = score(dotRow(qh16, keys + <usize>j * rowBytes, headDim, 0), cap, invCap, scale);
+      store<f32>(probs + (<usize>j << 2), s);
+      if (s > max) max = s;
+    }
   }
   softmaxRow(probs, first, visible, max, halves);
   // V: slot s accumulates p_j·V_j over the cells j ≡ s (mod 32) in order, from a fused product with zero;

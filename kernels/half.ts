@@ -46,14 +46,16 @@ export function floatToHalf(value: f32): u32 {
 }
 
 /**
- * floatToHalf on four finite lanes (not NaN), as i32 lanes, clamped to 16 bits: the rounded value's f32
- * bits shifted into F16's place, or, below 2^-14, its count of F16's subnormal step 2^-24.
+ * floatToHalf on four lanes, as i32 lanes of 16 bits: the rounded value's f32 bits shifted into F16's
+ * place (infinity where they overflow it), or, below 2^-14, its count of F16's subnormal step 2^-24; NaN
+ * as floatToHalf gives it.
  */
 // @ts-ignore: decorator
 @inline export function halfBits4(x: v128): v128 {
   const r = f32x4.abs(roundThroughHalf4(x));
-  const normal = i32x4.sub(i32x4.shr_u(r, 13), i32x4.splat((127 - 15) << 10));
+  const normal = i32x4.min_u(i32x4.sub(i32x4.shr_u(r, 13), i32x4.splat((127 - 15) << 10)), i32x4.splat(0x7c00));
   const subnormal = i32x4.trunc_sat_f32x4_s(f32x4.mul(r, f32x4.splat(16777216)));
-  const magnitude = v128.bitselect(subnormal, normal, f32x4.lt(r, f32x4.splat(reinterpret<f32>(0x38800000))));
-  return v128.and(v128.or(magnitude, i32x4.shr_u(v128.and(x, i32x4.splat(0x80000000)), 16)), i32x4.splat(0xffff));
+  let magnitude = v128.bitselect(subnormal, normal, f32x4.lt(r, f32x4.splat(reinterpret<f32>(0x38800000))));
+  magnitude = v128.bitselect(i32x4.splat(0x7e00), magnitude, f32x4.ne(x, x));
+  return v128.or(magnitude, i32x4.shr_u(v128.and(x, i32x4.splat(0x80000000)), 16));
 }

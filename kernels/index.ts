@@ -6,3 +6,4 @@ export * from "./interleaved";
 export * from "./float";
 export * from "./norm";
 export * from "./q8_0";
+export * from "./kv";

@@ -1,14 +1,17 @@
 // tanh rounded to f32 exactly as the host's f64 Math.tanh rounds (the scalar twin's softcap), four lanes at
 // a time. A fast f64 tanh, E/(E + 2) with E = expm1(2|a|) from a range-reduced Taylor series, is within
 // 2^−50 of the true value; fdlibm's tanh is within 2^−52. Where the fast value lies farther than 2^−44 of
-// itself from the midpoint between two f32 (about one lane in a million), both round to the same f32; the
-// other lanes, tiny arguments and NaN take Math.tanh itself.
+// itself from the midpoint between two f32, both round to the same f32; the other lanes (about one in a
+// million) and NaN take Math.tanh itself, and arguments below TINY give themselves.
 
 const LN2_HI: f64 = 6.93147180369123816490e-1; // ln 2's leading bits: k·LN2_HI is exact for the k used here
 const LN2_LO: f64 = 1.90821492927058770002e-10;
 const INV_LN2: f64 = 1.44269504088896338700e0;
-/** Below this |a| the fast path's f32 rounding check does not hold (f32 subnormal spacing); rare in logits. */
-const SMALL: f64 = 1.0 / 1024;
+/**
+ * Below this |a|, f32(tanh(a)) is a: tanh(a) lies within a²/3 < 2^−25.6 of a, relatively, less than half an
+ * f32 step (soft-capped scores and logits are often this small).
+ */
+const TINY: f64 = 1.0 / 4096;
 /** tanh is 1 in f32 from about 9.01 on; clamping keeps e^(2|a|) finite. */
 const LARGE: f64 = 10;
 
@@ -55,10 +58,10 @@ const LARGE: f64 = 10;
   // half the f32 spacing in t's binade, and t's distance to the midpoint nearest it
   const half = v128.and(i64x2.sub(t, i64x2.splat(<i64>24 << 52)), i64x2.splat(0x7ff0000000000000));
   const distance = f64x2.abs(f64x2.sub(f64x2.abs(f64x2.sub(t, rounded)), half));
-  const safe = v128.and(f64x2.ge(m, f64x2.splat(SMALL)), f64x2.gt(distance, f64x2.mul(t, f64x2.splat(5.684341886080802e-14)))); // 2^−44
+  const safe = f64x2.gt(distance, f64x2.mul(t, f64x2.splat(5.684341886080802e-14))); // 2^−44
   // the sign of a on the (non-negative) result; unsafe lanes are recomputed, so their value does not matter
   const signed = v128.or(rounded, v128.and(a, i64x2.splat(i64.MIN_VALUE)));
-  return v128.bitselect(signed, f64x2.splat(NaN), safe);
+  return v128.bitselect(a, v128.bitselect(signed, f64x2.splat(NaN), safe), f64x2.lt(m, f64x2.splat(TINY)));
 }
 
 /**

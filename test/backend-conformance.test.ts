@@ -224,6 +224,30 @@ describe("the WASM kernels against their scalar twins", () => {
     });
   }
 
+  for (const type of ["f16", "q8_0"] as const) {
+    it(`KV rows the WASM kernels store are the scalar twin's, bit for bit (${type}, through a block table)`, () => {
+      // 3 tokens of 72 values: F16's tail of 8 lanes, and (q8_0) blocks of 32 after the first 64 values
+      const kvWidth = type === "q8_0" ? 64 : 72;
+      const positions = [5, 6, 7];
+      const rows = Int32Array.from({ length: 8 }, (_, p) => 15 - 2 * p);
+      const k = randn(positions.length * kvWidth, 3);
+      const v = randn(positions.length * kvWidth, 1e-4);
+      // rounding edges: F16's largest finite and overflow, infinities, NaN, a tie, subnormals and signed zero
+      k.set([65504, 65519, 65520, -7e4, Infinity, -Infinity, NaN, -NaN, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 3e-6, -6.1e-5, 2 ** -25, -0, 0, 1e-8], 0);
+      const halves = kvRowHalves(kvWidth, type) * 16;
+      const expected = { keys: new Uint16Array(halves), values: new Uint16Array(halves), rows, type };
+      scalar.storeKv(expected, type === "q8_0" ? k.map((x) => (Number.isFinite(x) ? x : 0)) : k, v, positions, kvWidth);
+      const got = { keys: wasm.halfStorage.allocate(halves), values: wasm.halfStorage.allocate(halves), rows, type };
+      got.keys.fill(0);
+      got.values.fill(0);
+      wasm.storeKv(got, type === "q8_0" ? k.map((x) => (Number.isFinite(x) ? x : 0)) : k, v, positions, kvWidth);
+      assert.deepEqual(Array.from(got.keys), Array.from(expected.keys), "keys differ");
+      assert.deepEqual(Array.from(got.values), Array.from(expected.values), "values differ");
+      wasm.halfStorage.release(got.keys);
+      wasm.halfStorage.release(got.values);
+    });
+  }
+
   it("several sequences attend in one call as each does alone, bit for bit: paged, contiguous and plain caches, one token or many", () => {
     const [heads, kvHeads, headDim] = [8, 2, 64];
     const kvWidth = kvHeads * headDim;
@@ -411,8 +435,8 @@ describe("the WASM kernels against their scalar twins", () => {
     }
   });
   it("soft-capping's fast tanh rounds as Math.tanh does, where its own check hands lanes over and where it does not", () => {
-    // every f32 around the fast path's lower limit (2^-10) and where tanh reaches 1 in f32, and a million
-    // values over the range where the path's check decides
+    // every f32 around the limit below which tanh gives its argument (2^-12), where tanh reaches 1 in f32,
+    // and a million values over the range where the fast path's check decides
     const every = (from: number, to: number): number[] => {
       const bits = new Uint32Array(Float32Array.of(from).buffer);
       const out: number[] = [];
@@ -422,7 +446,7 @@ describe("the WASM kernels against their scalar twins", () => {
         out.push(v, -v);
       }
     };
-    const x = Float32Array.from([...every(0.000976, 0.000977), ...every(8.999, 9.02), ...randn(1_000_000, 3)]);
+    const x = Float32Array.from([...every(0.0002439, 0.0002443), ...every(8.999, 9.02), ...randn(1_000_000, 3), ...randn(100_000, 1e-3)]);
     const a = x.slice();
     const b = x.slice();
     scalar.softcapInPlace(a, 1);

@@ -38,9 +38,9 @@ export function runBenchTest(model: LanguageModel, test: BenchTest, tokens: numb
   const cache = model.createCache(Math.max(test.promptTokens, test.genTokens) + 1);
   const started = performance.now();
   if (test.promptTokens > 0) {
-    for (let at = 0; at < test.promptTokens; at += batchSize) model.forward(tokens.slice(at, Math.min(test.promptTokens, at + batchSize)), cache);
+    for (let at = 0; at < test.promptTokens; at += batchSize) model.release([model.forward(tokens.slice(at, Math.min(test.promptTokens, at + batchSize)), cache)]);
   } else {
-    for (let i = 0; i < test.genTokens; i++) model.forward([tokens[i]], cache);
+    for (let i = 0; i < test.genTokens; i++) model.release([model.forward([tokens[i]], cache)]);
   }
   const seconds = (performance.now() - started) / 1000;
   cache.dispose();

@@ -83,9 +83,11 @@ export function* generate(
       stopReason = "context";
       break;
     }
+    model.release([logits]);
     logits = model.forward([id], cache);
     fed.push(id);
   }
+  model.release([logits]);
   const generationMs = performance.now() - startGen;
   if (!options.session) cache.dispose();
   return { promptTokens: prompt.length, generatedTokens: generated, promptMs, generationMs, stopReason, reusedTokens: reused, trailingText: decoder.flush() };

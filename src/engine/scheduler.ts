@@ -285,6 +285,7 @@ export class Scheduler {
       (sequence.kv as PagedSequence).registerFull(sequence.history);
       if (samples) this.sample(sequence, logits[i]);
     });
+    this.model.release(logits);
   }
 
   private sample(sequence: Sequence, logits: Float32Array): void {

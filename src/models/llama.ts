@@ -233,6 +233,11 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
       return all ?? last;
     },
     forwardBatch,
+    release(logits: readonly Float32Array[]): void {
+      // forwardBatch's are views of one array: that array goes back whole
+      const arrays = new Set(logits.map((slice) => slice.buffer));
+      for (const buffer of arrays) if (buffer instanceof ArrayBuffer) backend.recycle?.(new Float32Array(buffer));
+    },
   };
 }
 

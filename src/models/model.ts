@@ -35,6 +35,12 @@ export interface LanguageModel {
    * together, attention per sequence over its own cache. Returns each sequence's logits.
    */
   forwardBatch(sequences: readonly BatchSequence[]): Float32Array[];
+  /**
+   * Hands back every logits array of one pass (forward's, or all of forwardBatch's) once they are read:
+   * the next pass writes its logits there instead of a new array (a 256k vocabulary's are a megabyte a
+   * token, and a new array costs more than filling it). Nothing may read them afterwards.
+   */
+  release(logits: readonly Float32Array[]): void;
 }
 
 export class ModelError extends Error {

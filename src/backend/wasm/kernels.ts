@@ -76,6 +76,7 @@ export function instantiate(
   prepareBias: (activations: number, n: number, shift: number) => void;
   quantizeQ8_0: (src: number, dst: number, n: number) => void;
   quantizeQ8_K: (src: number, dst: number, n: number) => void;
+  halvesFromFloats: (src: number, dst: number, n: number) => void;
   repacks: Record<RepackName, Repack>;
   siluMul: SiluMul;
   heapBase: number;
@@ -95,6 +96,7 @@ export function instantiate(
     prepareBias: exports.prepare_bias as (activations: number, n: number, shift: number) => void,
     quantizeQ8_0: exports.quantize_q8_0 as (src: number, dst: number, n: number) => void,
     quantizeQ8_K: exports.quantize_q8_k as (src: number, dst: number, n: number) => void,
+    halvesFromFloats: exports.halves_from_floats as (src: number, dst: number, n: number) => void,
     repacks: Object.fromEntries(REPACK_NAMES.map((name) => [name, exports[name] as Repack])) as Record<RepackName, Repack>,
     siluMul: exports.silu_mul as SiluMul,
     heapBase: (exports.heap_base as () => number)(),
@@ -115,12 +117,15 @@ export class KernelInstance {
   readonly quantizeQ8_0: (src: number, dst: number, n: number) => void;
   /** f32 row → Q8_K blocks, as the scalar twin's Q8_K.quantizeRow. */
   readonly quantizeQ8_K: (src: number, dst: number, n: number) => void;
+  /** f32 → F16, as the scalar twin's floatToHalf (KV cache rows). */
+  readonly halvesFromFloats: (src: number, dst: number, n: number) => void;
   readonly repacks: Record<RepackName, Repack>;
   private top: number;
   private bytes: Uint8Array;
 
   constructor() {
-    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, repacks, siluMul, heapBase } = instantiate(kernelModule(), this.memory);
+    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, halvesFromFloats, repacks, siluMul, heapBase } = instantiate(kernelModule(), this.memory);
+    this.halvesFromFloats = halvesFromFloats;
     this.repacks = repacks;
     this.quantizeQ8_K = quantizeQ8_K;
     this.prepareBias = prepareBias;

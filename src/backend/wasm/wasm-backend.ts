@@ -6,7 +6,7 @@ import { Weight } from "../../tensor/weight.js";
 import { ArrayPool } from "../array-pool.js";
 import { collectGarbage } from "../collect-garbage.js";
 import { AttentionSegment, AttentionShape, GateActivation, HalfStorage, LayerKv } from "../backend.js";
-import { roundQueryForKeys } from "../kv-format.js";
+import { kvRowHalves, roundQueryForKeys } from "../kv-format.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
 import { align16, KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
 import { DispatchTiming, ThreadPool } from "./thread-pool.js";
@@ -334,6 +334,27 @@ export class WasmBackend extends ScalarBackend {
       if (bank !== undefined) this.banks[bank].release(array.byteOffset, array.byteLength);
     },
   };
+
+  /** Rows rounded to the cache's type in the kernels' memory, where the cache lives (the twin's rounding, in SIMD). */
+  override storeKv(kv: LayerKv, k: Float32Array, v: Float32Array, positions: ArrayLike<number>, kvWidth: number): void {
+    const bank = this.residentHalves.get(kv.keys);
+    if (bank === undefined || this.residentHalves.get(kv.values) !== bank) return super.storeKv(kv, k, v, positions, kvWidth);
+    const instance = this.banks[bank];
+    const type = kv.type ?? "f16";
+    const tokens = positions.length;
+    const values = tokens * kvWidth;
+    const at = instance.scratch(2 * values * 4);
+    const heap = new Float32Array(instance.heap.buffer);
+    heap.set(k.subarray(0, values), at / 4);
+    heap.set(v.subarray(0, values), at / 4 + values);
+    const write = type === "q8_0" ? instance.quantizeQ8_0 : instance.halvesFromFloats;
+    const rowBytes = kvRowHalves(kvWidth, type) * 2;
+    for (let t = 0; t < tokens; t++) {
+      const row = kv.rows ? kv.rows[positions[t]] : positions[t];
+      write(at + t * kvWidth * 4, kv.keys.byteOffset + row * rowBytes, kvWidth);
+      write(at + (values + t * kvWidth) * 4, kv.values.byteOffset + row * rowBytes, kvWidth);
+    }
+  }
 
   override attention(q: Float32Array, kv: LayerKv, positions: ArrayLike<number>, shape: AttentionShape): Float32Array {
     return this.attendSequences(q, [{ start: 0, length: positions.length, kv }], positions, shape);
