@@ -434,6 +434,17 @@ describe("the WASM kernels against their scalar twins", () => {
       assert.ok(a.every((v, i) => Object.is(v, b[i])), `softcap ${cap} differs`);
     }
   });
+  it("GeGLU gives the GELU table's entry for every F16 value", () => {
+    // The kernel's value depends on x only through x's F16 rounding (and the ±10 limits, checked above), so
+    // every F16 value stands for every input. Each comes as a group of four copies (one SIMD group).
+    const gate = new Float32Array(4 * 65536);
+    for (let h = 0; h < 65536; h++) gate.fill(HALF_TO_FLOAT[h], 4 * h, 4 * h + 4);
+    const up = randn(gate.length);
+    const expected = scalar.geglu(gate, up);
+    const got = wasm.geglu(gate, up);
+    const wrong = Array.from(gate.keys()).filter((i) => !Object.is(got[i], expected[i]));
+    assert.deepEqual(wrong.slice(0, 5).map((i) => [gate[i], got[i], expected[i]]), [], "geglu differs");
+  });
   it("soft-capping's fast tanh rounds as Math.tanh does, where its own check hands lanes over and where it does not", () => {
     // every f32 around the limit below which tanh gives its argument (2^-12), where tanh reaches 1 in f32,
     // and a million values over the range where the fast path's check decides
