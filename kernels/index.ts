@@ -7,3 +7,4 @@ export * from "./float";
 export * from "./norm";
 export * from "./q8_0";
 export * from "./kv";
+export * from "./rope";

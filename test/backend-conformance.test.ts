@@ -224,6 +224,24 @@ describe("the WASM kernels against their scalar twins", () => {
     });
   }
 
+  it("RoPE in the WASM kernels is the scalar twin's, bit for bit: both orderings, partial dimensions, factors", () => {
+    // dims 20 leaves a tail of two pairs past the groups of four, and 12 dimensions of each head unrotated
+    for (const [headDim, dims] of [[64, 64], [256, 256], [32, 20]]) {
+      for (const ordering of ["normal", "neox"] as const) {
+        const heads = 3;
+        const positions = [0, 7, 300, 4095];
+        const freqFactors = Float32Array.from({ length: dims / 2 }, (_, i) => 1 + i / 7);
+        for (const params of [{ ordering, dims, freqBase: 10000, freqScale: 1 }, { ordering, dims, freqBase: 500000, freqScale: 0.25, freqFactors, attnFactor: 1.1 }]) {
+          const x = randn(positions.length * heads * headDim, 2);
+          const expected = x.slice();
+          scalar.rope(expected, heads, headDim, positions, params);
+          wasm.rope(x, heads, headDim, positions, params);
+          assert.ok(x.every((v, i) => Object.is(v, expected[i])), `rope ${ordering} ${headDim}/${dims} differs`);
+        }
+      }
+    }
+  });
+
   for (const type of ["f16", "q8_0"] as const) {
     it(`KV rows the WASM kernels store are the scalar twin's, bit for bit (${type}, through a block table)`, () => {
       // 3 tokens of 72 values: F16's tail of 8 lanes, and (q8_0) blocks of 32 after the first 64 values

@@ -97,7 +97,7 @@ export class ScalarBackend implements Backend {
    * (ggml's mscale) when there is one. A forward pass rotates q and k of every layer at the same
    * positions, so each RoPE setting's table of its last call is kept for the next.
    */
-  private ropeAngles(positions: ArrayLike<number>, params: RopeParams): { cos: Float32Array; sin: Float32Array } {
+  protected ropeAngles(positions: ArrayLike<number>, params: RopeParams): { cos: Float32Array; sin: Float32Array } {
     const last = this.lastAngles.get(params);
     if (last && last.positions.length === positions.length && Array.prototype.every.call(positions, (p: number, i: number) => p === last.positions[i])) {
       return last;

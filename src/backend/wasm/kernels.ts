@@ -65,6 +65,9 @@ export function align16(at: number): number {
   return Math.ceil(at / 16) * 16;
 }
 
+/** RoPE in place on `rows` rows of `headDim` at x: (x, rows, heads, headDim, half, cos, sin, neox); see kernels/rope.ts. */
+export type RopeRows = (x: number, rows: number, heads: number, headDim: number, half: number, cos: number, sin: number, neox: boolean) => void;
+
 /** out[i] = silu(gate[i]) · up[i]; pointers into the shared memory, n a multiple of 4. */
 export type SiluMul = (gate: number, up: number, out: number, n: number) => void;
 
@@ -77,6 +80,7 @@ export function instantiate(
   quantizeQ8_0: (src: number, dst: number, n: number) => void;
   quantizeQ8_K: (src: number, dst: number, n: number) => void;
   halvesFromFloats: (src: number, dst: number, n: number) => void;
+  ropeRows: RopeRows;
   repacks: Record<RepackName, Repack>;
   siluMul: SiluMul;
   heapBase: number;
@@ -97,6 +101,7 @@ export function instantiate(
     quantizeQ8_0: exports.quantize_q8_0 as (src: number, dst: number, n: number) => void,
     quantizeQ8_K: exports.quantize_q8_k as (src: number, dst: number, n: number) => void,
     halvesFromFloats: exports.halves_from_floats as (src: number, dst: number, n: number) => void,
+    ropeRows: exports.rope_rows as RopeRows,
     repacks: Object.fromEntries(REPACK_NAMES.map((name) => [name, exports[name] as Repack])) as Record<RepackName, Repack>,
     siluMul: exports.silu_mul as SiluMul,
     heapBase: (exports.heap_base as () => number)(),
@@ -119,13 +124,15 @@ export class KernelInstance {
   readonly quantizeQ8_K: (src: number, dst: number, n: number) => void;
   /** f32 → F16, as the scalar twin's floatToHalf (KV cache rows). */
   readonly halvesFromFloats: (src: number, dst: number, n: number) => void;
+  readonly ropeRows: RopeRows;
   readonly repacks: Record<RepackName, Repack>;
   private top: number;
   private bytes: Uint8Array;
 
   constructor() {
-    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, halvesFromFloats, repacks, siluMul, heapBase } = instantiate(kernelModule(), this.memory);
+    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, halvesFromFloats, ropeRows, repacks, siluMul, heapBase } = instantiate(kernelModule(), this.memory);
     this.halvesFromFloats = halvesFromFloats;
+    this.ropeRows = ropeRows;
     this.repacks = repacks;
     this.quantizeQ8_K = quantizeQ8_K;
     this.prepareBias = prepareBias;

@@ -5,7 +5,7 @@ import { ggmlGeluTable } from "../../quant/float-order.js";
 import { Weight } from "../../tensor/weight.js";
 import { ArrayPool } from "../array-pool.js";
 import { collectGarbage } from "../collect-garbage.js";
-import { AttentionSegment, AttentionShape, GateActivation, HalfStorage, LayerKv } from "../backend.js";
+import { AttentionSegment, AttentionShape, GateActivation, HalfStorage, LayerKv, RopeParams } from "../backend.js";
 import { kvRowHalves, roundQueryForKeys } from "../kv-format.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
 import { align16, KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
@@ -334,6 +334,23 @@ export class WasmBackend extends ScalarBackend {
       if (bank !== undefined) this.banks[bank].release(array.byteOffset, array.byteLength);
     },
   };
+
+  /** RoPE in the kernels' memory: the twin's angles, rotated in SIMD (rope_rows, the twin's f32 steps). */
+  override rope(x: Float32Array, heads: number, headDim: number, positions: ArrayLike<number>, params: RopeParams): void {
+    const half = params.dims / 2;
+    const { cos, sin } = this.ropeAngles(positions, params);
+    const instance = this.banks[0];
+    const angles = positions.length * half;
+    const at = instance.scratch((x.length + 2 * angles) * 4);
+    const cosAt = at + x.length * 4;
+    const sinAt = cosAt + angles * 4;
+    const heap = new Float32Array(instance.heap.buffer);
+    heap.set(x, at / 4);
+    heap.set(cos.subarray(0, angles), cosAt / 4);
+    heap.set(sin.subarray(0, angles), sinAt / 4);
+    instance.ropeRows(at, x.length / headDim, heads, headDim, half, cosAt, sinAt, params.ordering === "neox");
+    x.set(heap.subarray(at / 4, at / 4 + x.length));
+  }
 
   /** Rows rounded to the cache's type in the kernels' memory, where the cache lives (the twin's rounding, in SIMD). */
   override storeKv(kv: LayerKv, k: Float32Array, v: Float32Array, positions: ArrayLike<number>, kvWidth: number): void {
