@@ -91,9 +91,9 @@ export interface Backend {
   attention(q: Float32Array, kv: LayerKv, positions: ArrayLike<number>, shape: AttentionShape): Float32Array;
   /**
    * attention for a batch of sequences at once, each segment's rows of q over its own cache: bit for bit
-   * what attention gives each segment alone. Optional; callers take the segments one at a time without it.
+   * what attention gives each segment alone.
    */
-  attendSequences?(q: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape): Float32Array;
+  attendSequences(q: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape): Float32Array;
   /** silu(gate) · up, element-wise. */
   swiglu(gate: Float32Array, up: Float32Array): Float32Array;
   /** gelu(gate) · up, element-wise (GeGLU, Gemma). */

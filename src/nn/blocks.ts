@@ -120,20 +120,11 @@ export class SelfAttention {
       this.backend.storeKv(segments[0].kv, k, v, positions, kvWidth);
       attended = this.backend.attention(q, segments[0].kv, positions, this.shape); // [T, heads·headDim]
     } else {
-      const segmentPositions = segments.map(({ start, length }) => Array.prototype.slice.call(positions, start, start + length) as number[]);
-      segments.forEach(({ start, length, kv }, i) => {
-        this.backend.storeKv(kv, k.subarray(start * kvWidth, (start + length) * kvWidth), v.subarray(start * kvWidth, (start + length) * kvWidth), segmentPositions[i], kvWidth);
-      });
-      if (this.backend.attendSequences) {
-        attended = this.backend.attendSequences(q, segments, positions, this.shape);
-      } else {
-        attended = new Float32Array(tokens * qWidth);
-        segments.forEach(({ start, length, kv }, i) => {
-          const part = this.backend.attention(q.subarray(start * qWidth, (start + length) * qWidth), kv, segmentPositions[i], this.shape);
-          attended.set(part, start * qWidth);
-          this.backend.recycle?.(part);
-        });
+      for (const { start, length, kv } of segments) {
+        const at = Array.prototype.slice.call(positions, start, start + length) as number[];
+        this.backend.storeKv(kv, k.subarray(start * kvWidth, (start + length) * kvWidth), v.subarray(start * kvWidth, (start + length) * kvWidth), at, kvWidth);
       }
+      attended = this.backend.attendSequences(q, segments, positions, this.shape);
     }
     this.backend.recycle?.(q, k, v);
     const out = this.output.forward(attended, tokens); // [T, nEmbd]

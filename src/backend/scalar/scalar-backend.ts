@@ -3,7 +3,7 @@ import { floatToHalf, HALF_TO_FLOAT, quantFormat, rowBytes } from "../../quant/i
 import { dotMasked, ggmlExpf, ggmlGelu, ggmlSilu, hsumFloat8, softcap } from "../../quant/float-order.js";
 import { glibcCosf, glibcSinf } from "../../quant/sincosf.js";
 import { Weight } from "../../tensor/weight.js";
-import { AttentionShape, Backend, LayerKv, RopeParams } from "../backend.js";
+import { AttentionSegment, AttentionShape, Backend, LayerKv, RopeParams } from "../backend.js";
 import { roundQueryForKeys, widenLayer, writeKvRow } from "../kv-format.js";
 
 const f32 = Math.fround;
@@ -130,6 +130,17 @@ export class ScalarBackend implements Backend {
       writeKvRow(kv.keys, type, row, k, t * kvWidth, kvWidth);
       writeKvRow(kv.values, type, row, v, t * kvWidth, kvWidth);
     }
+  }
+
+  /** Each segment's attention on its own, through `attention`. */
+  attendSequences(q: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape): Float32Array {
+    const qWidth = shape.heads * shape.headDim;
+    const out = new Float32Array(q.length);
+    for (const { start, length, kv } of segments) {
+      const rows = q.subarray(start * qWidth, (start + length) * qWidth);
+      out.set(this.attention(rows, kv, Array.prototype.slice.call(positions, start, start + length) as number[], shape), start * qWidth);
+    }
+    return out;
   }
 
   attention(q: Float32Array, kv: LayerKv, positions: ArrayLike<number>, shape: AttentionShape): Float32Array {

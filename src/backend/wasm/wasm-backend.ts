@@ -382,22 +382,15 @@ export class WasmBackend extends ScalarBackend {
    * pool's always do): a decode step of eight sequences waits on one round trip per layer, not eight,
    * and the threads share out all their (KV head, chunk) units at once.
    */
-  attendSequences(q: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape): Float32Array {
+  override attendSequences(q: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape): Float32Array {
     const { heads, kvHeads, headDim, scale } = shape;
     const qWidth = heads * headDim;
     const type = segments[0].kv.type ?? "f16";
     const bank = this.residentHalves.get(segments[0].kv.keys);
     const together = (kv: LayerKv): boolean => this.residentHalves.get(kv.keys) === bank && this.residentHalves.get(kv.values) === bank && (kv.type ?? "f16") === type;
     if (!kernelsUseRelaxedSimd() || bank === undefined || headDim % 4 !== 0 || !segments.every(({ kv }) => together(kv))) {
-      if (segments.length === 1) return super.attention(q, segments[0].kv, positions, shape);
-      const out = this.results.take(q.length);
-      for (const { start, length, kv } of segments) {
-        const rows = q.subarray(start * qWidth, (start + length) * qWidth);
-        const part = this.attendSequences(rows, [{ start: 0, length, kv }], Array.prototype.slice.call(positions, start, start + length) as number[], shape);
-        out.set(part, start * qWidth);
-        this.recycle(part);
-      }
-      return out;
+      // one at a time: each through this.attention, which takes the kernel where its own cache allows
+      return segments.length === 1 ? super.attention(q, segments[0].kv, positions, shape) : super.attendSequences(q, segments, positions, shape);
     }
     // The kernel rounds q through F16 itself; a quantized cache's rounding is the twin's.
     if (type !== "f16") q = roundQueryForKeys(q, type);
