@@ -63,11 +63,13 @@ export function* perplexity(model: LanguageModel, tokens: readonly number[], opt
         const piece = chunk.slice(b, Math.min(b + batch, n));
         const needed = b + piece.length > first; // only the scored half needs its logits
         const logits = model.forward(piece, cache, { allLogits: needed });
-        for (let j = Math.max(first, b); needed && j < b + piece.length && j < n - 1; j++) {
-          const value = -logSoftmaxAt(logits, (j - b) * vocab, vocab, tokens[start + j + 1]);
-          nll += value;
-          nll2 += value * value;
-          count++;
+        if (needed) {
+          for (let j = Math.max(first, b); j < b + piece.length && j < n - 1; j++) {
+            const value = -logSoftmaxAt(logits, (j - b) * vocab, vocab, tokens[start + j + 1]);
+            nll += value;
+            nll2 += value * value;
+            count++;
+          }
         }
         model.release([logits]);
       }
