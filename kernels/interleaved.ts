@@ -5,12 +5,17 @@
 // That is the order of llama.cpp's repacked gemv/gemm kernels rather than vec_dot's eight-lane one; the
 // scalar twin is each format's blockwiseDot (blockwiseOrder in src/quant/float-order.ts).
 //
-// Activations come as "Q8_0 planes" for T tokens of n elements (B = n/32 blocks a token):
-//   qs  [T·B][32] i8   at acts
-//   d   [T·B]     f32  at acts + T·B·32   (the f16 scale widened, times 2^112: the weights' scales come as halvesScaledDown4)
-//   bias [T·B]    32 bits at acts + T·B·36 (Q4_0's −8·Σ qs of the block, as the start of its integer sum:
-//                 with relaxed SIMD two i16, over the elements ≡ 0, 1 and ≡ 2, 3 mod 4, the two halves that
-//                 dotAcc's even and odd i16 lanes gather; otherwise one i32 over all 32)
+// Activations come as "Q8_0 records" for T tokens of n elements (B = n/32 blocks a token), 40 bytes a
+// (token, block):
+//   qs   32 i8
+//   d    f32      (the f16 scale widened, times 2^112: the weights' scales come as halvesScaledDown4)
+//   bias 32 bits  (Q4_0's −8·Σ qs of the block, as the start of its integer sum: with relaxed SIMD two i16,
+//                 over the elements ≡ 0, 1 and ≡ 2, 3 mod 4, the two halves that dotAcc's even and odd i16
+//                 lanes gather; otherwise one i32 over all 32)
+// in the order the batched kernel reads them: pass by pass (passStart), and within a pass block by block,
+// the pass's tokens side by side. One pointer and constant offsets then reach every token of a pass: on
+// 2048-wide rows, 1.1–1.2× the throughput of token-major planes, whose per-token pointers V8 computed
+// afresh for every chunk.
 
 import { floatToHalf } from "./half";
 import { fuseLanes, halfToFloat, halves4, halvesScaledDown4, loadHalf, q8_0Scale, quads, quantize16, TWO_TO_112 } from "./simd";
@@ -29,31 +34,54 @@ const Q4_0_HALF_NIBBLES: usize = 128;
 const Q4_0_SCALES: usize = 2 * Q4_0_HALF_NIBBLES;
 const Q4_0X16_BLOCK: usize = Q4_0_SCALES + 4 * 8;
 
+/** Bytes of a (token, block) record, and its fields' offsets. */
+const RECORD: usize = 40;
+const RECORD_SCALE: usize = 32;
+const RECORD_BIAS: usize = 36;
+
 /**
- * T rows of n f32 activations → Q8_0 planes (quantize_row_q8_0_ref's arithmetic), blocks first … end − 1
- * of the T·n/32 only, as a range kernel.
+ * Tokens of the last pass: batches go three tokens a pass, and the rest as one pass of two or four
+ * (one token alone is a pass of its own).
  */
-export function quantize_q8_0_plane_blocks(_unused: usize, first: i32, end: i32, src: usize, n: i32, acts: usize, tokens: i32, _outStride: i32): void {
-  const blocks = <usize>(n / 32) * <usize>tokens;
-  const dPlane = acts + blocks * 32;
-  const biasPlane = acts + blocks * 36;
-  for (let b = <usize>first; b < <usize>end; b++) {
-    const x = src + b * 128;
+// @ts-ignore: decorator
+@inline function lastPass(tokens: i32): i32 {
+  return tokens == 1 ? 1 : tokens % 3 == 0 ? 3 : tokens % 3 == 2 ? 2 : 4;
+}
+
+/** The first token of token t's pass. */
+// @ts-ignore: decorator
+@inline function passStart(t: i32, tokens: i32): i32 {
+  const last = tokens - lastPass(tokens);
+  return t < last ? t - t % 3 : last;
+}
+
+/**
+ * T rows of n f32 activations → Q8_0 records (quantize_row_q8_0_ref's arithmetic), blocks first … end − 1
+ * of the T·n/32 (token-major) only, as a range kernel.
+ */
+export function quantize_q8_0_record_blocks(_unused: usize, first: i32, end: i32, src: usize, n: i32, acts: usize, tokens: i32, _outStride: i32): void {
+  const blocks = n / 32;
+  for (let b = first; b < end; b++) {
+    const x = src + <usize>b * 128;
+    const t = b / blocks;
+    const start = passStart(t, tokens);
+    const count = t < tokens - lastPass(tokens) ? 3 : tokens - start;
+    const y = acts + <usize>(start * blocks + (b - t * blocks) * count + t - start) * RECORD;
     const d = q8_0Scale(x);
     const id = f32x4.splat(d != 0 ? <f32>1 / d : 0);
-    store<f32>(dPlane + (b << 2), halfToFloat(floatToHalf(d)) * TWO_TO_112);
+    store<f32>(y, halfToFloat(floatToHalf(d)) * TWO_TO_112, RECORD_SCALE);
     const first = quantize16(x, id);
     const second = quantize16(x + 64, id);
-    v128.store(acts + b * 32, first);
-    v128.store(acts + b * 32 + 16, second);
+    v128.store(y, first);
+    v128.store(y, second, 16);
     // pair sums of both halves; as i32 lanes, each holds an even and an odd i16 lane
     const pairs = i16x8.add(i16x8.extadd_pairwise_i8x16_s(first), i16x8.extadd_pairwise_i8x16_s(second));
     const halves = i16x8.add(pairs, v128.shuffle<i32>(pairs, pairs, 2, 3, 0, 1));
     const both = i16x8.add(halves, v128.shuffle<i32>(halves, halves, 1, 0, 3, 2));
     const even = <i32>i16x8.extract_lane_s(both, 0);
     const odd = <i32>i16x8.extract_lane_s(both, 1);
-    if (ASC_FEATURE_RELAXED_SIMD) store<u32>(biasPlane + (b << 2), (<u32>(-8 * even) & 0xffff) | (<u32>(-8 * odd) << 16));
-    else store<i32>(biasPlane + (b << 2), -8 * (even + odd));
+    if (ASC_FEATURE_RELAXED_SIMD) store<u32>(y, (<u32>(-8 * even) & 0xffff) | (<u32>(-8 * odd) << 16), RECORD_BIAS);
+    else store<i32>(y, -8 * (even + odd), RECORD_BIAS);
   }
 }
 
@@ -117,32 +145,29 @@ export function repack_q4_0x16(src: usize, dst: usize, rows: i32, n: i32): void 
 }
 
 /**
- * Where block a's integer sums start: −8·Σy from the bias plane, so that they end as Σ (q − 8)·y. Each
+ * Where a block's integer sums start: −8·Σy from its record at y, so that they end as Σ (q − 8)·y. Each
  * i16 lane then holds at most 16 products of 8·127 at any point, wherever the chunks' dots have got to.
  */
 // @ts-ignore: decorator
-@inline function q4Start(biasPlane: usize, a: usize): v128 {
-  return v128.load32_splat(biasPlane + (a << 2));
+@inline function q4Start(y: usize): v128 {
+  return v128.load32_splat(y + RECORD_BIAS);
 }
 
-/** acc = fma(row totals of s, dw·dy, acc): the block's one rounding step (dw from halvesScaledDown4). */
+/** acc = fma(row totals of s, dw·dy, acc), dy from the block's record at y: the block's one rounding step (dw from halvesScaledDown4). */
 // @ts-ignore: decorator
-@inline function q4Finish(acc: v128, s: v128, dw: v128, dPlane: usize, a: usize): v128 {
-  return fuseLanes(acc, rowTotals(s), f32x4.mul(dw, v128.load32_splat(dPlane + (a << 2))));
+@inline function q4Finish(acc: v128, s: v128, dw: v128, y: usize): v128 {
+  return fuseLanes(acc, rowTotals(s), f32x4.mul(dw, v128.load32_splat(y + RECORD_SCALE)));
 }
 
 /**
  * out[t·outStride + r] for rows 16·first … 16·end − 1 and tokens 0 … tokens − 1: Q4_0x16 weights · Q8_0
- * planes. Single tokens take a group's two halves together, so each activation load serves sixteen rows;
+ * records. Single tokens take a group's two halves together, so each activation load serves sixteen rows;
  * prompt batches go a half and three tokens at a time (q4_0HalfPass), so each weight block is loaded and
  * unpacked once for three tokens and each activation load serves eight rows (a group's blocks stay in
  * cache while its halves take turns).
  */
 export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32): void {
   const blocks = <usize>(n / 32);
-  const all = blocks * <usize>tokens;
-  const dPlane = acts + all * 32;
-  const biasPlane = acts + all * 36;
   const mask = i8x16.splat(0x0f);
   const groupBytes = blocks * Q4_0X16_BLOCK;
   const stride = <usize>outStride << 2;
@@ -153,25 +178,25 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
       let acc1 = f32x4.splat(0);
       let acc2 = f32x4.splat(0);
       let acc3 = f32x4.splat(0);
-      for (let b: usize = 0; b < blocks; b++) {
-        const x = w + b * Q4_0X16_BLOCK;
-        const y = acts + (b << 5);
-        const start = q4Start(biasPlane, b);
+      let y = acts;
+      for (let x = w; x < w + groupBytes; x += Q4_0X16_BLOCK, y += RECORD) {
+        const start = q4Start(y);
         let s0 = start, s1 = start, s2 = start, s3 = start;
-        for (let k: usize = 0; k < 8; k++) {
-          const yk = v128.load32_splat(y + 4 * k);
-          const p0 = v128.load(x + 16 * k);
-          const p1 = v128.load(x + Q4_0_HALF_NIBBLES + 16 * k);
-          s0 = dotAcc(s0, v128.and(p0, mask), yk);
-          s1 = dotAcc(s1, highNibbles(p0, mask), yk);
-          s2 = dotAcc(s2, v128.and(p1, mask), yk);
-          s3 = dotAcc(s3, highNibbles(p1, mask), yk);
+        let yk = y;
+        for (let p = x; p < x + Q4_0_HALF_NIBBLES; p += 16, yk += 4) {
+          const splat = v128.load32_splat(yk);
+          const p0 = v128.load(p);
+          const p1 = v128.load(p, Q4_0_HALF_NIBBLES);
+          s0 = dotAcc(s0, v128.and(p0, mask), splat);
+          s1 = dotAcc(s1, highNibbles(p0, mask), splat);
+          s2 = dotAcc(s2, v128.and(p1, mask), splat);
+          s3 = dotAcc(s3, highNibbles(p1, mask), splat);
         }
         const d = x + Q4_0_SCALES;
-        acc0 = q4Finish(acc0, s0, halvesScaledDown4(d), dPlane, b);
-        acc1 = q4Finish(acc1, s1, halvesScaledDown4(d + 8), dPlane, b);
-        acc2 = q4Finish(acc2, s2, halvesScaledDown4(d + 16), dPlane, b);
-        acc3 = q4Finish(acc3, s3, halvesScaledDown4(d + 24), dPlane, b);
+        acc0 = q4Finish(acc0, s0, halvesScaledDown4(d), y);
+        acc1 = q4Finish(acc1, s1, halvesScaledDown4(d + 8), y);
+        acc2 = q4Finish(acc2, s2, halvesScaledDown4(d + 16), y);
+        acc3 = q4Finish(acc3, s3, halvesScaledDown4(d + 24), y);
       }
       v128.store(out + (g << 6), acc0);
       v128.store(out + (g << 6), acc1, 16);
@@ -180,100 +205,96 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
     }
     return;
   }
+  // threes, and the rest as one pass of two or four tokens (tokens ≥ 2 here)
+  const rest = <usize>(tokens % 3 == 0 ? 0 : lastPass(tokens));
+  const threesEnd = <usize>tokens - rest;
+  const restActs = acts + threesEnd * blocks * RECORD;
   for (let g = <usize>first; g < <usize>end; g++) {
     for (let half: usize = 0; half < 2; half++) {
       const w = weights + g * groupBytes + half * Q4_0_HALF_NIBBLES;
+      const wEnd = w + groupBytes;
       // the half's two quads' scales, from its nibbles' start in a block
       const scales = Q4_0_SCALES + half * 16 - half * Q4_0_HALF_NIBBLES;
       const o = out + (g << 6) + (half << 5);
-      // threes, and the rest as one pass of two or four tokens (tokens ≥ 2 here)
-      const rest: usize = tokens % 3 == 0 ? 0 : tokens % 3 == 2 ? 2 : 4;
-      const threesEnd = <usize>tokens - rest;
-      for (let t: usize = 0; t < threesEnd; t += 3) q4_0HalfPass(w, scales, acts, dPlane, biasPlane, blocks, t, o, stride, 3);
-      if (rest == 2) q4_0HalfPass(w, scales, acts, dPlane, biasPlane, blocks, threesEnd, o, stride, 2);
-      if (rest == 4) q4_0HalfPass(w, scales, acts, dPlane, biasPlane, blocks, threesEnd, o, stride, 4);
+      for (let t: usize = 0; t < threesEnd; t += 3) q4_0HalfPass(w, wEnd, scales, acts + t * blocks * RECORD, o + t * stride, stride, 3);
+      if (rest == 2) q4_0HalfPass(w, wEnd, scales, restActs, o + threesEnd * stride, stride, 2);
+      if (rest == 4) q4_0HalfPass(w, wEnd, scales, restActs, o + threesEnd * stride, stride, 4);
     }
   }
 }
 
 /**
- * One half's rows for `count` (2, 3 or 4, a constant where inlined) tokens from t: each chunk is loaded and
- * split once for all of them, and each activation broadcast serves eight rows. Three tokens rather than
- * four where there is the choice: at four, the i16 sums, the split nibbles and the broadcasts overflow the
- * sixteen vector registers of x86-64 and V8 keeps a hot sum on the stack (A/B single thread, same outputs:
- * threes ran 1.11–1.16× four-token passes at 128 tokens, 1.06–1.17× at 512).
+ * One half's rows for `count` (2, 3 or 4, a constant where inlined) tokens, whose records start at y
+ * (one pass's, block by block), into rows o, o + stride, …: each chunk is loaded and split once for all of
+ * them, and each activation broadcast serves eight rows. Three tokens rather than four where there is the
+ * choice: at four, the i16 sums, the split nibbles and the broadcasts overflow the sixteen vector
+ * registers of x86-64 and V8 keeps a hot sum on the stack (A/B single thread, same outputs: threes ran
+ * 1.11–1.16× four-token passes at 128 tokens, 1.06–1.17× at 512).
  */
 // @ts-ignore: decorator
-@inline function q4_0HalfPass(w: usize, scales: usize, acts: usize, dPlane: usize, biasPlane: usize, blocks: usize, t: usize, o: usize, stride: usize, count: i32): void {
+@inline function q4_0HalfPass(w: usize, wEnd: usize, scales: usize, y: usize, o: usize, stride: usize, count: i32): void {
   const mask = i8x16.splat(0x0f);
   const zero = f32x4.splat(0);
+  const step = <usize>count * RECORD;
   let lo0 = zero, lo1 = zero, lo2 = zero, lo3 = zero;
   let hi0 = zero, hi1 = zero, hi2 = zero, hi3 = zero;
-  for (let b: usize = 0; b < blocks; b++) {
-    const x = w + b * Q4_0X16_BLOCK;
-    const a0 = t * blocks + b;
-    const a1 = a0 + blocks;
-    const a2 = a1 + blocks;
-    const a3 = a2 + blocks;
-    const y0 = acts + (a0 << 5);
-    const y1 = acts + (a1 << 5);
-    const y2 = acts + (a2 << 5);
-    const y3 = acts + (a3 << 5);
-    let l0 = q4Start(biasPlane, a0);
+  for (let x = w; x < wEnd; x += Q4_0X16_BLOCK, y += step) {
+    let l0 = q4Start(y);
     let h0 = l0;
-    let l1 = q4Start(biasPlane, a1);
+    let l1 = q4Start(y + RECORD);
     let h1 = l1;
-    let l2 = count > 2 ? q4Start(biasPlane, a2) : zero;
+    let l2 = count > 2 ? q4Start(y + 2 * RECORD) : zero;
     let h2 = l2;
-    let l3 = count > 3 ? q4Start(biasPlane, a3) : zero;
+    let l3 = count > 3 ? q4Start(y + 3 * RECORD) : zero;
     let h3 = l3;
-    for (let k: usize = 0; k < 8; k++) {
-      const p = v128.load(x + 16 * k);
-      const low = v128.and(p, mask);
-      const high = highNibbles(p, mask);
-      let y = v128.load32_splat(y0 + 4 * k);
-      l0 = dotAcc(l0, low, y);
-      h0 = dotAcc(h0, high, y);
-      y = v128.load32_splat(y1 + 4 * k);
-      l1 = dotAcc(l1, low, y);
-      h1 = dotAcc(h1, high, y);
+    let yk = y;
+    for (let p = x; p < x + Q4_0_HALF_NIBBLES; p += 16, yk += 4) {
+      const chunk = v128.load(p);
+      const low = v128.and(chunk, mask);
+      const high = highNibbles(chunk, mask);
+      let splat = v128.load32_splat(yk);
+      l0 = dotAcc(l0, low, splat);
+      h0 = dotAcc(h0, high, splat);
+      splat = v128.load32_splat(yk, RECORD);
+      l1 = dotAcc(l1, low, splat);
+      h1 = dotAcc(h1, high, splat);
       if (count > 2) {
-        y = v128.load32_splat(y2 + 4 * k);
-        l2 = dotAcc(l2, low, y);
-        h2 = dotAcc(h2, high, y);
+        splat = v128.load32_splat(yk, 2 * RECORD);
+        l2 = dotAcc(l2, low, splat);
+        h2 = dotAcc(h2, high, splat);
       }
       if (count > 3) {
-        y = v128.load32_splat(y3 + 4 * k);
-        l3 = dotAcc(l3, low, y);
-        h3 = dotAcc(h3, high, y);
+        splat = v128.load32_splat(yk, 3 * RECORD);
+        l3 = dotAcc(l3, low, splat);
+        h3 = dotAcc(h3, high, splat);
       }
     }
     const dLow = halvesScaledDown4(x + scales);
     const dHigh = halvesScaledDown4(x + scales + 8);
-    lo0 = q4Finish(lo0, l0, dLow, dPlane, a0);
-    hi0 = q4Finish(hi0, h0, dHigh, dPlane, a0);
-    lo1 = q4Finish(lo1, l1, dLow, dPlane, a1);
-    hi1 = q4Finish(hi1, h1, dHigh, dPlane, a1);
+    lo0 = q4Finish(lo0, l0, dLow, y);
+    hi0 = q4Finish(hi0, h0, dHigh, y);
+    lo1 = q4Finish(lo1, l1, dLow, y + RECORD);
+    hi1 = q4Finish(hi1, h1, dHigh, y + RECORD);
     if (count > 2) {
-      lo2 = q4Finish(lo2, l2, dLow, dPlane, a2);
-      hi2 = q4Finish(hi2, h2, dHigh, dPlane, a2);
+      lo2 = q4Finish(lo2, l2, dLow, y + 2 * RECORD);
+      hi2 = q4Finish(hi2, h2, dHigh, y + 2 * RECORD);
     }
     if (count > 3) {
-      lo3 = q4Finish(lo3, l3, dLow, dPlane, a3);
-      hi3 = q4Finish(hi3, h3, dHigh, dPlane, a3);
+      lo3 = q4Finish(lo3, l3, dLow, y + 3 * RECORD);
+      hi3 = q4Finish(hi3, h3, dHigh, y + 3 * RECORD);
     }
   }
-  v128.store(o + t * stride, lo0);
-  v128.store(o + t * stride, hi0, 16);
-  v128.store(o + (t + 1) * stride, lo1);
-  v128.store(o + (t + 1) * stride, hi1, 16);
+  v128.store(o, lo0);
+  v128.store(o, hi0, 16);
+  v128.store(o + stride, lo1);
+  v128.store(o + stride, hi1, 16);
   if (count > 2) {
-    v128.store(o + (t + 2) * stride, lo2);
-    v128.store(o + (t + 2) * stride, hi2, 16);
+    v128.store(o + 2 * stride, lo2);
+    v128.store(o + 2 * stride, hi2, 16);
   }
   if (count > 3) {
-    v128.store(o + (t + 3) * stride, lo3);
-    v128.store(o + (t + 3) * stride, hi3, 16);
+    v128.store(o + 3 * stride, lo3);
+    v128.store(o + 3 * stride, hi3, 16);
   }
 }
 

@@ -11,7 +11,7 @@ export const KERNEL_NAMES = [
   "matvec_q4_0", "matvec_q5_0", "matvec_q4_1", "matvec_q5_1", "matvec_q2_k", "matvec_q3_k", "matvec_q4_k", "matvec_q5_k", "matvec_q6_k",
   "gemm_q8_0x16", "gemm_q4_0x16", "gemm_q4_kx4", "gemm_q6_kx4",
   "matmul_f32", "matmul_f16", "matmul_bf16",
-  "attend_range", "rms_norm_rows", "quantize_q8_k_blocks", "quantize_q8_0_split_blocks", "quantize_q8_0_plane_blocks",
+  "attend_range", "rms_norm_rows", "quantize_q8_k_blocks", "quantize_q8_0_split_blocks", "quantize_q8_0_record_blocks",
   "gelu_mul_range", "softcap_range", "silu_mul_range",
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];

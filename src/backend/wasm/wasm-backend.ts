@@ -62,8 +62,8 @@ interface ActivationLayout {
   blockSize: number;
   blockBytes: number;
 }
-/** Q8_0 planes: 32 quants, a widened f32 scale and a 32-bit bias word a block (kernels/interleaved.ts). */
-const Q8_0_PLANES: ActivationLayout = { quantize: "quantize_q8_0_plane_blocks", blockSize: 32, blockBytes: 40 };
+/** Q8_0 records: 32 quants, a widened f32 scale and a 32-bit bias word a (token, block), in the order the batched kernel reads them (kernels/interleaved.ts). */
+const Q8_0_RECORDS: ActivationLayout = { quantize: "quantize_q8_0_record_blocks", blockSize: 32, blockBytes: 40 };
 /** Q8_0 split for the sign trick: |q|, q's sign masks, a widened f32 scale and Σ|q| of the negative q (kernels/q8_0.ts). */
 const Q8_0_SPLIT: ActivationLayout = { quantize: "quantize_q8_0_split_blocks", blockSize: 32, blockBytes: 80 };
 /** Standard Q8_K rows. */
@@ -71,7 +71,7 @@ const Q8_K_ROWS: ActivationLayout = { quantize: "quantize_q8_k_blocks", blockSiz
 
 const BATCHED: Partial<Record<GgmlType, BatchedKernel>> = {
   [GgmlType.Q8_0]: { layout: { repack: "repack_q8_0x16", rows: 16, blockSize: 32, groupBytesPerBlock: 544 }, activations: Q8_0_SPLIT, gemm: "gemm_q8_0x16" },
-  [GgmlType.Q4_0]: { layout: { repack: "repack_q4_0x16", rows: 16, blockSize: 32, groupBytesPerBlock: 288 }, activations: Q8_0_PLANES, gemm: "gemm_q4_0x16" },
+  [GgmlType.Q4_0]: { layout: { repack: "repack_q4_0x16", rows: 16, blockSize: 32, groupBytesPerBlock: 288 }, activations: Q8_0_RECORDS, gemm: "gemm_q4_0x16" },
   [GgmlType.Q4_K]: { layout: { repack: "repack_q4_kx4", rows: 4, blockSize: 256, groupBytesPerBlock: 592 }, activations: Q8_K_ROWS, gemm: "gemm_q4_kx4" },
   [GgmlType.Q6_K]: { layout: { repack: "repack_q6_kx4", rows: 4, blockSize: 256, groupBytesPerBlock: 840 }, activations: Q8_K_ROWS, gemm: "gemm_q6_kx4", threadBytesPerBlock: 1104 },
 };
