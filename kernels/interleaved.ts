@@ -61,28 +61,36 @@ const RECORD_BIAS: usize = 36;
  */
 export function quantize_q8_0_record_blocks(_unused: usize, first: i32, end: i32, src: usize, n: i32, acts: usize, tokens: i32, _outStride: i32): void {
   const blocks = n / 32;
-  for (let b = first; b < end; b++) {
-    const x = src + <usize>b * 128;
-    const t = b / blocks;
+  const last = tokens - lastPass(tokens);
+  // token t's blocks in the range, one token at a time: its records lie `count` records apart
+  for (let t = first / blocks, b = first - t * blocks, i = first; i < end; t++, b = 0) {
     const start = passStart(t, tokens);
-    const count = t < tokens - lastPass(tokens) ? 3 : tokens - start;
-    const y = acts + <usize>(start * blocks + (b - t * blocks) * count + t - start) * RECORD;
-    const d = q8_0Scale(x);
-    const id = f32x4.splat(d != 0 ? <f32>1 / d : 0);
-    store<f32>(y, halfToFloat(floatToHalf(d)) * TWO_TO_112, RECORD_SCALE);
-    const first = quantize16(x, id);
-    const second = quantize16(x + 64, id);
-    v128.store(y, first);
-    v128.store(y, second, 16);
-    // pair sums of both halves; as i32 lanes, each holds an even and an odd i16 lane
-    const pairs = i16x8.add(i16x8.extadd_pairwise_i8x16_s(first), i16x8.extadd_pairwise_i8x16_s(second));
-    const halves = i16x8.add(pairs, v128.shuffle<i32>(pairs, pairs, 2, 3, 0, 1));
-    const both = i16x8.add(halves, v128.shuffle<i32>(halves, halves, 1, 0, 3, 2));
-    const even = <i32>i16x8.extract_lane_s(both, 0);
-    const odd = <i32>i16x8.extract_lane_s(both, 1);
-    if (ASC_FEATURE_RELAXED_SIMD) store<u32>(y, (<u32>(-8 * even) & 0xffff) | (<u32>(-8 * odd) << 16), RECORD_BIAS);
-    else store<i32>(y, -8 * (even + odd), RECORD_BIAS);
+    const count = t < last ? 3 : tokens - start;
+    const stop = min(blocks, b + end - i);
+    const step = <usize>count * RECORD;
+    let y = acts + <usize>(start * blocks + b * count + t - start) * RECORD;
+    for (let x = src + <usize>i * 128; b < stop; b++, i++, x += 128, y += step) quantizeRecord(x, y);
   }
+}
+
+/** The 32 f32 at x → a Q8_0 record at y. */
+// @ts-ignore: decorator
+@inline function quantizeRecord(x: usize, y: usize): void {
+  const d = q8_0Scale(x);
+  const id = f32x4.splat(d != 0 ? <f32>1 / d : 0);
+  store<f32>(y, halfToFloat(floatToHalf(d)) * TWO_TO_112, RECORD_SCALE);
+  const first = quantize16(x, id);
+  const second = quantize16(x + 64, id);
+  v128.store(y, first);
+  v128.store(y, second, 16);
+  // pair sums of both halves; as i32 lanes, each holds an even and an odd i16 lane
+  const pairs = i16x8.add(i16x8.extadd_pairwise_i8x16_s(first), i16x8.extadd_pairwise_i8x16_s(second));
+  const halves = i16x8.add(pairs, v128.shuffle<i32>(pairs, pairs, 2, 3, 0, 1));
+  const both = i16x8.add(halves, v128.shuffle<i32>(halves, halves, 1, 0, 3, 2));
+  const even = <i32>i16x8.extract_lane_s(both, 0);
+  const odd = <i32>i16x8.extract_lane_s(both, 1);
+  if (ASC_FEATURE_RELAXED_SIMD) store<u32>(y, (<u32>(-8 * even) & 0xffff) | (<u32>(-8 * odd) << 16), RECORD_BIAS);
+  else store<i32>(y, -8 * (even + odd), RECORD_BIAS);
 }
 
 /** Standard Q4_0 rows (rows a multiple of 16) → the x16 layout. */
