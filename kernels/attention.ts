@@ -199,6 +199,29 @@ function attendHead(
   qh: usize, keys: usize, values: usize, o: usize, probs: usize, acc: usize, qh16: usize,
   first: i32, visible: i32, headDim: i32, scale: f32, cap: f32, halves: bool,
 ): void {
+  headProbabilities(qh, keys, probs, qh16, first, visible, headDim, scale, cap, halves);
+  slotSums(values, probs, acc, visible, <usize>headDim << 2);
+  reduceSlots(acc, o, visible, headDim);
+}
+
+/**
+ * attendHead for two query heads of one KV head (q at qa and qb, out at oa and ob), their probabilities at
+ * probs and probs + probsBytes: the same steps, but their V sums together (slotSumsPair).
+ */
+function attendHeadPair(
+  qa: usize, qb: usize, keys: usize, values: usize, oa: usize, ob: usize, probs: usize, probsBytes: usize, acc: usize, qh16: usize,
+  first: i32, visible: i32, headDim: i32, scale: f32, cap: f32, halves: bool,
+): void {
+  const rowBytes = <usize>headDim << 2;
+  headProbabilities(qa, keys, probs, qh16, first, visible, headDim, scale, cap, halves);
+  headProbabilities(qb, keys, probs + probsBytes, qh16 + rowBytes, first, visible, headDim, scale, cap, halves);
+  slotSumsPair(values, probs, probs + probsBytes, acc, acc + 32 * rowBytes, visible, rowBytes);
+  reduceSlots(acc, oa, visible, headDim);
+  reduceSlots(acc + 32 * rowBytes, ob, visible, headDim);
+}
+
+/** One head's scores (soft-capped where `cap` is set, then scaled) and their softmax, at probs. */
+function headProbabilities(qh: usize, keys: usize, probs: usize, qh16: usize, first: i32, visible: i32, headDim: i32, scale: f32, cap: f32, halves: bool): void {
   const invCap: f32 = cap != 0 ? <f32>1.0 / cap : 0;
   const rowBytes = <usize>headDim << 2;
   roundQuery(qh, qh16, rowBytes, halves);
@@ -221,9 +244,14 @@ function attendHead(
     }
   }
   softmaxRow(probs, first, visible, max, halves);
-  // V: slot s accumulates p_j·V_j over the cells j ≡ s (mod 32) in order, from a fused product with zero;
-  // slots that no key reached read as zero below. A slot's eight vectors of dimensions stay in registers
-  // while its cells go by.
+}
+
+/**
+ * V: slot s of acc accumulates p_j·V_j over the cells j ≡ s (mod 32) in order, from a fused product with
+ * zero; slots that no key reached read as zero in reduceSlots. A slot's eight vectors of dimensions stay
+ * in registers while its cells go by.
+ */
+function slotSums(values: usize, probs: usize, acc: usize, visible: i32, rowBytes: usize): void {
   const slots = 32;
   const used = <usize>min(visible, slots);
   const cellStride = <usize>slots * rowBytes;
@@ -264,6 +292,57 @@ function attendHead(
       v128.store(acc + s * rowBytes + d, a);
     }
   }
+}
+
+/**
+ * slotSums for two heads' probabilities (pa, pb) into their accumulators (acca, accb), for rows of a
+ * multiple of 16 dimensions: four dimensions of both heads a pass, so that each V line loaded serves
+ * both and the eight accumulators, two broadcasts and four lines fit x86-64's sixteen vector registers
+ * (with eight dimensions of one head, V8 kept an accumulator on the stack).
+ */
+function slotSumsPair(values: usize, pa: usize, pb: usize, acca: usize, accb: usize, visible: i32, rowBytes: usize): void {
+  const slots: usize = 32;
+  const used = <usize>min(visible, <i32>slots);
+  const cellStride = slots * rowBytes;
+  const end = values + <usize>visible * rowBytes;
+  for (let d: usize = 0; d < rowBytes; d += 64) {
+    for (let s: usize = 0; s < used; s++) {
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+      let p = s << 2;
+      for (let row = values + s * rowBytes + d; row < end; row += cellStride, p += slots << 2) {
+        const x = v128.load32_splat(pa + p);
+        const y = v128.load32_splat(pb + p);
+        const v0 = v128.load(row);
+        const v1 = v128.load(row, 16);
+        const v2 = v128.load(row, 32);
+        const v3 = v128.load(row, 48);
+        a0 = madd(x, v0, a0);
+        b0 = madd(y, v0, b0);
+        a1 = madd(x, v1, a1);
+        b1 = madd(y, v1, b1);
+        a2 = madd(x, v2, a2);
+        b2 = madd(y, v2, b2);
+        a3 = madd(x, v3, a3);
+        b3 = madd(y, v3, b3);
+      }
+      const at = s * rowBytes + d;
+      v128.store(acca + at, a0);
+      v128.store(acca + at, a1, 16);
+      v128.store(acca + at, a2, 32);
+      v128.store(acca + at, a3, 48);
+      v128.store(accb + at, b0);
+      v128.store(accb + at, b1, 16);
+      v128.store(accb + at, b2, 32);
+      v128.store(accb + at, b3, 48);
+    }
+  }
+}
+
+/** The 32 slots of acc (those past `visible` as zeros) reduced as GGML_F32_VEC_REDUCE, into o. */
+function reduceSlots(acc: usize, o: usize, visible: i32, headDim: i32): void {
+  const rowBytes = <usize>headDim << 2;
+  const used = <usize>min(visible, 32);
   for (let d = 0; d < headDim; d += 4) {
     const at = acc + (<usize>d << 2);
     const stride = rowBytes;
@@ -467,7 +546,7 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
     const wideValues = wideKeys + headBytes;
     const probs = wideValues + headBytes;
     const acc = probs + (<usize>(QUERY_BLOCK * cells) << 2);
-    const qh16 = acc + (<usize>(32 * headDim) << 2);
+    const qh16 = acc + (<usize>(64 * headDim) << 2);
     const meta = qh16 + (<usize>(QUERY_BLOCK * headDim) << 2);
     const chunks = (tokens + chunk - 1) / chunk;
     // batches take V transposed (attendBlocks)
@@ -495,7 +574,16 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
     for (let t = t0; t < t1; t++) {
       const visible = load<i32>(positions + (<usize>t << 2)) + 1;
       const first = window > 0 ? max(0, visible - window) : 0;
-      for (let h = g * group; h < (g + 1) * group; h++) {
+      let h = g * group;
+      const last = (g + 1) * group;
+      const rowBytes = <usize>headDim << 2;
+      if (headDim % 16 == 0) {
+        for (; h + 2 <= last; h += 2) {
+          const at = <usize>((t * heads + h) * headDim) << 2;
+          attendHeadPair(q + at, q + at + rowBytes, wideKeys, wideValues, out + at, out + at + rowBytes, probs, <usize>cells << 2, acc, qh16, first, visible, headDim, scale, cap, kvType == KV_F16);
+        }
+      }
+      for (; h < last; h++) {
         const at = <usize>((t * heads + h) * headDim) << 2;
         attendHead(q + at, wideKeys, wideValues, out + at, probs, acc, qh16, first, visible, headDim, scale, cap, kvType == KV_F16);
       }

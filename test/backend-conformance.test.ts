@@ -164,8 +164,9 @@ function assertSameQuantization(kernels: KernelInstance, quantize: (src: number,
 describe("the WASM kernels against their scalar twins", () => {
   const scalar = new ScalarBackend();
   const wasm = new WasmBackend();
-  // The last two split across threads (by KV head and by chunks of query tokens).
-  const attentionCases = [[64, 1, 4, 2, 37], [64, 1, 4, 2, 5], [64, 3, 4, 2, 37], [8, 1, 4, 2, 37], [8, 2, 4, 2, 37], [4, 1, 4, 2, 37], [32, 40, 4, 2, 37], [64, 1, 8, 4, 700], [64, 70, 8, 4, 200], [80, 1, 4, 2, 37]];
+  // Single tokens take query heads in pairs where the head size is a multiple of 16, and an odd group's
+  // last head alone (6/2 heads); the last two split across threads (by KV head and by chunks of query tokens).
+  const attentionCases = [[64, 1, 4, 2, 37], [64, 1, 4, 2, 5], [64, 3, 4, 2, 37], [8, 1, 4, 2, 37], [8, 2, 4, 2, 37], [4, 1, 4, 2, 37], [32, 40, 4, 2, 37], [80, 1, 4, 2, 37], [64, 1, 6, 2, 37], [64, 1, 8, 4, 700], [64, 70, 8, 4, 200]];
   for (const [headDim, T, heads, kvHeads, start] of attentionCases) {
     it(`attention over the cache is bit-identical (head size ${headDim}, ${T} token${T > 1 ? "s" : ""}, ${heads}/${kvHeads} heads, from ${start})`, () => {
       const kvWidth = kvHeads * headDim;

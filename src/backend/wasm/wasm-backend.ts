@@ -409,8 +409,9 @@ export class WasmBackend extends ScalarBackend {
     const rowWords = plans.reduce((sum, plan) => sum + plan.rowCount, 0);
     const paramWords = ATTENTION_HEADER_WORDS + segments.length * ATTENTION_SEGMENT_WORDS;
     // Per thread: K and V of one head widened to f32, the scores and q through F16 of a block of query
-    // rows, 32 accumulator rows, and 16 bytes a row of the block's bookkeeping (kernels/attention.ts).
-    const partBytes = (2 * cells * headDim + ATTENTION_QUERY_BLOCK * (cells + headDim + 4) + 32 * headDim) * 4;
+    // rows, 32 accumulator rows for each of two heads, and 16 bytes a row of the block's bookkeeping
+    // (kernels/attention.ts).
+    const partBytes = (2 * cells * headDim + ATTENTION_QUERY_BLOCK * (cells + headDim + 4) + 64 * headDim) * 4;
     const qBytes = q.length * 4;
     const at = instance.scratch((paramWords + tokens + rowWords) * 4 + 2 * qBytes + this.threads * partBytes + 64);
     const positionsAt = at + paramWords * 4;
