@@ -543,10 +543,9 @@ export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
   return i32x4.add(rowTotals(dotPair(c0, y0, c1, y1)), rowTotals(dotPair(c2, y2, c3, y3)));
 }
 
-/** q6kLevels for sub-block s of a packed super-block. */
+/** q6kLevels for a packed super-block's sub-block whose 48 bytes of levels are at p. */
 // @ts-ignore: decorator
-@inline function q6kPackedLevels(x: usize, s: usize, y0: v128, y1: v128, y2: v128, y3: v128): v128 {
-  const p = x + Q6_K_LEVELS + 48 * s;
+@inline function q6kPackedLevels(p: usize, y0: v128, y1: v128, y2: v128, y3: v128): v128 {
   const a = v128.load(p);
   const b = v128.load(p, 16);
   const c = v128.load(p, 32);
@@ -573,10 +572,9 @@ export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
   }
 }
 
-/** Sub-block s of a Q6_Kx4 super-block at x: its 16 levels (0 … 63) per row · the activations y0 … y3. */
+/** An unpacked sub-block's 16 levels (0 … 63) per row, 64 bytes at q, · the activations y0 … y3. */
 // @ts-ignore: decorator
-@inline function q6kLevels(x: usize, s: usize, y0: v128, y1: v128, y2: v128, y3: v128): v128 {
-  const q = x + UNPACKED_LEVELS + 64 * s;
+@inline function q6kLevels(q: usize, y0: v128, y1: v128, y2: v128, y3: v128): v128 {
   return q6kDots(v128.load(q), v128.load(q, 16), v128.load(q, 32), v128.load(q, 48), y0, y1, y2, y3);
 }
 
@@ -591,27 +589,31 @@ export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
 // @ts-ignore: decorator
 @inline function q6kSuperBlock(x: usize, y: usize, acc: v128): v128 {
   let isum = i32x4.splat(0);
-  for (let s: usize = 0; s < 16; s++) {
-    const ys = y + 4 + 16 * s;
-    const levels = q6kLevels(x, s, v128.load32_splat(ys), v128.load32_splat(ys, 4), v128.load32_splat(ys, 8), v128.load32_splat(ys, 12));
-    isum = q6kScaled(isum, levels, i32x4.splat(<i32>load<i16>(y + 260 + 2 * s) << 5), x + UNPACKED_SCALES + 4 * s);
+  // sub-blocks by stepping pointers: levels, activations, their sums and the scales
+  let q = x + UNPACKED_LEVELS, ys = y + 4, sums = y + 260, scales = x + UNPACKED_SCALES;
+  for (; ys < y + 260; q += 64, ys += 16, sums += 2, scales += 4) {
+    const levels = q6kLevels(q, v128.load32_splat(ys), v128.load32_splat(ys, 4), v128.load32_splat(ys, 8), v128.load32_splat(ys, 12));
+    isum = q6kScaled(isum, levels, i32x4.splat(<i32>load<i16>(sums) << 5), scales);
   }
   return fuseLanes(acc, isum, f32x4.mul(v128.load(x), v128.load32_splat(y)));
 }
 
-/** isum + sub-block s's contribution, from a packed super-block at x and its Q8_K activations at y. */
+/**
+ * isum + a sub-block's contribution, from a packed super-block's levels at p and scale at scales, with its
+ * activations at ys and their sum at sums (Q8_K).
+ */
 // @ts-ignore: decorator
-@inline function q6kPackedStep(isum: v128, x: usize, y: usize, s: usize): v128 {
-  const ys = y + 4 + 16 * s;
-  const levels = q6kPackedLevels(x, s, v128.load32_splat(ys), v128.load32_splat(ys, 4), v128.load32_splat(ys, 8), v128.load32_splat(ys, 12));
-  return q6kScaled(isum, levels, i32x4.splat(<i32>load<i16>(y + 260 + 2 * s) << 5), x + Q6_K_SCALES + 4 * s);
+@inline function q6kPackedStep(isum: v128, p: usize, scales: usize, ys: usize, sums: usize): v128 {
+  const levels = q6kPackedLevels(p, v128.load32_splat(ys), v128.load32_splat(ys, 4), v128.load32_splat(ys, 8), v128.load32_splat(ys, 12));
+  return q6kScaled(isum, levels, i32x4.splat(<i32>load<i16>(sums) << 5), scales);
 }
 
 /** q6kSuperBlock over a packed super-block. */
 // @ts-ignore: decorator
 @inline function q6kPackedSuperBlock(x: usize, y: usize, acc: v128): v128 {
   let isum = i32x4.splat(0);
-  for (let s: usize = 0; s < 16; s++) isum = q6kPackedStep(isum, x, y, s);
+  let p = x + Q6_K_LEVELS, scales = x + Q6_K_SCALES, ys = y + 4, sums = y + 260;
+  for (; ys < y + 260; p += 48, scales += 4, ys += 16, sums += 2) isum = q6kPackedStep(isum, p, scales, ys, sums);
   return fuseLanes(acc, isum, f32x4.mul(halves4(x), v128.load32_splat(y)));
 }
 
@@ -636,9 +638,10 @@ export function gemm_q6_kx4(weights: usize, first: i32, end: i32, acts: usize, n
         const y = acts + b * Q8_K_BYTES;
         let isum0 = i32x4.splat(0);
         let isum1 = i32x4.splat(0);
-        for (let s: usize = 0; s < 16; s++) {
-          isum0 = q6kPackedStep(isum0, x0, y, s);
-          isum1 = q6kPackedStep(isum1, x1, y, s);
+        let p = x0 + Q6_K_LEVELS, scales = x0 + Q6_K_SCALES, ys = y + 4, sums = y + 260;
+        for (; ys < y + 260; p += 48, scales += 4, ys += 16, sums += 2) {
+          isum0 = q6kPackedStep(isum0, p, scales, ys, sums);
+          isum1 = q6kPackedStep(isum1, p + groupBytes, scales + groupBytes, ys, sums);
         }
         const dy = v128.load32_splat(y);
         acc0 = fuseLanes(acc0, isum0, f32x4.mul(halves4(x0), dy));
