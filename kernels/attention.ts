@@ -248,8 +248,9 @@ function headProbabilities(qh: usize, keys: usize, probs: usize, qh16: usize, fi
 
 /**
  * V: slot s of acc accumulates p_j·V_j over the cells j ≡ s (mod 32) in order, from a fused product with
- * zero; slots that no key reached read as zero in reduceSlots. A slot's eight vectors of dimensions stay
- * in registers while its cells go by.
+ * zero; slots that no key reached read as zero in reduceSlots. A slot's eight vectors of dimensions are
+ * meant to stay in registers while its cells go by, but V8 keeps one on the stack; query heads that come
+ * in pairs take slotSumsPair instead.
  */
 function slotSums(values: usize, probs: usize, acc: usize, visible: i32, rowBytes: usize): void {
   const slots = 32;
