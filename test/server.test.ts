@@ -82,8 +82,10 @@ describe("tsllm serve with the official openai and ollama clients", () => {
     let chatted = "";
     for await (const part of await ollama.chat({ model: "stories260K", messages: [{ role: "user", content: story.prompt }], options, stream: true })) chatted += part.message.content;
     assert.equal(chatted, story.content);
-    assert.deepEqual((await ollama.list()).models.map((m) => m.name), ["stories260K"]);
-    assert.deepEqual((await ollama.ps()).models.map((m) => m.name), ["stories260K"]);
+    // a model served by path reports its file's bytes, as Ollama does
+    const bytes = statSync(STORIES).size;
+    assert.deepEqual((await ollama.list()).models.map((m) => [m.name, m.size]), [["stories260K", bytes]]);
+    assert.deepEqual((await ollama.ps()).models.map((m) => [m.name, m.size]), [["stories260K", bytes]]);
     const shown = await ollama.show({ model: "stories260K" });
     assert.equal((shown.model_info as unknown as Record<string, unknown>)["general.architecture"], "llama");
     assert.match((await ollama.version()).version, /^\d+\.\d+\.\d+$/);

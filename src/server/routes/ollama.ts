@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { Context, Hono } from "hono";
 import { stream as honoStream } from "hono/streaming";
 import { z } from "zod";
@@ -100,8 +101,15 @@ function details(served: ServedModel): Record<string, unknown> {
   return { format: "gguf", family: summary?.architecture ?? "unknown", families: [summary?.architecture ?? "unknown"], parameter_size: size, quantization_level: summary?.quant ?? "unknown" };
 }
 
+/** The model's bytes on disk, as Ollama's tags and ps report them: the store's record, or the files served by path. */
 function fileSize(served: ServedModel): number {
-  return served.resolved.manifest ? modelSize(served.resolved.manifest) : 0;
+  const { manifest, paths } = served.resolved;
+  if (manifest) return modelSize(manifest);
+  try {
+    return paths.reduce((sum, path) => sum + statSync(path).size, 0);
+  } catch {
+    return 0; // a file removed while served: its size is no longer known
+  }
 }
 
 /** The Ollama-compatible API: /api/generate, /api/chat, /api/tags, /api/show, /api/ps, /api/delete, /api/pull, /api/version. */
