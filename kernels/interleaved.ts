@@ -12,7 +12,7 @@
 //   bias 32 bits  (Q4_0's −8·Σ qs of the block, as the start of its integer sum: with relaxed SIMD two i16,
 //                 over the elements ≡ 0, 1 and ≡ 2, 3 mod 4, the two halves that dotAcc's even and odd i16
 //                 lanes gather; otherwise one i32 over all 32)
-// in the order the batched kernel reads them: pass by pass (passStart), and within a pass block by block,
+// in the order the batched kernel reads them: pass by pass (lastPass), and within a pass block by block,
 // the pass's tokens side by side. One pointer and constant offsets then reach every token of a pass: on
 // 2048-wide rows, 1.1–1.2× the throughput of token-major planes, whose per-token pointers V8 computed
 // afresh for every chunk.
@@ -48,24 +48,17 @@ const RECORD_BIAS: usize = 36;
   return tokens == 1 ? 1 : tokens % 3 == 0 ? 3 : tokens % 3 == 2 ? 2 : 4;
 }
 
-/** The first token of token t's pass. */
-// @ts-ignore: decorator
-@inline function passStart(t: i32, tokens: i32): i32 {
-  const last = tokens - lastPass(tokens);
-  return t < last ? t - t % 3 : last;
-}
-
 /**
  * T rows of n f32 activations → Q8_0 records (quantize_row_q8_0_ref's arithmetic), blocks first … end − 1
  * of the T·n/32 (token-major) only, as a range kernel.
  */
 export function quantize_q8_0_record_blocks(_unused: usize, first: i32, end: i32, src: usize, n: i32, acts: usize, tokens: i32, _outStride: i32): void {
   const blocks = n / 32;
-  const last = tokens - lastPass(tokens);
+  const last = tokens - lastPass(tokens); // the last pass's first token; the passes before it take threes
   // token t's blocks in the range, one token at a time: its records lie `count` records apart
   for (let t = first / blocks, b = first - t * blocks, i = first; i < end; t++, b = 0) {
-    const start = passStart(t, tokens);
-    const count = t < last ? 3 : tokens - start;
+    const start = t < last ? t - t % 3 : last;
+    const count = t < last ? 3 : tokens - last;
     const stop = min(blocks, b + end - i);
     const step = <usize>count * RECORD;
     let y = acts + <usize>(start * blocks + b * count + t - start) * RECORD;
