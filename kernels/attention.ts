@@ -33,6 +33,30 @@ import { tanh4 } from "./tanh";
   return f32x4.add(f32x4.add(a, b), f32x4.add(c, d));
 }
 
+/**
+ * halfTree against a key row still in F16 at `kh`, which it widens as it goes: each four values it
+ * converts are stored at kw (the row's f32 copy, where later query heads read them) and used at once.
+ */
+// @ts-ignore: decorator
+@inline function halfTreeWidening(q: usize, kh: usize, kw: usize, bytes: usize, f: usize): v128 {
+  let a = f32x4.splat(0), b = f32x4.splat(0), c = f32x4.splat(0), d = f32x4.splat(0);
+  for (let i: usize = f << 4; i < bytes; i += 128) {
+    const k0 = halves4(kh + (i >> 1));
+    const k1 = halves4(kh + (i >> 1) + 32);
+    const k2 = halves4(kh + (i >> 1) + 16);
+    const k3 = halves4(kh + (i >> 1) + 48);
+    v128.store(kw + i, k0);
+    v128.store(kw + i, k1, 64);
+    v128.store(kw + i, k2, 32);
+    v128.store(kw + i, k3, 96);
+    a = madd(v128.load(q + i), k0, a);
+    b = madd(v128.load(q + i, 64), k1, b);
+    c = madd(v128.load(q + i, 32), k2, c);
+    d = madd(v128.load(q + i, 96), k3, d);
+  }
+  return f32x4.add(f32x4.add(a, b), f32x4.add(c, d));
+}
+
 /** q (f32, n values) · a key row already widened to f32, in vec_dot (batched = 0) or tinyBLAS (batched = 1) order. */
 // @ts-ignore: decorator
 @inline function dotRow(q: usize, k: usize, n: i32, batched: i32): f32 {
@@ -55,6 +79,21 @@ import { tanh4 } from "./tanh";
   }
   for (let i = np; i < n; i++) total += <f64>(load<f32>(q + (<usize>i << 2)) * load<f32>(k + (<usize>i << 2)));
   return <f32>total;
+}
+
+/** dotRow (single-token order, n a multiple of 32) of q against a key row in F16 at kh, widened into kw on the way. */
+// @ts-ignore: decorator
+@inline function dotRowWidening(q: usize, kh: usize, kw: usize, n: i32): f32 {
+  const bytes = <usize>n << 2;
+  const d = f32x4.add(halfTreeWidening(q, kh, kw, bytes, 0), halfTreeWidening(q, kh, kw, bytes, 1));
+  return (f32x4.extract_lane(d, 0) + f32x4.extract_lane(d, 1)) + (f32x4.extract_lane(d, 2) + f32x4.extract_lane(d, 3));
+}
+
+/** Where row j of one KV head starts in an F16 cache: `source` is the head's place in row 0, rows `kvWidth` halves apart, rowMap as widenHead's. */
+// @ts-ignore: decorator
+@inline function halfRow(source: usize, kvWidth: i32, rowMap: usize, j: i32): usize {
+  const row = rowMap == 0 ? j : load<i32>(rowMap + (<usize>j << 2));
+  return source + (<usize>(row * kvWidth) << 1);
 }
 
 /**
@@ -199,7 +238,7 @@ function attendHead(
   qh: usize, keys: usize, values: usize, o: usize, probs: usize, acc: usize, qh16: usize,
   first: i32, visible: i32, headDim: i32, scale: f32, cap: f32, halves: bool,
 ): void {
-  headProbabilities(qh, keys, probs, qh16, first, visible, headDim, scale, cap, halves);
+  headProbabilities(qh, keys, probs, qh16, first, visible, headDim, scale, cap, halves, 0, 0, 0);
   slotSums(values, probs, acc, visible, <usize>headDim << 2);
   reduceSlots(acc, o, visible, headDim);
 }
@@ -210,25 +249,36 @@ function attendHead(
  */
 function attendHeadPair(
   qa: usize, qb: usize, keys: usize, values: usize, oa: usize, ob: usize, probs: usize, probsBytes: usize, acc: usize, qh16: usize,
-  first: i32, visible: i32, headDim: i32, scale: f32, cap: f32, halves: bool,
+  first: i32, visible: i32, headDim: i32, scale: f32, cap: f32, halves: bool, keySource: usize, valueSource: usize, kvWidth: i32, rowMap: usize,
 ): void {
   const rowBytes = <usize>headDim << 2;
-  headProbabilities(qa, keys, probs, qh16, first, visible, headDim, scale, cap, halves);
-  headProbabilities(qb, keys, probs + probsBytes, qh16 + rowBytes, first, visible, headDim, scale, cap, halves);
-  slotSumsPair(values, probs, probs + probsBytes, acc, acc + 32 * rowBytes, visible, rowBytes);
+  headProbabilities(qa, keys, probs, qh16, first, visible, headDim, scale, cap, halves, keySource, kvWidth, rowMap);
+  headProbabilities(qb, keys, probs + probsBytes, qh16 + rowBytes, first, visible, headDim, scale, cap, halves, 0, 0, 0);
+  if (keySource != 0) {
+    slotSumsPairWidening(values, probs, probs + probsBytes, acc, acc + 32 * rowBytes, visible, rowBytes, valueSource, kvWidth, rowMap);
+  } else {
+    slotSumsPair(values, probs, probs + probsBytes, acc, acc + 32 * rowBytes, visible, rowBytes);
+  }
   reduceSlots(acc, oa, visible, headDim);
   reduceSlots(acc + 32 * rowBytes, ob, visible, headDim);
 }
 
 /** One head's scores (soft-capped where `cap` is set, then scaled) and their softmax, at probs. */
-function headProbabilities(qh: usize, keys: usize, probs: usize, qh16: usize, first: i32, visible: i32, headDim: i32, scale: f32, cap: f32, halves: bool): void {
+function headProbabilities(qh: usize, keys: usize, probs: usize, qh16: usize, first: i32, visible: i32, headDim: i32, scale: f32, cap: f32, halves: bool, keySource: usize, kvWidth: i32, rowMap: usize): void {
   const invCap: f32 = cap != 0 ? <f32>1.0 / cap : 0;
   const rowBytes = <usize>headDim << 2;
   roundQuery(qh, qh16, rowBytes, halves);
   let max: f32 = -Infinity;
+  if (keySource != 0) {
+    // the first head of its group widens the key rows as it meets them, into `keys` for the others
+    for (let j = first; j < visible; j++) {
+      const dot = dotRowWidening(qh16, halfRow(keySource, kvWidth, rowMap, j), keys + <usize>j * rowBytes, headDim);
+      store<f32>(probs + (<usize>j << 2), dot);
+    }
+  }
   if (cap != 0) {
     // soft-capped scores four at a time (tanh4), from the dot products stored first
-    for (let j = first; j < visible; j++) store<f32>(probs + (<usize>j << 2), dotRow(qh16, keys + <usize>j * rowBytes, headDim, 0));
+    if (keySource == 0) for (let j = first; j < visible; j++) store<f32>(probs + (<usize>j << 2), dotRow(qh16, keys + <usize>j * rowBytes, headDim, 0));
     let j = first;
     for (; j + 4 <= visible; j += 4) v128.store(probs + (<usize>j << 2), scores4(v128.load(probs + (<usize>j << 2)), cap, invCap, scale));
     for (; j < visible; j++) store<f32>(probs + (<usize>j << 2), score(load<f32>(probs + (<usize>j << 2)), cap, invCap, scale));
@@ -238,7 +288,8 @@ function headProbabilities(qh: usize, keys: usize, probs: usize, qh16: usize, fi
     }
   } else {
     for (let j = first; j < visible; j++) {
-      const s = score(dotRow(qh16, keys + <usize>j * rowBytes, headDim, 0), cap, invCap, scale);
+      const dot = keySource != 0 ? load<f32>(probs + (<usize>j << 2)) : dotRow(qh16, keys + <usize>j * rowBytes, headDim, 0);
+      const s = score(dot, cap, invCap, scale);
       store<f32>(probs + (<usize>j << 2), s);
       if (s > max) max = s;
     }
@@ -302,6 +353,16 @@ function slotSums(values: usize, probs: usize, acc: usize, visible: i32, rowByte
  * (with eight dimensions of one head, V8 kept an accumulator on the stack).
  */
 function slotSumsPair(values: usize, pa: usize, pb: usize, acca: usize, accb: usize, visible: i32, rowBytes: usize): void {
+  slotSumsPairOf(values, pa, pb, acca, accb, visible, rowBytes, 0, 0, 0, false);
+}
+
+/** slotSumsPair for the first pair of a group, which widens the value rows from `source` into `values` as it meets them. */
+function slotSumsPairWidening(values: usize, pa: usize, pb: usize, acca: usize, accb: usize, visible: i32, rowBytes: usize, valueSource: usize, kvWidth: i32, rowMap: usize): void {
+  slotSumsPairOf(values, pa, pb, acca, accb, visible, rowBytes, valueSource, kvWidth, rowMap, true);
+}
+
+// @ts-ignore: decorator
+@inline function slotSumsPairOf(values: usize, pa: usize, pb: usize, acca: usize, accb: usize, visible: i32, rowBytes: usize, valueSource: usize, kvWidth: i32, rowMap: usize, widen: bool): void {
   const slots: usize = 32;
   const used = <usize>min(visible, <i32>slots);
   const cellStride = slots * rowBytes;
@@ -311,13 +372,27 @@ function slotSumsPair(values: usize, pa: usize, pb: usize, acca: usize, accb: us
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
       let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
       let p = s << 2;
-      for (let row = values + s * rowBytes + d; row < end; row += cellStride, p += slots << 2) {
+      let j = <i32>s;
+      for (let row = values + s * rowBytes + d; row < end; row += cellStride, p += slots << 2, j += <i32>slots) {
         const x = v128.load32_splat(pa + p);
         const y = v128.load32_splat(pb + p);
-        const v0 = v128.load(row);
-        const v1 = v128.load(row, 16);
-        const v2 = v128.load(row, 32);
-        const v3 = v128.load(row, 48);
+        let v0: v128, v1: v128, v2: v128, v3: v128;
+        if (widen) {
+          const h = halfRow(valueSource, kvWidth, rowMap, j) + (d >> 1);
+          v0 = halves4(h);
+          v1 = halves4(h + 8);
+          v2 = halves4(h + 16);
+          v3 = halves4(h + 24);
+          v128.store(row, v0);
+          v128.store(row, v1, 16);
+          v128.store(row, v2, 32);
+          v128.store(row, v3, 48);
+        } else {
+          v0 = v128.load(row);
+          v1 = v128.load(row, 16);
+          v2 = v128.load(row, 32);
+          v3 = v128.load(row, 48);
+        }
         a0 = madd(x, v0, a0);
         b0 = madd(y, v0, b0);
         a1 = madd(x, v1, a1);
@@ -559,14 +634,19 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
     const t1 = min(tokens, t0 + chunk);
     let seen = 0;
     for (let t = t0; t < t1; t++) seen = max(seen, load<i32>(positions + (<usize>t << 2)) + 1);
+    // one token whose query heads come in pairs: its first pair widens the F16 rows as it reads them, so
+    // that loading them overlaps with its arithmetic (a separate pass waited on the cache's memory)
+    const fused = kvType == KV_F16 && !batched && t1 - t0 == 1 && headDim % 32 == 0 && group >= 2;
+    const keySource = keys + (<usize>(g * headDim) << 1);
+    const valueSource = values + (<usize>(g * headDim) << 1);
     if (kvType == KV_Q8_0) {
       const rowBytes = <usize>(kvWidth >> 5) * Q8_0_BYTES;
       const head = <usize>(g * (headDim >> 5)) * Q8_0_BYTES;
       widenHeadQ8_0(keys + head, rowBytes, headDim, seen, wideKeys, rowMap, 0);
       widenHeadQ8_0(values + head, rowBytes, headDim, seen, wideValues, rowMap, valueCells);
-    } else {
-      widenHead(keys + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideKeys, rowMap, 0);
-      widenHead(values + (<usize>(g * headDim) << 1), kvWidth, headDim, seen, wideValues, rowMap, valueCells);
+    } else if (!fused) {
+      widenHead(keySource, kvWidth, headDim, seen, wideKeys, rowMap, 0);
+      widenHead(valueSource, kvWidth, headDim, seen, wideValues, rowMap, valueCells);
     }
     if (batched) {
       attendBlocks(q, out, positions, t0, t1, g, group, heads, wideKeys, wideValues, probs, qh16, meta, headDim, cells, scale, cap, window, kvType == KV_F16);
@@ -581,7 +661,11 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
       if (headDim % 16 == 0) {
         for (; h + 2 <= last; h += 2) {
           const at = <usize>((t * heads + h) * headDim) << 2;
-          attendHeadPair(q + at, q + at + rowBytes, wideKeys, wideValues, out + at, out + at + rowBytes, probs, <usize>cells << 2, acc, qh16, first, visible, headDim, scale, cap, kvType == KV_F16);
+          const widen = fused && h == g * group;
+          attendHeadPair(
+            q + at, q + at + rowBytes, wideKeys, wideValues, out + at, out + at + rowBytes, probs, <usize>cells << 2, acc, qh16,
+            first, visible, headDim, scale, cap, kvType == KV_F16, widen ? keySource : 0, widen ? valueSource : 0, kvWidth, rowMap,
+          );
         }
       }
       for (; h < last; h++) {
