@@ -19,6 +19,14 @@ export function silu_mul(gate: usize, up: usize, out: usize, n: i32): void {
   }
 }
 
+/** a[i] += b[i] for n elements (f32 sums, as the scalar twin's addInPlace). */
+export function add_in_place(a: usize, b: usize, n: i32): void {
+  const bytes = <usize>n << 2;
+  let i: usize = 0;
+  for (; i + 16 <= bytes; i += 16) v128.store(a + i, f32x4.add(v128.load(a + i), v128.load(b + i)));
+  for (; i < bytes; i += 4) store<f32>(a + i, load<f32>(a + i) + load<f32>(b + i));
+}
+
 /** silu_mul for elements of units first … end − 1 (n a multiple of 4), as a range kernel; out may be gate. */
 export function silu_mul_range(_unused: usize, first: i32, end: i32, gate: usize, n: i32, out: usize, up: usize, _s: i32, _part: i32): void {
   const from = first * UNIT;

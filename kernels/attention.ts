@@ -245,7 +245,9 @@ function attendHead(
 
 /**
  * attendHead for two query heads of one KV head (q at qa and qb, out at oa and ob), their probabilities at
- * probs and probs + probsBytes: the same steps, but their V sums together (slotSumsPair).
+ * probs and probs + probsBytes: the same steps, but their V sums together (slotSumsPair). With keySource
+ * set, K and V are still F16 there and at valueSource (rows as halfRow finds them), and this pair widens
+ * them into keys and values on the way, for the group's other heads.
  */
 function attendHeadPair(
   qa: usize, qb: usize, keys: usize, values: usize, oa: usize, ob: usize, probs: usize, probsBytes: usize, acc: usize, qh16: usize,

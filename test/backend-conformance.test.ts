@@ -431,6 +431,19 @@ describe("the WASM kernels against their scalar twins", () => {
     });
   }
 
+  it("the residual add is the scalar twin's f32 sums, bit for bit, tails and edges included", () => {
+    for (const n of [1, 7, 16, 2307, 16384]) {
+      const a = randn(n, 3);
+      const b = randn(n, 1e-3);
+      a.set([Infinity, -0, 1e-45].slice(0, n));
+      b.set([-Infinity, 0, 1e-45].slice(0, n));
+      const expected = a.slice();
+      const got = a.slice();
+      scalar.addInPlace(expected, b);
+      wasm.addInPlace(got, b);
+      assert.ok(got.every((v, i) => Object.is(v, expected[i])), `add differs at ${n} elements`);
+    }
+  });
   it("SwiGLU (ggml's vectorised exp) is bit-identical, including far tails", () => {
     const gate = Float32Array.from([...randn(4096, 4), -200, -120, -90, -88, 88, 90, 200, 0, -0, 1e-30, -1e-30, 30]);
     const up = randn(gate.length);

@@ -71,6 +71,9 @@ export type RopeRows = (x: number, rows: number, heads: number, headDim: number,
 /** out[i] = silu(gate[i]) · up[i]; pointers into the shared memory, n a multiple of 4. */
 export type SiluMul = (gate: number, up: number, out: number, n: number) => void;
 
+/** a[i] += b[i] for n floats; pointers into the shared memory. */
+export type AddInPlace = (a: number, b: number, n: number) => void;
+
 export function instantiate(
   module: WebAssembly.Module,
   memory: WebAssembly.Memory,
@@ -83,6 +86,7 @@ export function instantiate(
   ropeRows: RopeRows;
   repacks: Record<RepackName, Repack>;
   siluMul: SiluMul;
+  addInPlace: AddInPlace;
   heapBase: number;
 } {
   const instance = new WebAssembly.Instance(module, {
@@ -104,6 +108,7 @@ export function instantiate(
     ropeRows: exports.rope_rows as RopeRows,
     repacks: Object.fromEntries(REPACK_NAMES.map((name) => [name, exports[name] as Repack])) as Record<RepackName, Repack>,
     siluMul: exports.silu_mul as SiluMul,
+    addInPlace: exports.add_in_place as AddInPlace,
     heapBase: (exports.heap_base as () => number)(),
   };
 }
@@ -116,6 +121,7 @@ export class KernelInstance {
   readonly memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
   readonly kernels: Record<KernelName, RangeKernel>;
   readonly siluMul: SiluMul;
+  readonly addInPlace: AddInPlace;
   /** Writes Q4_0's / Q5_0's per-block bias lanes just past a row of Q8_0 activations (32 bytes a block). */
   readonly prepareBias: (activations: number, n: number, shift: number) => void;
   /** f32 row → Q8_0 blocks, as the scalar twin's Q8_0.quantizeRow. */
@@ -130,7 +136,8 @@ export class KernelInstance {
   private bytes: Uint8Array;
 
   constructor() {
-    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, halvesFromFloats, ropeRows, repacks, siluMul, heapBase } = instantiate(kernelModule(), this.memory);
+    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, halvesFromFloats, ropeRows, repacks, siluMul, addInPlace, heapBase } = instantiate(kernelModule(), this.memory);
+    this.addInPlace = addInPlace;
     this.halvesFromFloats = halvesFromFloats;
     this.ropeRows = ropeRows;
     this.repacks = repacks;

@@ -463,6 +463,20 @@ export class WasmBackend extends ScalarBackend {
   }
 
   /**
+   * a += b in SIMD, through the kernels' memory: the copies in and out cost less than V8's element loop
+   * (about 2 ns an element, 3× the whole round trip at a decode batch's 16K floats).
+   */
+  override addInPlace(a: Float32Array, b: Float32Array): void {
+    const instance = this.banks[0];
+    const at = instance.scratch(2 * a.length * 4);
+    const heap = new Float32Array(instance.heap.buffer);
+    heap.set(a, at / 4);
+    heap.set(b.subarray(0, a.length), at / 4 + a.length);
+    instance.addInPlace(at, at + a.length * 4, a.length);
+    a.set(heap.subarray(at / 4, at / 4 + a.length));
+  }
+
+  /**
    * silu(gate)·up in SIMD where the kernels have the fused multiply-add ggml's exp needs, on this thread:
    * with the inputs just copied in by this thread, splitting them across threads measured slower.
    */
