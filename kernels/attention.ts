@@ -422,7 +422,7 @@ function reduceSlots(acc: usize, o: usize, visible: i32, headDim: i32): void {
   const rowBytes = <usize>headDim << 2;
   const used = <usize>min(visible, 32);
   // slots that no key reached hold +0, as the reduction adds them (then every group of four dimensions
-  // reduces without a test per slot: 1.3× the whole attention of a Gemma-2 token at 64 cells)
+  // reduces without a test per slot: 1.21× the whole attention of a Gemma-2 token at 64 cells)
   if (used < 32) memory.fill(acc + used * rowBytes, 0, (32 - used) * rowBytes);
   for (let d: usize = 0; d < rowBytes; d += 16) {
     // (s_l + s_16+l) + (s_8+l + s_24+l) for the eight lanes l, then the hadd pattern

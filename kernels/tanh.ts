@@ -25,7 +25,7 @@ const ROUNDING_SHIFT: f64 = 6755399441055744.0;
 
 /**
  * The constants below, each in both lanes, as static data: V8 folds a load into the instruction that uses
- * it, where a constant operand took three instructions to build every time (1.3× the whole tanh4).
+ * it, where a constant operand took three instructions to build every time.
  */
 const CONSTANTS = memory.data<f64>([
   INV_LN2, INV_LN2, ROUNDING_SHIFT, ROUNDING_SHIFT, LN2_HI, LN2_HI, LN2_LO, LN2_LO,
