@@ -97,6 +97,9 @@ interface Sequence {
 /** Candidates tried against the JSON state before the whole vocabulary is. */
 const JSON_CANDIDATES = 256;
 
+/** Event-loop turns between steps: a request takes several (connection, headers, body, handler) to arrive. */
+const IO_TURNS = 8;
+
 /**
  * Continuous batching over a paged KV cache: every step is one forward pass over the next token of
  * each running sequence and chunks of prompts still being read, within a token budget. Sequences join
@@ -104,9 +107,6 @@ const JSON_CANDIDATES = 256;
  * cached blocks of its longest known prefix. When the pool runs dry, the newest sequence is preempted:
  * its blocks go back and it is recomputed later, never dropped. The scheduler decides; the model computes.
  */
-/** Event-loop turns between steps: a request takes several (connection, headers, body, handler) to arrive. */
-const IO_TURNS = 8;
-
 export class Scheduler {
   private readonly running: Sequence[] = [];
   private readonly waiting: Sequence[] = [];
