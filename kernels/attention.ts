@@ -20,41 +20,34 @@ import { tanh4 } from "./tanh";
  * = 0 or 1, with a_i the sum over every 32 of the `bytes` of q·k in lanes 4i … 4i + 3 (fused, in order).
  * Four accumulators a pass: with all eight and their operands live at once, V8 kept one on the stack and
  * its chain went through memory (A/B, same outputs: 1.18–1.20× per dot at 64 to 256 dimensions).
+ * With `widen` (a constant where inlined), the key row is still F16 at kh: each four values are widened,
+ * stored at k (the row's f32 copy, where later query heads read it) and used at once.
  */
 // @ts-ignore: decorator
-@inline function halfTree(q: usize, k: usize, bytes: usize, f: usize): v128 {
+@inline function halfTree(q: usize, k: usize, bytes: usize, f: usize, kh: usize, widen: bool): v128 {
   let a = f32x4.splat(0), b = f32x4.splat(0), c = f32x4.splat(0), d = f32x4.splat(0);
   for (let i: usize = f << 4; i < bytes; i += 128) {
-    a = madd(v128.load(q + i), v128.load(k + i), a);
-    b = madd(v128.load(q + i, 64), v128.load(k + i, 64), b);
-    c = madd(v128.load(q + i, 32), v128.load(k + i, 32), c);
-    d = madd(v128.load(q + i, 96), v128.load(k + i, 96), d);
+    a = madd(v128.load(q + i), keyQuad(k + i, kh + (i >> 1), widen), a);
+    b = madd(v128.load(q + i, 64), keyQuad(k + i + 64, kh + (i >> 1) + 32, widen), b);
+    c = madd(v128.load(q + i, 32), keyQuad(k + i + 32, kh + (i >> 1) + 16, widen), c);
+    d = madd(v128.load(q + i, 96), keyQuad(k + i + 96, kh + (i >> 1) + 48, widen), d);
   }
   return f32x4.add(f32x4.add(a, b), f32x4.add(c, d));
 }
 
-/**
- * halfTree against a key row still in F16 at `kh`, which it widens as it goes: each four values it
- * converts are stored at kw (the row's f32 copy, where later query heads read them) and used at once.
- */
+/** Four key values at k, or (widen) the four F16 values at kh widened and stored at k first. */
 // @ts-ignore: decorator
-@inline function halfTreeWidening(q: usize, kh: usize, kw: usize, bytes: usize, f: usize): v128 {
-  let a = f32x4.splat(0), b = f32x4.splat(0), c = f32x4.splat(0), d = f32x4.splat(0);
-  for (let i: usize = f << 4; i < bytes; i += 128) {
-    const k0 = halves4(kh + (i >> 1));
-    const k1 = halves4(kh + (i >> 1) + 32);
-    const k2 = halves4(kh + (i >> 1) + 16);
-    const k3 = halves4(kh + (i >> 1) + 48);
-    v128.store(kw + i, k0);
-    v128.store(kw + i, k1, 64);
-    v128.store(kw + i, k2, 32);
-    v128.store(kw + i, k3, 96);
-    a = madd(v128.load(q + i), k0, a);
-    b = madd(v128.load(q + i, 64), k1, b);
-    c = madd(v128.load(q + i, 32), k2, c);
-    d = madd(v128.load(q + i, 96), k3, d);
-  }
-  return f32x4.add(f32x4.add(a, b), f32x4.add(c, d));
+@inline function keyQuad(k: usize, kh: usize, widen: bool): v128 {
+  if (!widen) return v128.load(k);
+  const v = halves4(kh);
+  v128.store(k, v);
+  return v;
+}
+
+/** vec_dot's last steps over the four lanes of the two half trees' sum: (l0 + l1) + (l2 + l3). */
+// @ts-ignore: decorator
+@inline function laneSum(d: v128): f32 {
+  return (f32x4.extract_lane(d, 0) + f32x4.extract_lane(d, 1)) + (f32x4.extract_lane(d, 2) + f32x4.extract_lane(d, 3));
 }
 
 /** q (f32, n values) · a key row already widened to f32, in vec_dot (batched = 0) or tinyBLAS (batched = 1) order. */
@@ -74,8 +67,7 @@ import { tanh4 } from "./tanh";
   let total: f64 = 0;
   if (np > 0) {
     const bytes = <usize>np << 2;
-    const d = f32x4.add(halfTree(q, k, bytes, 0), halfTree(q, k, bytes, 1));
-    total = <f64>((f32x4.extract_lane(d, 0) + f32x4.extract_lane(d, 1)) + (f32x4.extract_lane(d, 2) + f32x4.extract_lane(d, 3)));
+    total = <f64>laneSum(f32x4.add(halfTree(q, k, bytes, 0, 0, false), halfTree(q, k, bytes, 1, 0, false)));
   }
   for (let i = np; i < n; i++) total += <f64>(load<f32>(q + (<usize>i << 2)) * load<f32>(k + (<usize>i << 2)));
   return <f32>total;
@@ -85,11 +77,10 @@ import { tanh4 } from "./tanh";
 // @ts-ignore: decorator
 @inline function dotRowWidening(q: usize, kh: usize, kw: usize, n: i32): f32 {
   const bytes = <usize>n << 2;
-  const d = f32x4.add(halfTreeWidening(q, kh, kw, bytes, 0), halfTreeWidening(q, kh, kw, bytes, 1));
-  return (f32x4.extract_lane(d, 0) + f32x4.extract_lane(d, 1)) + (f32x4.extract_lane(d, 2) + f32x4.extract_lane(d, 3));
+  return laneSum(f32x4.add(halfTree(q, kw, bytes, 0, kh, true), halfTree(q, kw, bytes, 1, kh, true)));
 }
 
-/** Where row j of one KV head starts in an F16 cache: `source` is the head's place in row 0, rows `kvWidth` halves apart, rowMap as widenHead's. */
+/** Where row j of one KV head starts in an F16 cache: `source` is the head's place in row 0, rows `kvWidth` halves apart; rowMap maps positions to rows of a paged cache (0: the identity). */
 // @ts-ignore: decorator
 @inline function halfRow(source: usize, kvWidth: i32, rowMap: usize, j: i32): usize {
   const row = rowMap == 0 ? j : load<i32>(rowMap + (<usize>j << 2));
@@ -128,15 +119,13 @@ function widenHead(src: usize, kvWidth: i32, headDim: i32, rows: i32, dst: usize
     const rowBytes = <usize>headDim << 1;
     let to = dst;
     for (let j = 0; j < rows; j++) {
-      const row = rowMap == 0 ? j : load<i32>(rowMap + (<usize>j << 2));
-      const from = src + (<usize>(row * kvWidth) << 1);
+      const from = halfRow(src, kvWidth, rowMap, j);
       for (let h: usize = 0; h < rowBytes; h += 8, to += 16) v128.store(to, halves4(from + h));
     }
     return;
   }
   for (let j = 0; j < rows; j++) {
-    const row = rowMap == 0 ? j : load<i32>(rowMap + (<usize>j << 2));
-    const from = src + (<usize>(row * kvWidth) << 1);
+    const from = halfRow(src, kvWidth, rowMap, j);
     for (let d = 0; d < headDim; d += 4) storeWide(halves4(from + (<usize>d << 1)), dst, j, d, headDim, cells);
   }
   if (cells != 0) padTransposed(dst, rows, headDim, cells);
@@ -270,31 +259,20 @@ function headProbabilities(qh: usize, keys: usize, probs: usize, qh16: usize, fi
   const invCap: f32 = cap != 0 ? <f32>1.0 / cap : 0;
   const rowBytes = <usize>headDim << 2;
   roundQuery(qh, qh16, rowBytes, halves);
-  let max: f32 = -Infinity;
-  if (keySource != 0) {
-    // the first head of its group widens the key rows as it meets them, into `keys` for the others
-    for (let j = first; j < visible; j++) {
-      const dot = dotRowWidening(qh16, halfRow(keySource, kvWidth, rowMap, j), keys + <usize>j * rowBytes, headDim);
-      store<f32>(probs + (<usize>j << 2), dot);
-    }
+  // the dot products first (the first head of its group widens the key rows as it meets them, into `keys`
+  // for the others), then the scores four at a time, soft-capped through tanh4 where `cap` is set
+  for (let j = first; j < visible; j++) {
+    const key = keys + <usize>j * rowBytes;
+    const dot = keySource != 0 ? dotRowWidening(qh16, halfRow(keySource, kvWidth, rowMap, j), key, headDim) : dotRow(qh16, key, headDim, 0);
+    store<f32>(probs + (<usize>j << 2), dot);
   }
-  if (cap != 0) {
-    // soft-capped scores four at a time (tanh4), from the dot products stored first
-    if (keySource == 0) for (let j = first; j < visible; j++) store<f32>(probs + (<usize>j << 2), dotRow(qh16, keys + <usize>j * rowBytes, headDim, 0));
-    let j = first;
-    for (; j + 4 <= visible; j += 4) v128.store(probs + (<usize>j << 2), scores4(v128.load(probs + (<usize>j << 2)), cap, invCap, scale));
-    for (; j < visible; j++) store<f32>(probs + (<usize>j << 2), score(load<f32>(probs + (<usize>j << 2)), cap, invCap, scale));
-    for (j = first; j < visible; j++) {
-      const s = load<f32>(probs + (<usize>j << 2));
-      if (s > max) max = s;
-    }
-  } else {
-    for (let j = first; j < visible; j++) {
-      const dot = keySource != 0 ? load<f32>(probs + (<usize>j << 2)) : dotRow(qh16, keys + <usize>j * rowBytes, headDim, 0);
-      const s = score(dot, cap, invCap, scale);
-      store<f32>(probs + (<usize>j << 2), s);
-      if (s > max) max = s;
-    }
+  let j = first;
+  for (; j + 4 <= visible; j += 4) v128.store(probs + (<usize>j << 2), scores4(v128.load(probs + (<usize>j << 2)), cap, invCap, scale));
+  for (; j < visible; j++) store<f32>(probs + (<usize>j << 2), score(load<f32>(probs + (<usize>j << 2)), cap, invCap, scale));
+  let max: f32 = -Infinity;
+  for (j = first; j < visible; j++) {
+    const s = load<f32>(probs + (<usize>j << 2));
+    if (s > max) max = s;
   }
   softmaxRow(probs, first, visible, max, halves);
 }
