@@ -404,6 +404,10 @@ describe("the WASM kernels against their scalar twins", () => {
     // block 1: amax 127 makes d = 1, so k + 0.5 values hit roundf's ties exactly
     for (let i = 32; i < 64; i++) x[i] = (i % 2 === 0 ? 1 : -1) * ((i % 7) + 0.5);
     x[32] = 127;
+    // the largest floats below a half, which a rounding that adds 0.5 carries up to the next integer
+    x[33] = Math.fround(0.5 - 2 ** -25);
+    x[35] = -Math.fround(0.5 - 2 ** -25);
+    x[37] = Math.fround(2.5 - 2 ** -22);
     x.fill(0, 64, 96); // block 2: all zero
     assertSameQuantization(kernels, kernels.quantizeQ8_0, GgmlType.Q8_0, x);
   });
