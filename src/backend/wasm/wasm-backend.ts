@@ -635,6 +635,10 @@ function activationBytes(kernels: readonly BatchedKernel[], cols: number, tokens
 }
 
 /** The bits of x rounded to f32, for a float that travels in an i32 slot of a kernel's arguments. */
+const bitsScratch = new Float32Array(1);
+const bitsView = new Int32Array(bitsScratch.buffer);
+
 function f32Bits(x: number): number {
-  return new Int32Array(Float32Array.of(x).buffer)[0];
+  bitsScratch[0] = x;
+  return bitsView[0];
 }
