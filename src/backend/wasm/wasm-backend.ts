@@ -89,9 +89,11 @@ const ATTENTION_SEGMENT_WORDS = 12;
 /** Query rows a batched attention unit takes together (QUERY_BLOCK in kernels/attention.ts). */
 const ATTENTION_QUERY_BLOCK = 16;
 /**
- * What quantizing an activation costs, in multiply-adds of a product (the pool's measure of work): about
- * 2.3 ns an element against 0.03 ns a multiply-add, single thread. At 4 a decode step's quantizers all
- * stayed on one thread.
+ * What quantizing an activation costs, in multiply-adds of a product (the pool's measure of work). It was
+ * set when an element took about 2.3 ns against 0.03 ns a multiply-add, single thread; since the cheaper
+ * rounding and amax an element takes about 0.95 ns, but 32, which that gives, kept the single token's
+ * hidden-width quantizer on one thread and measured no faster in decode (0.97×, within this machine's
+ * noise). At 4 a decode step's quantizers all stayed on one thread.
  */
 const QUANTIZE_WORK = 64;
 /** Elements per unit of the element-wise range kernels (kernels/activation.ts). */
