@@ -63,16 +63,16 @@
 
 /**
  * The largest |x| of the 32 f32 at x, and Q8_0's scale d = amax/127 from it. Magnitudes order as their
- * bits do as integers, NaN's above every number, so one integer max a step does what f32 max's sequence
+ * bits do as integers, NaNs above every number, so one integer max a step does what f32 max's sequence
  * for NaN and −0 does in V8.
  */
 @inline export function q8_0Scale(x: usize): f32 {
-  const magnitude = i32x4.splat(0x7fffffff);
-  let a = v128.and(v128.load(x), magnitude);
-  let b = v128.and(v128.load(x, 16), magnitude);
+  const noSign = i32x4.splat(0x7fffffff);
+  let a = v128.and(v128.load(x), noSign);
+  let b = v128.and(v128.load(x, 16), noSign);
   for (let k: usize = 32; k < 128; k += 32) {
-    a = i32x4.max_s(a, v128.and(v128.load(x + k), magnitude));
-    b = i32x4.max_s(b, v128.and(v128.load(x + k, 16), magnitude));
+    a = i32x4.max_s(a, v128.and(v128.load(x + k), noSign));
+    b = i32x4.max_s(b, v128.and(v128.load(x + k, 16), noSign));
   }
   a = i32x4.max_s(a, b);
   a = i32x4.max_s(a, v128.shuffle<i32>(a, a, 2, 3, 0, 1));

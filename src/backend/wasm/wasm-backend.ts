@@ -90,10 +90,10 @@ const ATTENTION_SEGMENT_WORDS = 12;
 const ATTENTION_QUERY_BLOCK = 16;
 /**
  * What quantizing an activation costs, in multiply-adds of a product (the pool's measure of work). It was
- * set when an element took about 2.3 ns against 0.03 ns a multiply-add, single thread; since the cheaper
- * rounding and amax an element takes about 0.95 ns, but 32, which that gives, kept the single token's
- * hidden-width quantizer on one thread and measured no faster in decode (0.97×, within this machine's
- * noise). At 4 a decode step's quantizers all stayed on one thread.
+ * set when an element took about 2.3 ns against 0.03 ns a multiply-add, single thread. Since the cheaper
+ * rounding and amax an element takes about 0.95 ns; the 32 that follows kept one token's feed-forward-wide
+ * quantizer (5632 for TinyLlama) on one thread and measured no faster in decode (0.97×, within this
+ * machine's noise), so 64 stays. At 4 a decode step's quantizers all stayed on one thread.
  */
 const QUANTIZE_WORK = 64;
 /** Elements per unit of the element-wise range kernels (kernels/activation.ts). */
@@ -636,10 +636,10 @@ function activationBytes(kernels: readonly BatchedKernel[], cols: number, tokens
   return ((cols * tokens) / blockSize) * blockBytes + threadBytes;
 }
 
-/** The bits of x rounded to f32, for a float that travels in an i32 slot of a kernel's arguments. */
 const bitsScratch = new Float32Array(1);
 const bitsView = new Int32Array(bitsScratch.buffer);
 
+/** The bits of x rounded to f32, for a float that travels in an i32 slot of a kernel's arguments. */
 function f32Bits(x: number): number {
   bitsScratch[0] = x;
   return bitsView[0];
