@@ -35,6 +35,8 @@ const CONSTANTS = memory.data<f64>([
   2.0, 2.0, LARGE, LARGE, TINY, TINY, 5.684341886080802e-14, 5.684341886080802e-14, // 2^−44
 ], 16);
 const C_INV_LN2 = 0, C_SHIFT = 1, C_LN2_HI = 2, C_LN2_LO = 3, C_TERMS = 4, C_TWO = 16, C_LARGE = 17, C_TINY = 18, C_MARGIN = 19;
+/** 1.0, the polynomial's second term, which 2^k − 1 also needs. */
+const C_ONE = C_TERMS + 1;
 
 /** Constant i of CONSTANTS in both lanes. */
 // @ts-ignore: decorator
@@ -67,7 +69,7 @@ const C_INV_LN2 = 0, C_SHIFT = 1, C_LN2_HI = 2, C_LN2_LO = 3, C_TERMS = 4, C_TWO
   // 2^k (ROUNDING_SHIFT's bits end in twelve zeros, which the shift drops), then
   // expm1(2m) = 2^k·expm1(r) + (2^k − 1): exact scaling, one rounding, none lost when k = 0
   const scale = i64x2.shl(i64x2.add(shifted, i64x2.splat(1023)), 52);
-  const e = madd2(scale, p, f64x2.sub(scale, constant(C_TERMS + 1)));
+  const e = madd2(scale, p, f64x2.sub(scale, constant(C_ONE)));
   return f64x2.div(e, f64x2.add(e, constant(C_TWO)));
 }
 
