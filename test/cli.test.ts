@@ -122,11 +122,17 @@ describe("tsllm bench", () => {
     const { code, stdout, stderr } = tsllm(["bench", STORIES, "-p", "16", "-n", "8", "-r", "2", "-o", "json"]);
     assert.equal(code, 0, stderr);
     const rows = JSON.parse(stdout) as Record<string, unknown>[];
-    assert.deepEqual(rows.map((r) => [r.engine, r.n_prompt, r.n_gen]), [["tsllm", 16, 0], ["tsllm", 0, 8]]);
+    assert.deepEqual(rows.map((r) => [r.engine, r.n_prompt, r.n_gen, r.n_depth]), [["tsllm", 16, 0, 0], ["tsllm", 0, 8, 0]]);
     for (const row of rows) {
       for (const key of ["model_filename", "model_type", "n_threads", "avg_ts", "stddev_ts"]) assert.ok(key in row, key);
       assert.equal((row.samples_ts as number[]).length, 2);
     }
+  });
+
+  it("-d starts each test at a depth and names it as llama-bench does", () => {
+    const { code, stdout, stderr } = tsllm(["bench", STORIES, "-p", "0", "-n", "4", "-d", "16", "-r", "1"]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /\| tsllm \| \d+ \| tg4 @ d16 \|/);
   });
 });
 

@@ -1,4 +1,4 @@
-import { BenchTest } from "../engine/bench.js";
+import { BenchTest, benchTokenCount } from "../engine/bench.js";
 import { UsageError } from "./fail.js";
 
 /** llama.cpp loaded for --compare: runs one repetition of a test and returns its tokens a second. */
@@ -31,12 +31,14 @@ export async function openLlamaCppBench(modelPath: string, tokens: number[], thr
   };
   return {
     async run(test) {
-      const size = Math.max(test.promptTokens, test.genTokens) + 8;
+      const size = benchTokenCount(test) + 8;
       const context = await model.createContext({ contextSize: size, batchSize: 512, threads: { ideal: threads, min: threads }, flashAttention: false });
       const sequence = context.getSequence();
+      // the depth, untimed (node-llama-cpp cuts it into batches of batchSize)
+      if (test.depth > 0) await decode(sequence, ids.slice(0, test.depth));
       const started = performance.now();
-      if (test.promptTokens > 0) await decode(sequence, ids.slice(0, test.promptTokens));
-      else for (let i = 0; i < test.genTokens; i++) await decode(sequence, [ids[i]]);
+      if (test.promptTokens > 0) await decode(sequence, ids.slice(test.depth, test.depth + test.promptTokens));
+      else for (let i = test.depth; i < test.depth + test.genTokens; i++) await decode(sequence, [ids[i]]);
       const seconds = (performance.now() - started) / 1000;
       await context.dispose();
       return (test.promptTokens || test.genTokens) / seconds;

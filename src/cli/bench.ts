@@ -3,7 +3,7 @@ import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { WasmBackend } from "../backend/wasm/wasm-backend.js";
-import { benchTokens, BenchResult, BenchTest, runBenchTest, summarize } from "../engine/bench.js";
+import { benchTest, benchTokenCount, benchTokens, BenchResult, BenchTest, runBenchTest, summarize } from "../engine/bench.js";
 import { createBackend, loadModel } from "../engine/load.js";
 import { openLlamaCppBench } from "./bench-llama-cpp.js";
 import { UsageError } from "./fail.js";
@@ -11,7 +11,7 @@ import { resolveModelArgument } from "./model-path.js";
 import { backendOption, numberOption } from "./options.js";
 import { describeModel } from "./show.js";
 
-export const BENCH_USAGE = `tsllm bench MODEL.gguf [-p 512] [-n 128] [-r 5] [-t THREADS] [-o md|json] [--compare] [--backend wasm|scalar] [--verbose]`;
+export const BENCH_USAGE = `tsllm bench MODEL.gguf [-p 512] [-n 128] [-d 0] [-r 5] [-t THREADS] [-o md|json] [--compare] [--backend wasm|scalar] [--verbose]`;
 
 interface Row {
   engine: "tsllm" | "llama.cpp";
@@ -26,6 +26,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     options: {
       "n-prompt": { type: "string", short: "p", default: "512" },
       "n-gen": { type: "string", short: "n", default: "128" },
+      "n-depth": { type: "string", short: "d", default: "0" },
       repetitions: { type: "string", short: "r", default: "5" },
       threads: { type: "string", short: "t" },
       output: { type: "string", short: "o", default: "md" },
@@ -39,6 +40,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const fileBytes = resolved.paths.reduce((sum, p) => sum + statSync(p).size, 0);
   const promptTokens = numberOption(values["n-prompt"], "-p", 512);
   const genTokens = numberOption(values["n-gen"], "-n", 128);
+  const depth = numberOption(values["n-depth"], "-d", 0);
   const reps = Math.max(1, numberOption(values.repetitions, "-r", 5));
   const threads = numberOption(values.threads, "-t", availableParallelism());
   if (values.output !== "md" && values.output !== "json") throw new UsageError("-o takes md or json");
@@ -52,10 +54,10 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const runtimeBytes = process.memoryUsage().rss;
   const loaded = loadModel(resolved.paths, backend);
   const tests: BenchTest[] = [];
-  if (promptTokens > 0) tests.push({ name: `pp${promptTokens}`, promptTokens, genTokens: 0 });
-  if (genTokens > 0) tests.push({ name: `tg${genTokens}`, promptTokens: 0, genTokens });
+  if (promptTokens > 0) tests.push(benchTest(promptTokens, 0, depth));
+  if (genTokens > 0) tests.push(benchTest(0, genTokens, depth));
   const avoid = new Set(loaded.tokenizer.vocab.specialsByLength);
-  const tokens = benchTokens(Math.max(promptTokens, genTokens), loaded.model.vocabSize, avoid);
+  const tokens = benchTokens(Math.max(0, ...tests.map(benchTokenCount)), loaded.model.vocabSize, avoid);
 
   // Warm-ups first (as llama-bench does), and the resident memory after them, before llama.cpp shares the process.
   for (const test of tests) runBenchTest(loaded.model, test, tokens);
@@ -67,7 +69,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     const banks = backend instanceof WasmBackend ? `, ${backend.bankCount} WebAssembly memor${backend.bankCount === 1 ? "y" : "ies"}` : "";
     process.stderr.write(`resident memory after the warm-up runs: ${gib(rss)} (peak ${gib(peak)}) for a ${gib(fileSize)} file: ${(rss / fileSize).toFixed(3)}× (peak ${(peak / fileSize).toFixed(3)}×)${banks}; JS heap ${gib(heapUsed)}, array buffers ${gib(arrayBuffers)}, runtime before loading ${gib(runtimeBytes)}\n`);
     // the issue's budget: 1.15 × the file, plus the largest test's KV cache (its cells, in F16)
-    const cells = Math.max(promptTokens, genTokens) + 1;
+    const cells = Math.max(0, ...tests.map(benchTokenCount)) + 1;
     const budget = 1.15 * fileSize + cells * loaded.model.kvBytesPerToken();
     process.stderr.write(`memory budget 1.15 × file + KV cache of ${cells} cells = ${gib(budget)} (${(budget / fileSize).toFixed(3)}× the file): resident ${rss <= budget ? "within it" : "over it"} by ${(Math.abs(budget - rss) / 2 ** 20).toFixed(1)} MiB\n`);
   }
@@ -104,6 +106,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
       n_threads: n,
       n_prompt: result.promptTokens,
       n_gen: result.genTokens,
+      n_depth: result.depth,
       avg_ts: result.mean,
       stddev_ts: result.stddev,
       samples_ts: result.samples,

@@ -1,10 +1,23 @@
 import { LanguageModel } from "../models/model.js";
 
 export interface BenchTest {
-  /** "pp512" or "tg128", llama-bench's names. */
+  /** "pp512" or "tg128", llama-bench's names ("tg128 @ d1024" at a depth). */
   name: string;
   promptTokens: number;
   genTokens: number;
+  /** Tokens already in the cache when the timed part starts (llama-bench's -d); they are not timed. */
+  depth: number;
+}
+
+/** A test as llama-bench names it: pp512 or tg128, with " @ d1024" when it starts at a depth. */
+export function benchTest(promptTokens: number, genTokens: number, depth: number): BenchTest {
+  const base = promptTokens > 0 ? `pp${promptTokens}` : `tg${genTokens}`;
+  return { name: depth > 0 ? `${base} @ d${depth}` : base, promptTokens, genTokens, depth };
+}
+
+/** Tokens a test reads: its depth, then its prompt or its generated tokens' inputs. */
+export function benchTokenCount(test: BenchTest): number {
+  return test.depth + Math.max(test.promptTokens, test.genTokens);
 }
 
 export interface BenchResult extends BenchTest {
@@ -31,16 +44,21 @@ export function benchTokens(count: number, vocabSize: number, avoid: ReadonlySet
 }
 
 /**
- * llama-bench's two measurements on our engine: prompt processing (one batch of `promptTokens` into an
- * empty cache) and text generation (`genTokens` single-token steps from an empty cache).
+ * llama-bench's two measurements on our engine: prompt processing (one batch of `promptTokens`) and text
+ * generation (`genTokens` single-token steps), each into a cache that already holds `depth` tokens
+ * (read in batches first, untimed; none by default).
  */
 export function runBenchTest(model: LanguageModel, test: BenchTest, tokens: number[], batchSize = 512): number {
-  const cache = model.createCache(Math.max(test.promptTokens, test.genTokens) + 1);
+  const cache = model.createCache(benchTokenCount(test) + 1);
+  const readBatches = (from: number, to: number): void => {
+    for (let at = from; at < to; at += batchSize) model.release([model.forward(tokens.slice(at, Math.min(to, at + batchSize)), cache)]);
+  };
+  readBatches(0, test.depth);
   const started = performance.now();
   if (test.promptTokens > 0) {
-    for (let at = 0; at < test.promptTokens; at += batchSize) model.release([model.forward(tokens.slice(at, Math.min(test.promptTokens, at + batchSize)), cache)]);
+    readBatches(test.depth, test.depth + test.promptTokens);
   } else {
-    for (let i = 0; i < test.genTokens; i++) model.release([model.forward([tokens[i]], cache)]);
+    for (let i = test.depth; i < test.depth + test.genTokens; i++) model.release([model.forward([tokens[i]], cache)]);
   }
   const seconds = (performance.now() - started) / 1000;
   cache.dispose();
