@@ -40,6 +40,16 @@ const RECORD_SCALE: usize = 32;
 const RECORD_BIAS: usize = 36;
 
 /**
+ * Batches of at least this many tokens split each half of a row group once, into the calling thread's
+ * scratch (Q4_0_SPLIT_BLOCK bytes a block, past the records), and every pass then loads its nibbles split.
+ * A/B single thread, same outputs: 1.01–1.06× at 48 to 512 tokens (2048 and 5632 columns); with the split
+ * at every size, 0.98–0.99× at 24 tokens, 0.93× at 8 and 0.76× at 3, where too few passes share it.
+ */
+const SPLIT_FROM_TOKENS = 48;
+/** A block's half split: chunk k's low nibbles at 32k, its high nibbles at 32k + 16. */
+const Q4_0_SPLIT_BLOCK: usize = 256;
+
+/**
  * Tokens of the last pass: batches go three tokens a pass, and the rest as one pass of two or four
  * (one token alone is a pass of its own).
  */
@@ -165,9 +175,10 @@ export function repack_q4_0x16(src: usize, dst: usize, rows: i32, n: i32): void 
  * records. Single tokens take a group's two halves together, so each activation load serves sixteen rows;
  * prompt batches go a half and three tokens at a time (q4_0HalfPass), so each weight block is loaded and
  * unpacked once for three tokens and each activation load serves eight rows (a group's blocks stay in
- * cache while its halves take turns).
+ * cache while its halves take turns). From SPLIT_FROM_TOKENS tokens on, each half is split once into
+ * thread `part`'s scratch, Q4_0_SPLIT_BLOCK bytes a block just past the records, and the passes read it.
  */
-export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32): void {
+export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32, part: i32): void {
   const blocks = <usize>(n / 32);
   const mask = i8x16.splat(0x0f);
   const groupBytes = blocks * Q4_0X16_BLOCK;
@@ -206,22 +217,43 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
     }
     return;
   }
-  // threes, and the rest as one pass of two or four tokens (tokens ≥ 2 here)
-  const rest = <usize>(tokens % 3 == 0 ? 0 : lastPass(tokens));
-  const threesEnd = <usize>tokens - rest;
-  const restActs = acts + threesEnd * blocks * RECORD;
+  const split = acts + <usize>tokens * blocks * RECORD + <usize>part * blocks * Q4_0_SPLIT_BLOCK;
   for (let g = <usize>first; g < <usize>end; g++) {
     for (let half: usize = 0; half < 2; half++) {
       const w = weights + g * groupBytes + half * Q4_0_HALF_NIBBLES;
-      const wEnd = w + groupBytes;
       // the half's two quads' scales, from its nibbles' start in a block
       const scales = Q4_0_SCALES + half * 16 - half * Q4_0_HALF_NIBBLES;
       const o = out + (g << 6) + (half << 5);
-      for (let t: usize = 0; t < threesEnd; t += 3) q4_0HalfPass(w, wEnd, scales, acts + t * blocks * RECORD, o + t * stride, stride, 3);
-      if (rest == 2) q4_0HalfPass(w, wEnd, scales, restActs, o + threesEnd * stride, stride, 2);
-      if (rest == 4) q4_0HalfPass(w, wEnd, scales, restActs, o + threesEnd * stride, stride, 4);
+      if (tokens < SPLIT_FROM_TOKENS) {
+        q4_0HalfPasses(w, w + groupBytes, scales, acts, blocks, tokens, o, stride, false);
+        continue;
+      }
+      for (let x = w, u = split; x < w + groupBytes; x += Q4_0X16_BLOCK) {
+        for (let p = x; p < x + Q4_0_HALF_NIBBLES; p += 16, u += 32) {
+          const chunk = v128.load(p);
+          v128.store(u, v128.and(chunk, mask));
+          v128.store(u, highNibbles(chunk, mask), 16);
+        }
+      }
+      q4_0HalfPasses(split, split + blocks * Q4_0_SPLIT_BLOCK, w + scales, acts, blocks, tokens, o, stride, true);
     }
   }
+}
+
+/**
+ * A half's passes over all tokens: threes, and the rest as one pass of two or four tokens (tokens ≥ 2).
+ * Packed (`split` false): w … wEnd are the half's blocks in the x16 layout and `scales` is its scales'
+ * offset from each block's nibbles. Split: w … wEnd hold the blocks split, and `scales` is the address of
+ * the first block's scales, Q4_0X16_BLOCK apart.
+ */
+// @ts-ignore: decorator
+@inline function q4_0HalfPasses(w: usize, wEnd: usize, scales: usize, acts: usize, blocks: usize, tokens: i32, o: usize, stride: usize, split: bool): void {
+  const rest = <usize>(tokens % 3 == 0 ? 0 : lastPass(tokens));
+  const threesEnd = <usize>tokens - rest;
+  const restActs = acts + threesEnd * blocks * RECORD;
+  for (let t: usize = 0; t < threesEnd; t += 3) q4_0HalfPass(w, wEnd, scales, acts + t * blocks * RECORD, o + t * stride, stride, 3, split);
+  if (rest == 2) q4_0HalfPass(w, wEnd, scales, restActs, o + threesEnd * stride, stride, 2, split);
+  if (rest == 4) q4_0HalfPass(w, wEnd, scales, restActs, o + threesEnd * stride, stride, 4, split);
 }
 
 /**
@@ -233,13 +265,13 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
  * 1.11–1.16× four-token passes at 128 tokens, 1.06–1.17× at 512).
  */
 // @ts-ignore: decorator
-@inline function q4_0HalfPass(w: usize, wEnd: usize, scales: usize, y: usize, o: usize, stride: usize, count: i32): void {
+@inline function q4_0HalfPass(w: usize, wEnd: usize, scales: usize, y: usize, o: usize, stride: usize, count: i32, split: bool): void {
   const mask = i8x16.splat(0x0f);
   const zero = f32x4.splat(0);
   const step = <usize>count * RECORD;
   let lo0 = zero, lo1 = zero, lo2 = zero, lo3 = zero;
   let hi0 = zero, hi1 = zero, hi2 = zero, hi3 = zero;
-  for (let x = w; x < wEnd; x += Q4_0X16_BLOCK, y += step) {
+  for (let x = w; x < wEnd; x += split ? Q4_0_SPLIT_BLOCK : Q4_0X16_BLOCK, y += step) {
     let l0 = q4Start(y);
     let h0 = l0;
     let l1 = q4Start(y + RECORD);
@@ -249,10 +281,10 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
     let l3 = count > 3 ? q4Start(y + 3 * RECORD) : zero;
     let h3 = l3;
     let yk = y;
-    for (let p = x; p < x + Q4_0_HALF_NIBBLES; p += 16, yk += 4) {
+    for (let p = x; p < x + (split ? Q4_0_SPLIT_BLOCK : Q4_0_HALF_NIBBLES); p += split ? 32 : 16, yk += 4) {
       const chunk = v128.load(p);
-      const low = v128.and(chunk, mask);
-      const high = highNibbles(chunk, mask);
+      const low = split ? chunk : v128.and(chunk, mask);
+      const high = split ? v128.load(p, 16) : highNibbles(chunk, mask);
       let splat = v128.load32_splat(yk);
       l0 = dotAcc(l0, low, splat);
       h0 = dotAcc(h0, high, splat);
@@ -270,8 +302,10 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
         h3 = dotAcc(h3, high, splat);
       }
     }
-    const dLow = halvesScaledDown4(x + scales);
-    const dHigh = halvesScaledDown4(x + scales + 8);
+    // the block's scales: beside its nibbles, or (split) the b-th block's of the half
+    const d = split ? scales + ((x - w) / Q4_0_SPLIT_BLOCK) * Q4_0X16_BLOCK : x + scales;
+    const dLow = halvesScaledDown4(d);
+    const dHigh = halvesScaledDown4(d + 8);
     lo0 = q4Finish(lo0, l0, dLow, y);
     hi0 = q4Finish(hi0, h0, dHigh, y);
     lo1 = q4Finish(lo1, l1, dLow, y + RECORD);

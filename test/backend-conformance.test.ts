@@ -574,10 +574,11 @@ describe("the WASM kernels against their scalar twins", () => {
       const activation = quantFormat(format.dotType);
       // single tokens over 28 rows take every pass width of the four-row layouts (4 or 2 row groups, then 1);
       // the last batch is long enough that quantizing it also splits across threads; weights of 1e-5 have
-      // subnormal f16 scales. Q4_0 and Q8_0 group sixteen rows.
+      // subnormal f16 scales. Q4_0 and Q8_0 group sixteen rows; Q4_0 batches of 48 tokens or more split the
+      // nibbles into each thread's scratch first (ending in passes of three, two and four tokens).
       const shapes = format.blockSize === 256
         ? [[256, 4, 1], [512, 28, 1], [256, 8, 5], [1024, 12, 2], [2048, 16, 9], [2048, 8, 40], [512, 16, 1, 1e-5]]
-        : [[32, 16, 1], [512, 48, 1], [256, 32, 5], [1024, 16, 2], [2048, 16, 9], [2048, 32, 40], [512, 16, 1, 1e-5], [256, 16, 4, 1e-5]];
+        : [[32, 16, 1], [512, 48, 1], [256, 32, 5], [1024, 16, 2], [2048, 16, 9], [2048, 32, 40], [512, 16, 1, 1e-5], [256, 16, 4, 1e-5], [512, 64, 48], [256, 32, 50], [512, 64, 49]];
       const check = (w: Weight, tokens: number, label: string): void => {
         const [cols, rows] = [w.cols, w.rows];
         const x = randn(cols * tokens, 2);
