@@ -259,7 +259,8 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
 /**
  * One half's rows for `count` (2, 3 or 4, a constant where inlined) tokens, whose records start at y
  * (one pass's, block by block), into rows o, o + stride, …: each chunk is loaded and split once for all of
- * them, and each activation broadcast serves eight rows. Three tokens rather than four where there is the
+ * them (or, with `split`, loaded already split; w, wEnd and scales as q4_0HalfPasses says), and each
+ * activation broadcast serves eight rows. Three tokens rather than four where there is the
  * choice: at four, the i16 sums, the split nibbles and the broadcasts overflow the sixteen vector
  * registers of x86-64 and V8 keeps a hot sum on the stack (A/B single thread, same outputs: threes ran
  * 1.11–1.16× four-token passes at 128 tokens, 1.06–1.17× at 512).

@@ -57,7 +57,8 @@ export async function benchCommand(argv: string[]): Promise<void> {
   if (promptTokens > 0) tests.push(benchTest(promptTokens, 0, depth));
   if (genTokens > 0) tests.push(benchTest(0, genTokens, depth));
   const avoid = new Set(loaded.tokenizer.vocab.specialsByLength);
-  const tokens = benchTokens(Math.max(0, ...tests.map(benchTokenCount)), loaded.model.vocabSize, avoid);
+  const longest = Math.max(0, ...tests.map(benchTokenCount));
+  const tokens = benchTokens(longest, loaded.model.vocabSize, avoid);
 
   // Warm-ups first (as llama-bench does), and the resident memory after them, before llama.cpp shares the process.
   for (const test of tests) runBenchTest(loaded.model, test, tokens);
@@ -69,7 +70,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     const banks = backend instanceof WasmBackend ? `, ${backend.bankCount} WebAssembly memor${backend.bankCount === 1 ? "y" : "ies"}` : "";
     process.stderr.write(`resident memory after the warm-up runs: ${gib(rss)} (peak ${gib(peak)}) for a ${gib(fileSize)} file: ${(rss / fileSize).toFixed(3)}× (peak ${(peak / fileSize).toFixed(3)}×)${banks}; JS heap ${gib(heapUsed)}, array buffers ${gib(arrayBuffers)}, runtime before loading ${gib(runtimeBytes)}\n`);
     // the issue's budget: 1.15 × the file, plus the largest test's KV cache (its cells, in F16)
-    const cells = Math.max(0, ...tests.map(benchTokenCount)) + 1;
+    const cells = longest + 1;
     const budget = 1.15 * fileSize + cells * loaded.model.kvBytesPerToken();
     process.stderr.write(`memory budget 1.15 × file + KV cache of ${cells} cells = ${gib(budget)} (${(budget / fileSize).toFixed(3)}× the file): resident ${rss <= budget ? "within it" : "over it"} by ${(Math.abs(budget - rss) / 2 ** 20).toFixed(1)} MiB\n`);
   }
