@@ -165,8 +165,10 @@ describe("the WASM kernels against their scalar twins", () => {
   const scalar = new ScalarBackend();
   const wasm = new WasmBackend();
   // Single tokens take query heads in pairs where the head size is a multiple of 16, and an odd group's
-  // last head alone (6/2 heads); the last two split across threads (by KV head and by chunks of query tokens).
-  const attentionCases = [[64, 1, 4, 2, 37], [64, 1, 4, 2, 5], [64, 3, 4, 2, 37], [8, 1, 4, 2, 37], [8, 2, 4, 2, 37], [4, 1, 4, 2, 37], [32, 40, 4, 2, 37], [80, 1, 4, 2, 37], [64, 1, 6, 2, 37], [64, 1, 8, 4, 700], [64, 70, 8, 4, 200]];
+  // last head alone (6/2 heads), and every head alone without grouping (4/4, 3/3: two slots a pass, and
+  // rows of 24 dimensions, no multiple of 16); the cases from 700 and 200 split across threads (by KV head
+  // and by chunks of query tokens).
+  const attentionCases = [[64, 1, 4, 2, 37], [64, 1, 4, 2, 5], [64, 3, 4, 2, 37], [8, 1, 4, 2, 37], [8, 2, 4, 2, 37], [4, 1, 4, 2, 37], [32, 40, 4, 2, 37], [80, 1, 4, 2, 37], [64, 1, 6, 2, 37], [64, 1, 8, 4, 700], [64, 70, 8, 4, 200], [128, 1, 4, 4, 100], [32, 1, 3, 3, 45], [24, 1, 3, 3, 45], [64, 2, 2, 2, 30]];
   for (const [headDim, T, heads, kvHeads, start] of attentionCases) {
     it(`attention over the cache is bit-identical (head size ${headDim}, ${T} token${T > 1 ? "s" : ""}, ${heads}/${kvHeads} heads, from ${start})`, () => {
       const kvWidth = kvHeads * headDim;
@@ -193,10 +195,9 @@ describe("the WASM kernels against their scalar twins", () => {
     });
   }
 
-  for (const [headDim, T, start] of [[64, 1, 37], [64, 24, 100]]) {
-    it(`a paged cache (rows through a block table) gives the contiguous cache's attention, bit for bit (${T} token${T > 1 ? "s" : ""} from ${start})`, () => {
+  for (const [headDim, T, start, kvHeads] of [[64, 1, 37, 2], [64, 24, 100, 2], [64, 1, 37, 4]]) {
+    it(`a paged cache (rows through a block table) gives the contiguous cache's attention, bit for bit (${T} token${T > 1 ? "s" : ""} from ${start}, 4/${kvHeads} heads)`, () => {
       const heads = 4;
-      const kvHeads = 2;
       const kvWidth = kvHeads * headDim;
       const count = start + T;
       const blocks = Math.ceil(count / 16);
@@ -269,49 +270,50 @@ describe("the WASM kernels against their scalar twins", () => {
     });
   }
 
-  it("several sequences attend in one call as each does alone, bit for bit: paged, contiguous and plain caches, one token or many", () => {
-    const [heads, kvHeads, headDim] = [8, 2, 64];
-    const kvWidth = kvHeads * headDim;
-    const shape = { heads, kvHeads, headDim, scale: Math.fround(1 / Math.sqrt(headDim)) };
-    // three sequences through block tables of one arena, as a paged pool keeps them, each with its own rows
-    const arenaRows = 40 * 16;
-    const arena = { keys: wasm.halfStorage.allocate(arenaRows * kvWidth), values: wasm.halfStorage.allocate(arenaRows * kvWidth) };
-    const paged = [[3, 1], [130, 1], [57, 5]].map(([start, T], s) => {
-      const count = start + T;
-      const table = Array.from({ length: Math.ceil(count / 16) }, (_, b) => 39 - s - 3 * b);
-      const rows = Int32Array.from({ length: count }, (_, p) => table[p >> 4] * 16 + (p & 15));
-      return { start, T, kv: { ...arena, rows } };
+  for (const [heads, kvHeads, headDim] of [[8, 2, 64], [12, 12, 32]]) {
+    it(`several sequences attend in one call as each does alone, bit for bit: paged, contiguous and plain caches, one token or many (${heads}/${kvHeads} heads of ${headDim})`, () => {
+      const kvWidth = kvHeads * headDim;
+      const shape = { heads, kvHeads, headDim, scale: Math.fround(1 / Math.sqrt(headDim)) };
+      // three sequences through block tables of one arena, as a paged pool keeps them, each with its own rows
+      const arenaRows = 40 * 16;
+      const arena = { keys: wasm.halfStorage.allocate(arenaRows * kvWidth), values: wasm.halfStorage.allocate(arenaRows * kvWidth) };
+      const paged = [[3, 1], [130, 1], [57, 5]].map(([start, T], s) => {
+        const count = start + T;
+        const table = Array.from({ length: Math.ceil(count / 16) }, (_, b) => 39 - s - 3 * b);
+        const rows = Int32Array.from({ length: count }, (_, p) => table[p >> 4] * 16 + (p & 15));
+        return { start, T, kv: { ...arena, rows } };
+      });
+      const contiguous = { keys: wasm.halfStorage.allocate(200 * kvWidth), values: wasm.halfStorage.allocate(200 * kvWidth) };
+      const plain = { keys: new Uint16Array(200 * kvWidth), values: new Uint16Array(200 * kvWidth) };
+      const sequences = [...paged, { start: 90, T: 1, kv: contiguous }];
+      sequences.forEach(({ start, T, kv }, s) => {
+        const all = Array.from({ length: start + T }, (_, i) => i);
+        wasm.storeKv(kv, randn((start + T) * kvWidth, 20 + s), randn((start + T) * kvWidth, 30 + s), all, kvWidth);
+      });
+      const check = (batch: { start: number; T: number; kv: LayerKv }[]): void => {
+        const positions = batch.flatMap(({ start, T }) => Array.from({ length: T }, (_, t) => start + t));
+        const q = randn(positions.length * heads * headDim, 9);
+        let row = 0;
+        const segments = batch.map(({ T, kv }) => ({ start: (row += T) - T, length: T, kv }));
+        const got = wasm.attendSequences(q, segments, positions, shape);
+        for (const { start, length, kv } of segments) {
+          const rows = q.subarray(start * heads * headDim, (start + length) * heads * headDim);
+          const alone = scalar.attention(rows, kv, positions.slice(start, start + length), shape);
+          assert.ok(alone.every((x, i) => Object.is(x, got[start * heads * headDim + i])), `sequence at row ${start} differs`);
+        }
+      };
+      check(sequences);
+      // a cache the kernels cannot read (plain arrays) among them: the batch is taken a sequence at a time
+      plain.keys.set(contiguous.keys);
+      plain.values.set(contiguous.values);
+      check([paged[0], { start: 90, T: 1, kv: plain }, paged[2]]);
+      for (const array of [arena.keys, arena.values, contiguous.keys, contiguous.values]) wasm.halfStorage.release(array);
     });
-    const contiguous = { keys: wasm.halfStorage.allocate(200 * kvWidth), values: wasm.halfStorage.allocate(200 * kvWidth) };
-    const plain = { keys: new Uint16Array(200 * kvWidth), values: new Uint16Array(200 * kvWidth) };
-    const sequences = [...paged, { start: 90, T: 1, kv: contiguous }];
-    sequences.forEach(({ start, T, kv }, s) => {
-      const all = Array.from({ length: start + T }, (_, i) => i);
-      wasm.storeKv(kv, randn((start + T) * kvWidth, 20 + s), randn((start + T) * kvWidth, 30 + s), all, kvWidth);
-    });
-    const check = (batch: { start: number; T: number; kv: LayerKv }[]): void => {
-      const positions = batch.flatMap(({ start, T }) => Array.from({ length: T }, (_, t) => start + t));
-      const q = randn(positions.length * heads * headDim, 9);
-      let row = 0;
-      const segments = batch.map(({ T, kv }) => ({ start: (row += T) - T, length: T, kv }));
-      const got = wasm.attendSequences(q, segments, positions, shape);
-      for (const { start, length, kv } of segments) {
-        const rows = q.subarray(start * heads * headDim, (start + length) * heads * headDim);
-        const alone = scalar.attention(rows, kv, positions.slice(start, start + length), shape);
-        assert.ok(alone.every((x, i) => Object.is(x, got[start * heads * headDim + i])), `sequence at row ${start} differs`);
-      }
-    };
-    check(sequences);
-    // a cache the kernels cannot read (plain arrays) among them: the batch is taken a sequence at a time
-    plain.keys.set(contiguous.keys);
-    plain.values.set(contiguous.values);
-    check([paged[0], { start: 90, T: 1, kv: plain }, paged[2]]);
-    for (const array of [arena.keys, arena.values, contiguous.keys, contiguous.values]) wasm.halfStorage.release(array);
-  });
+  }
 
-  for (const [T, window, softcap] of [[1, 5, 0], [24, 11, 0], [1, 0, 2], [24, 0, 2], [24, 7, 1.5], [80, 11, 0], [80, 7, 1.5]]) {
-    it(`attention with a sliding window (${window || "none"}) and soft-capping (${softcap || "none"}) is bit-identical and is what it says (${T} token${T > 1 ? "s" : ""})`, () => {
-      const [heads, kvHeads, headDim, start] = [4, 2, 32, 45];
+  for (const [T, window, softcap, kvHeads] of [[1, 5, 0, 2], [24, 11, 0, 2], [1, 0, 2, 2], [24, 0, 2, 2], [24, 7, 1.5, 2], [80, 11, 0, 2], [80, 7, 1.5, 2], [1, 5, 1.5, 4]]) {
+    it(`attention with a sliding window (${window || "none"}) and soft-capping (${softcap || "none"}) is bit-identical and is what it says (${T} token${T > 1 ? "s" : ""}, 4/${kvHeads} heads)`, () => {
+      const [heads, headDim, start] = [4, 32, 45];
       const kvWidth = kvHeads * headDim;
       const count = start + T;
       const k = randn(count * kvWidth);

@@ -84,7 +84,7 @@ interface Placement {
 /** The most one bank may hold: a 32-bit memory's 4 GiB, less a page so offsets stay below 2^32. */
 const MAX_BANK_BYTES = 4 * 1024 ** 3 - 65536;
 /** i32 words of attend_range's parameter block before its sequences' records, and of each record (kernels/attention.ts). */
-const ATTENTION_HEADER_WORDS = 10;
+const ATTENTION_HEADER_WORDS = 11;
 const ATTENTION_SEGMENT_WORDS = 12;
 /** Query rows a batched attention unit takes together (QUERY_BLOCK in kernels/attention.ts). */
 const ATTENTION_QUERY_BLOCK = 16;
@@ -403,6 +403,9 @@ export class WasmBackend extends ScalarBackend {
     // The kernel rounds q through F16 itself; a quantized cache's rounding is the twin's.
     if (type !== "f16") q = roundQueryForKeys(q, type);
     const instance = this.banks[bank];
+    // A token whose query heads each have a KV head of their own is cut into one block of heads a thread,
+    // 32 at most: each block reads a stretch of every row of the cache (see attendLoneHeads).
+    const loneHeads = Math.min(32, Math.ceil(kvHeads / this.threads));
     const plans = segments.map(({ start, length, kv }) => {
       let last = 0;
       for (let t = start; t < start + length; t++) last = Math.max(last, positions[t]);
@@ -410,16 +413,19 @@ export class WasmBackend extends ScalarBackend {
       // its KV head's visible rows again (at 16 tokens a chunk, Gemma-2's two query heads of 256 per KV head
       // spent about as long widening as weighing; 1.95 → 1.40 s of attention in a pp512 at up to 128).
       const chunk = Math.max(1, Math.min(128, Math.ceil((length * kvHeads) / (8 * this.threads))));
-      return { start, length, kv, cells: Math.ceil((last + 1) / 32) * 32, rowCount: kv.rows ? last + 1 : 0, chunk, units: kvHeads * Math.ceil(length / chunk) };
+      // a lone token's units are blocks of loneHeads heads (isLone in kernels/attention.ts)
+      const lone = type === "f16" && length === 1 && headDim % 32 === 0 && heads === kvHeads;
+      const units = lone ? Math.ceil(kvHeads / loneHeads) : kvHeads * Math.ceil(length / chunk);
+      return { start, length, kv, cells: Math.ceil((last + 1) / 32) * 32, rowCount: kv.rows ? last + 1 : 0, chunk, units };
     });
     const tokens = positions.length;
     const cells = Math.max(...plans.map((plan) => plan.cells));
     const rowWords = plans.reduce((sum, plan) => sum + plan.rowCount, 0);
     const paramWords = ATTENTION_HEADER_WORDS + segments.length * ATTENTION_SEGMENT_WORDS;
     // Per thread: K and V of one head widened to f32, the scores and q through F16 of a block of query
-    // rows, 32 accumulator rows for each of two heads, and 16 bytes a row of the block's bookkeeping
-    // (kernels/attention.ts).
-    const partBytes = (2 * cells * headDim + ATTENTION_QUERY_BLOCK * (cells + headDim + 4) + 64 * headDim) * 4;
+    // rows, 32 accumulator rows for each of two heads (or a block of lone heads), and 16 bytes a row of the
+    // block's bookkeeping (kernels/attention.ts).
+    const partBytes = (2 * cells * headDim + ATTENTION_QUERY_BLOCK * (cells + headDim + 4) + 32 * Math.max(2, loneHeads) * headDim) * 4;
     const qBytes = q.length * 4;
     const at = instance.scratch((paramWords + tokens + rowWords) * 4 + 2 * qBytes + this.threads * partBytes + 64);
     const positionsAt = at + paramWords * 4;
@@ -428,7 +434,7 @@ export class WasmBackend extends ScalarBackend {
     const outAt = qAt + qBytes;
     const workAt = outAt + qBytes;
     const params = new Int32Array(instance.memory.buffer, at, paramWords);
-    params.set([workAt, partBytes, heads, kvHeads, headDim, f32Bits(scale), type === "q8_0" ? 1 : 0, shape.window ?? 0, f32Bits(shape.softcap ?? 0), segments.length]);
+    params.set([workAt, partBytes, heads, kvHeads, headDim, f32Bits(scale), type === "q8_0" ? 1 : 0, shape.window ?? 0, f32Bits(shape.softcap ?? 0), segments.length, loneHeads]);
     new Int32Array(instance.memory.buffer, positionsAt, tokens).set(positions);
     let units = 0;
     let work = 0;
