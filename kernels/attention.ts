@@ -345,11 +345,12 @@ function dotsToProbabilities(probs: usize, first: i32, visible: i32, scale: f32,
 }
 
 /**
- * One token's query heads h0 … h0 + n − 1 (a unit: P_LONE_HEADS heads or fewer), each with a KV head of
- * its own, over an F16 cache. The same arithmetic as attendHead, but the cells go by in order for all n
- * heads at once, so that each row of the cache is read as one stretch of n heads, not n times a head's
- * piece of it: a 7B-shaped model's rows lie 8 KiB apart, and head by head its attention waited on memory
- * (single thread, 32 heads of 128 at 1024 cells: 190–240 ns a cell and head before, 73–80 now).
+ * One token's query heads h0 … h0 + n − 1 (a unit: P_LONE_HEADS heads or fewer, QUERY_BLOCK at most, the
+ * scores' room), each with a KV head of its own, over an F16 cache. The same arithmetic as attendHead,
+ * but the cells go by in order for all n heads at once, so that each row of the cache is read as one
+ * stretch of n heads, not n times a head's piece of it: a 7B-shaped model's rows lie 8 KiB apart, and
+ * head by head its attention waited on memory (single thread, 32 heads of 128 at 1024 cells: 190–240 ns
+ * a cell and head before, 73–80 with the cells in order, 60–65 with the values below).
  * - The keys are read DIRECT.
  * - So are the values: each slot's sums stay in `acc` (n · 32 rows of `headDim`) while the cells go by,
  *   and each probability comes scaled up by 2^112 to meet F16 values scaled down as much, so every
@@ -368,27 +369,59 @@ function attendLoneHeads(
   for (let j = first; j < visible; j++) {
     const row = halfRow(keys, kvWidth, rowMap, j) + offset;
     for (let i: usize = 0; i < heads; i++) {
-      store<f32>(probs + i * probsBytes + (<usize>j << 2), dotRowHalves(qh16 + i * rowBytes, row + (i * rowBytes >> 1), 0, headDim, DIRECT));
+      store<f32>(probs + i * probsBytes + (<usize>j << 2), dotRowHalves(qh16 + i * rowBytes, row + ((i * rowBytes) >> 1), 0, headDim, DIRECT));
     }
   }
   for (let i: usize = 0; i < heads; i++) dotsToProbabilities(probs + i * probsBytes, first, visible, scale, cap, true);
   // slot sums from a fused product with zero, as slotSums starts them
   memory.fill(acc, 0, heads * 32 * rowBytes);
   const up = f32x4.splat(TWO_TO_112);
-  for (let j = 0; j < visible; j++) {
-    const row = halfRow(values, kvWidth, rowMap, j) + offset;
-    const slot = acc + <usize>(j & 31) * rowBytes;
-    for (let i: usize = 0; i < heads; i++) {
-      const p = f32x4.mul(v128.load32_splat(probs + i * probsBytes + (<usize>j << 2)), up);
-      const v = row + (i * rowBytes >> 1);
-      const a = slot + i * 32 * rowBytes;
-      for (let d: usize = 0; d < rowBytes; d += 32) {
-        v128.store(a + d, madd(p, halvesScaledDown4(v + (d >> 1)), v128.load(a + d)));
-        v128.store(a + d, madd(p, halvesScaledDown4(v + (d >> 1) + 8), v128.load(a + d, 16)), 16);
+  // cells in runs of 128: a slot's cells of a run (four, 32 apart, or fewer at the end) meet its sums
+  // loaded once (single thread, 32 heads of 128 at 1024 cells: 1.26× the attention that loaded and
+  // stored them for every cell)
+  for (let j0 = 0; j0 < visible; j0 += 128) {
+    for (let j = j0; j < min(visible, j0 + 32); j++) {
+      const count = min(4, ((visible - 1 - j) >> 5) + 1);
+      const slot = acc + <usize>(j & 31) * rowBytes;
+      if (count < 4) {
+        for (let c = 0; c < count; c++) loneValues(slot, halfRow(values, kvWidth, rowMap, j + 32 * c) + offset, probs + (<usize>(j + 32 * c) << 2), heads, probsBytes, rowBytes, up);
+        continue;
+      }
+      const r0 = halfRow(values, kvWidth, rowMap, j) + offset;
+      const r1 = halfRow(values, kvWidth, rowMap, j + 32) + offset;
+      const r2 = halfRow(values, kvWidth, rowMap, j + 64) + offset;
+      const r3 = halfRow(values, kvWidth, rowMap, j + 96) + offset;
+      for (let i: usize = 0; i < heads; i++) {
+        const p = probs + i * probsBytes + (<usize>j << 2);
+        const p0 = f32x4.mul(v128.load32_splat(p), up);
+        const p1 = f32x4.mul(v128.load32_splat(p, 128), up);
+        const p2 = f32x4.mul(v128.load32_splat(p, 256), up);
+        const p3 = f32x4.mul(v128.load32_splat(p, 384), up);
+        const h = (i * rowBytes) >> 1;
+        const a = slot + i * 32 * rowBytes;
+        for (let d: usize = 0; d < rowBytes; d += 16) {
+          let x = v128.load(a + d);
+          x = madd(p0, halvesScaledDown4(r0 + h + (d >> 1)), x);
+          x = madd(p1, halvesScaledDown4(r1 + h + (d >> 1)), x);
+          x = madd(p2, halvesScaledDown4(r2 + h + (d >> 1)), x);
+          x = madd(p3, halvesScaledDown4(r3 + h + (d >> 1)), x);
+          v128.store(a + d, x);
+        }
       }
     }
   }
   for (let i: usize = 0; i < heads; i++) reduceSlots(acc + i * 32 * rowBytes, out + offset * 2 + i * rowBytes, visible, headDim);
+}
+
+/** One cell's values (its F16 row of the unit's heads at `row`, probabilities at `p`, heads `probsBytes` apart) into each head's slot at `slot`. */
+// @ts-ignore: decorator
+@inline function loneValues(slot: usize, row: usize, p: usize, heads: usize, probsBytes: usize, rowBytes: usize, up: v128): void {
+  for (let i: usize = 0; i < heads; i++) {
+    const pi = f32x4.mul(v128.load32_splat(p + i * probsBytes), up);
+    const v = row + ((i * rowBytes) >> 1);
+    const a = slot + i * 32 * rowBytes;
+    for (let d: usize = 0; d < rowBytes; d += 16) v128.store(a + d, madd(pi, halvesScaledDown4(v + (d >> 1)), v128.load(a + d)));
+  }
 }
 
 /**

@@ -403,9 +403,10 @@ export class WasmBackend extends ScalarBackend {
     // The kernel rounds q through F16 itself; a quantized cache's rounding is the twin's.
     if (type !== "f16") q = roundQueryForKeys(q, type);
     const instance = this.banks[bank];
-    // A token whose query heads each have a KV head of their own is cut into one block of heads a thread,
-    // 32 at most: each block reads a stretch of every row of the cache (see attendLoneHeads).
-    const loneHeads = Math.min(32, Math.ceil(kvHeads / this.threads));
+    // A token whose query heads each have a KV head of their own is cut into one block of heads a thread
+    // (as many as a block of query rows, at most): each block reads a stretch of every row of the cache
+    // (see attendLoneHeads).
+    const loneHeads = Math.min(ATTENTION_QUERY_BLOCK, Math.ceil(kvHeads / this.threads));
     const plans = segments.map(({ start, length, kv }) => {
       let last = 0;
       for (let t = start; t < start + length; t++) last = Math.max(last, positions[t]);
