@@ -75,9 +75,9 @@ export class ThreadPool {
     const parts = this.workers.length + 1;
     const kernel = this.banks[job.bank].kernels[job.kernel];
     const call = (first: number, end: number): void => kernel(job.weights, first, end, job.activations, job.n, job.out, job.tokens, job.outStride, 0);
-    // Small products finish before a worker would wake up: keep them on this thread (and jobs of fewer
-    // units than threads, which one unit a thread would not speed up).
-    if (parts === 1 || job.units < parts || job.work < MIN_PARALLEL_WORK) {
+    // Small products finish before a worker would wake up: keep them on this thread, as a job of one unit.
+    // Two units are worth splitting: a token's attention over a long context can be two blocks of heads.
+    if (parts === 1 || job.units < 2 || job.work < MIN_PARALLEL_WORK) {
       call(0, job.units);
       return;
     }
