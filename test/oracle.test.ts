@@ -101,6 +101,7 @@ describe("live against llama.cpp (node-llama-cpp)", () => {
     }
   });
   for (const [architecture, preset, marker, what] of [
+    ["llama", "small-mha", "blk.3.attn_v.weight", "a KV head for every query head, as Llama-2's: single tokens take the lone-heads kernel"],
     ["qwen2", "small", "blk.3.attn_v.bias", "Q/K/V biases, NeoX RoPE"],
     ["qwen3", "small", "blk.3.attn_k_norm.weight", "per-head Q/K RMSNorm, NeoX RoPE"],
     ["llama", "small-moe", "blk.3.ffn_down_exps.weight", "Mixtral: 8 experts, top-2 routing, normalised weights"],

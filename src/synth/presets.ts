@@ -25,6 +25,8 @@ export const PRESETS: Record<string, ModelShape> = {
   tiny: { embedding: 64, layers: 2, heads: 4, kvHeads: 2, feedForward: 128, context: 512, ropeBase: 10000, tiedOutput: false, llama3RopeScaling: false },
   "small-llama3": { embedding: 256, layers: 2, heads: 4, kvHeads: 2, feedForward: 768, context: 2048, ropeBase: 500000, tiedOutput: true, llama3RopeScaling: true },
   small: { embedding: 256, layers: 4, heads: 8, kvHeads: 4, feedForward: 768, context: 1024, ropeBase: 10000, tiedOutput: false, llama3RopeScaling: false },
+  // every query head with a KV head of its own, as in Llama-2 and Phi-3-mini
+  "small-mha": { embedding: 256, layers: 4, heads: 4, kvHeads: 4, feedForward: 768, context: 1024, ropeBase: 10000, tiedOutput: false, llama3RopeScaling: false },
   "small-moe": { embedding: 256, layers: 4, heads: 8, kvHeads: 4, feedForward: 512, context: 1024, ropeBase: 10000, tiedOutput: false, llama3RopeScaling: false, experts: { count: 8, used: 2, feedForward: 256 } },
   // a window shorter than the test runs, so that the local layers really slide
   "small-gemma": { embedding: 256, layers: 4, heads: 8, kvHeads: 4, feedForward: 768, context: 1024, ropeBase: 10000, tiedOutput: true, llama3RopeScaling: false, headDim: 64, slidingWindow: 24 },
