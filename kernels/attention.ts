@@ -725,26 +725,25 @@ function attendBlocks(
 /**
  * Word offsets of attend_range's parameter block (i32 words; `scale` and `softcap` hold f32 bits): what
  * every sequence shares, then P_SEGMENTS records of SEGMENT_WORDS words, one a sequence. P_LONE_HEADS is
- * how many heads a unit of a lone sequence takes (isLone).
+ * how many heads a unit of a LONE sequence takes (0 where none is).
  */
 const P_WORK = 0, P_WORK_STRIDE = 1, P_HEADS = 2, P_KV_HEADS = 3, P_HEAD_DIM = 4, P_SCALE = 5, P_KV_TYPE = 6;
 const P_WINDOW = 7, P_SOFTCAP = 8, P_SEGMENTS = 9, P_LONE_HEADS = 10, P_FIRST_SEGMENT = 11;
 /** A sequence's record: its rows of q and out, its cache, its positions, and the first of its units. */
-const S_Q = 0, S_KEYS = 1, S_VALUES = 2, S_OUT = 3, S_POSITIONS = 4, S_TOKENS = 5, S_BATCHED = 6, S_CHUNK = 7;
+const S_Q = 0, S_KEYS = 1, S_VALUES = 2, S_OUT = 3, S_POSITIONS = 4, S_TOKENS = 5, S_MODE = 6, S_CHUNK = 7;
 const S_CELLS = 8, S_ROWS = 9, S_FIRST_UNIT = 10;
 const SEGMENT_WORDS = 12;
 /** P_KV_TYPE's values. */
 const KV_F16 = 0, KV_Q8_0 = 1;
 
 /**
- * A sequence of one token whose query heads each have a KV head of their own, over an F16 cache: its
- * units are blocks of P_LONE_HEADS heads (attendLoneHeads) rather than single KV heads. (WasmBackend's
- * plan counts its units by the same test.)
+ * S_MODE's values, as WasmBackend's plan chooses them (and counts the units by):
+ * - SINGLE: query tokens one at a time, in vec_dot's order;
+ * - BATCHED: query tokens in blocks, in tinyBLAS's order (attendBlocks);
+ * - LONE: one token whose query heads each have a KV head of their own, over an F16 cache, head size a
+ *   multiple of 32: its units are blocks of P_LONE_HEADS heads (attendLoneHeads), not single KV heads.
  */
-// @ts-ignore: decorator
-@inline function isLone(kvType: i32, tokens: i32, headDim: i32, group: i32): bool {
-  return kvType == KV_F16 && tokens == 1 && headDim % 32 == 0 && group == 1;
-}
+const SINGLE = 0, BATCHED = 1, LONE = 2;
 
 /**
  * Causal attention of several sequences' query rows over their caches, units first … end − 1, numbered
@@ -776,7 +775,8 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
     const out = <usize>load<i32>(segmentWord(params, segment, S_OUT));
     const positions = <usize>load<i32>(segmentWord(params, segment, S_POSITIONS));
     const tokens = load<i32>(segmentWord(params, segment, S_TOKENS));
-    const batched = load<i32>(segmentWord(params, segment, S_BATCHED));
+    const mode = load<i32>(segmentWord(params, segment, S_MODE));
+    const batched = mode == BATCHED;
     const chunk = load<i32>(segmentWord(params, segment, S_CHUNK));
     const cells = load<i32>(segmentWord(params, segment, S_CELLS));
     const rowMap = <usize>load<i32>(segmentWord(params, segment, S_ROWS)); // position → row of a paged cache; 0: the identity
@@ -788,7 +788,7 @@ export function attend_range(params: usize, first: i32, end: i32, _a: i32, _n: i
     const acc = probs + (<usize>(QUERY_BLOCK * cells) << 2);
     const qh16 = acc + (<usize>(32 * max(2, loneHeads) * headDim) << 2);
     const meta = qh16 + (<usize>(QUERY_BLOCK * headDim) << 2);
-    if (isLone(kvType, tokens, headDim, group)) {
+    if (mode == LONE) {
       const h0 = local * loneHeads;
       const visible = load<i32>(positions) + 1;
       attendLoneHeads(

@@ -88,6 +88,10 @@ const ATTENTION_HEADER_WORDS = 11;
 const ATTENTION_SEGMENT_WORDS = 12;
 /** Query rows a batched attention unit takes together (QUERY_BLOCK in kernels/attention.ts). */
 const ATTENTION_QUERY_BLOCK = 16;
+/** A sequence's attention mode (SINGLE, BATCHED, LONE in kernels/attention.ts). */
+const ATTENTION_SINGLE = 0;
+const ATTENTION_BATCHED = 1;
+const ATTENTION_LONE = 2;
 /**
  * What quantizing an activation costs, in multiply-adds of a product (the pool's measure of work). It was
  * set when an element took about 2.3 ns against 0.03 ns a multiply-add, single thread. Since the cheaper
@@ -414,19 +418,23 @@ export class WasmBackend extends ScalarBackend {
       // its KV head's visible rows again (at 16 tokens a chunk, Gemma-2's two query heads of 256 per KV head
       // spent about as long widening as weighing; 1.95 → 1.40 s of attention in a pp512 at up to 128).
       const chunk = Math.max(1, Math.min(128, Math.ceil((length * kvHeads) / (8 * this.threads))));
-      // a lone token's units are blocks of loneHeads heads (isLone in kernels/attention.ts)
+      // the kernel's mode for this sequence (S_MODE in kernels/attention.ts); a lone token's units are
+      // blocks of loneHeads heads
       const lone = type === "f16" && length === 1 && headDim % 32 === 0 && heads === kvHeads;
+      const mode = lone ? ATTENTION_LONE : length > 1 && headDim % 8 === 0 ? ATTENTION_BATCHED : ATTENTION_SINGLE;
       const units = lone ? Math.ceil(kvHeads / loneHeads) : kvHeads * Math.ceil(length / chunk);
-      return { start, length, kv, cells: Math.ceil((last + 1) / 32) * 32, rowCount: kv.rows ? last + 1 : 0, chunk, units };
+      return { start, length, kv, cells: Math.ceil((last + 1) / 32) * 32, rowCount: kv.rows ? last + 1 : 0, chunk, units, mode };
     });
     const tokens = positions.length;
     const cells = Math.max(...plans.map((plan) => plan.cells));
     const rowWords = plans.reduce((sum, plan) => sum + plan.rowCount, 0);
+    // heads whose slot sums a thread keeps at once: a block of lone heads, or a pair
+    const blockHeads = plans.some((plan) => plan.mode === ATTENTION_LONE) ? loneHeads : 0;
     const paramWords = ATTENTION_HEADER_WORDS + segments.length * ATTENTION_SEGMENT_WORDS;
     // Per thread: K and V of one head widened to f32, the scores and q through F16 of a block of query
     // rows, 32 accumulator rows for each of two heads (or a block of lone heads), and 16 bytes a row of the
     // block's bookkeeping (kernels/attention.ts).
-    const partBytes = (2 * cells * headDim + ATTENTION_QUERY_BLOCK * (cells + headDim + 4) + 32 * Math.max(2, loneHeads) * headDim) * 4;
+    const partBytes = (2 * cells * headDim + ATTENTION_QUERY_BLOCK * (cells + headDim + 4) + 32 * Math.max(2, blockHeads) * headDim) * 4;
     const qBytes = q.length * 4;
     const at = instance.scratch((paramWords + tokens + rowWords) * 4 + 2 * qBytes + this.threads * partBytes + 64);
     const positionsAt = at + paramWords * 4;
@@ -435,15 +443,14 @@ export class WasmBackend extends ScalarBackend {
     const outAt = qAt + qBytes;
     const workAt = outAt + qBytes;
     const params = new Int32Array(instance.memory.buffer, at, paramWords);
-    params.set([workAt, partBytes, heads, kvHeads, headDim, f32Bits(scale), type === "q8_0" ? 1 : 0, shape.window ?? 0, f32Bits(shape.softcap ?? 0), segments.length, loneHeads]);
+    params.set([workAt, partBytes, heads, kvHeads, headDim, f32Bits(scale), type === "q8_0" ? 1 : 0, shape.window ?? 0, f32Bits(shape.softcap ?? 0), segments.length, blockHeads]);
     new Int32Array(instance.memory.buffer, positionsAt, tokens).set(positions);
     let units = 0;
     let work = 0;
-    plans.forEach(({ start, length, kv, cells, rowCount, chunk, units: own }, i) => {
+    plans.forEach(({ start, length, kv, cells, rowCount, chunk, units: own, mode }, i) => {
       if (kv.rows) new Int32Array(instance.memory.buffer, rowsAt, rowCount).set(kv.rows.subarray(0, rowCount));
       const rowOffset = start * qWidth * 4;
-      const batched = length > 1 && headDim % 8 === 0 ? 1 : 0;
-      params.set([qAt + rowOffset, kv.keys.byteOffset, kv.values.byteOffset, outAt + rowOffset, positionsAt + start * 4, length, batched, chunk, cells, kv.rows ? rowsAt : 0, units], ATTENTION_HEADER_WORDS + i * ATTENTION_SEGMENT_WORDS);
+      params.set([qAt + rowOffset, kv.keys.byteOffset, kv.values.byteOffset, outAt + rowOffset, positionsAt + start * 4, length, mode, chunk, cells, kv.rows ? rowsAt : 0, units], ATTENTION_HEADER_WORDS + i * ATTENTION_SEGMENT_WORDS);
       rowsAt += rowCount * 4;
       units += own;
       // per head, widening its K and V rows and the softmax cost about as much as 64 more cells of products
