@@ -91,6 +91,14 @@ describe("tsllm serve with the official openai and ollama clients", () => {
     assert.match((await ollama.version()).version, /^\d+\.\d+\.\d+$/);
   });
 
+  it("top_k of 0 or less keeps every token, as llama.cpp's sampler takes it: -1 (which Ollama clients send) samples as 0", async () => {
+    const sampled = async (top_k: number) =>
+      (await ollama.generate({ model: "stories260K", prompt: story.prompt, options: { temperature: 1.5, seed: 11, num_predict: 24, top_k }, stream: false })).response;
+    const every = await sampled(0);
+    assert.equal(await sampled(-1), every);
+    assert.notEqual(await sampled(1), every, "top_k 1 would be greedy");
+  });
+
   it("format json (Ollama) and response_format json_object (OpenAI) keep the answer a JSON object", async () => {
     for (const seed of [1, 2]) {
       const answer = await ollama.generate({ model: "stories260K", prompt: story.prompt, format: "json", stream: false, options: { seed, num_predict: 160 } });
@@ -134,6 +142,18 @@ describe("tsllm serve with the official openai and ollama clients", () => {
     assert.equal(((await malformed.json()) as { error: { code: string } }).error.code, "invalid_json");
     const long = "Once upon a time ".repeat(700);
     await assert.rejects(openai.completions.create({ model: "stories260K", prompt: long, max_tokens: 4 }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && /context of 2048 tokens/.test(e.message));
+    // logit_bias keys are token ids of the model's vocabulary (stories260K has 512)
+    for (const [bias, said] of [[{ abc: 5 }, /logit_bias.abc: Invalid key/], [{ 512: 5 }, /token 512 is outside the vocabulary \(512 tokens\)/]] as const) {
+      await assert.rejects(openai.completions.create({ model: "stories260K", prompt: "hi", max_tokens: 1, logit_bias: bias }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.param?.startsWith("logit_bias") === true && said.test(e.message), JSON.stringify(bias));
+    }
+  });
+
+  it("Ollama's pull and delete refuse a name that is no model reference with 400 and say why", async () => {
+    for (const [path, method] of [["/api/pull", "POST"], ["/api/delete", "DELETE"]]) {
+      const response = await fetch(`${server.url}${path}`, { method, headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "../../x" }) });
+      assert.equal(response.status, 400, path);
+      assert.match(((await response.json()) as { error: string }).error, /expected OWNER\/REPO/, path);
+    }
   });
 });
 
@@ -397,6 +417,8 @@ describe("Ollama's /api/pull and /api/delete, against a local imitation of the h
       assert.deepEqual((await ollama.list()).models, []);
       assert.deepEqual((await ollama.ps()).models, []);
       await assert.rejects(ollama.generate({ model: name, prompt: "Hi" }), /not found/);
+      // a pull that fails says what failed, as Ollama's does (500 and the reason)
+      await assert.rejects(ollama.pull({ model: "ggml-org/nothing-here", stream: false }), (e: Error & { status_code?: number }) => e.status_code === 500 && /ggml-org\/nothing-here.*not found \(404\)/.test(e.message));
     } finally {
       await server.stop();
       await hub.stop();

@@ -13,7 +13,8 @@ import { hubFromEnvironment } from "../../store/hub.js";
 import { modelName, modelSize, removeModel } from "../../store/manifest.js";
 import { ModelSummary, summarizeModel } from "../../store/model-summary.js";
 import { hubReferenceOf, pullModel } from "../../store/pull.js";
-import { parseReference } from "../../store/reference.js";
+import { StoreError } from "../../store/errors.js";
+import { ModelReference, parseReference } from "../../store/reference.js";
 import { findStoredModel } from "../../store/resolve.js";
 import { ApiError } from "../errors.js";
 import { abortWithClient, samplingFrom, submit } from "../generation.js";
@@ -27,7 +28,8 @@ export const OLLAMA_VERSION = "0.6.4";
 const OPTIONS = z
   .looseObject({
     temperature: z.number().min(0).optional(),
-    top_k: z.number().int().min(0).optional(),
+    // 0 or less: every token, as llama.cpp's top-k takes it (Ollama clients send -1)
+    top_k: z.number().int().optional(),
     top_p: z.number().min(0).max(1).optional(),
     min_p: z.number().min(0).max(1).optional(),
     num_predict: z.number().int().optional(),
@@ -174,7 +176,7 @@ export function ollamaRoutes(pool: ModelPool, metrics: Metrics, defaultKeepAlive
     const body = parseBody(NAMED, await c.req.json().catch(() => undefined));
     const name = body.model ?? body.name ?? "";
     const layout = storeLayout();
-    const stored = findStoredModel(layout, parseReference(name), name);
+    const stored = findStoredModel(layout, referenceIn(name), name);
     if (!stored) throw new ApiError(404, `model '${name}' not found`, "model_not_found");
     pool.forget(stored.name);
     removeModel(layout, stored);
@@ -184,7 +186,7 @@ export function ollamaRoutes(pool: ModelPool, metrics: Metrics, defaultKeepAlive
   app.post("/api/pull", async (c) => {
     const body = parseBody(NAMED, await c.req.json().catch(() => undefined));
     const name = body.model ?? body.name ?? "";
-    const reference = hubReferenceOf(parseReference(name));
+    const reference = hubReferenceOf(referenceIn(name));
     if (!reference) throw new ApiError(400, `'${name}' is not a hub reference (OWNER/REPO[:QUANT] or hf:OWNER/REPO/FILE.gguf)`, "invalid_request", "model");
     const pull = (onProgress: (line: Record<string, unknown>) => void) =>
       pullModel(reference, {
@@ -193,7 +195,13 @@ export function ollamaRoutes(pool: ModelPool, metrics: Metrics, defaultKeepAlive
         onProgress: (p) => onProgress({ status: `pulling ${p.file}`, digest: p.file, total: p.total, completed: p.received }),
       });
     if (body.stream === false) {
-      await pull(() => undefined);
+      try {
+        await pull(() => undefined);
+      } catch (error) {
+        // as Ollama answers a failed pull: 500, with what went wrong
+        if (error instanceof StoreError) throw new ApiError(500, error.message, "pull_failed");
+        throw error;
+      }
       return c.json({ status: "success" });
     }
     return honoStream(c, async (out) => {
@@ -341,4 +349,14 @@ export function ollamaRoutes(pool: ModelPool, metrics: Metrics, defaultKeepAlive
   });
 
   return app;
+}
+
+/** A model name or hub reference from a request: one that cannot be read is the request's fault (400). */
+function referenceIn(name: string): ModelReference {
+  try {
+    return parseReference(name);
+  } catch (error) {
+    if (error instanceof StoreError) throw new ApiError(400, error.message, "invalid_request", "model");
+    throw error;
+  }
 }

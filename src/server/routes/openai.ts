@@ -15,7 +15,8 @@ import { parseBody } from "../validate.js";
 const SAMPLING = {
   temperature: z.number().min(0).max(2).optional(),
   top_p: z.number().gt(0).max(1).optional(),
-  top_k: z.number().int().min(0).optional(),
+  // 0 or less: every token, as llama.cpp's top-k takes it (Ollama clients send -1)
+  top_k: z.number().int().optional(),
   min_p: z.number().min(0).max(1).optional(),
   max_tokens: z.number().int().min(1).optional().nullable(),
   max_completion_tokens: z.number().int().min(1).optional().nullable(),
@@ -24,7 +25,7 @@ const SAMPLING = {
   presence_penalty: z.number().min(-2).max(2).optional().nullable(),
   frequency_penalty: z.number().min(-2).max(2).optional().nullable(),
   repetition_penalty: z.number().gt(0).optional(),
-  logit_bias: z.record(z.string(), z.number().min(-100).max(100)).optional().nullable(),
+  logit_bias: z.record(z.string().regex(/^\d+$/), z.number().min(-100).max(100)).optional().nullable(),
   n: z.number().int().min(1).max(16).optional().nullable(),
   stream: z.boolean().optional().nullable(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).optional().nullable(),
@@ -229,6 +230,9 @@ export function openAiRoutes(pool: ModelPool, metrics: Metrics): Hono {
     const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? Infinity;
     const n = body.n ?? 1;
     const logitBias = body.logit_bias ? new Map(Object.entries(body.logit_bias).map(([id, bias]) => [Number(id), bias])) : undefined;
+    for (const id of logitBias?.keys() ?? []) {
+      if (id >= tokenizer.vocab.size) throw new ApiError(400, `logit_bias: token ${id} is outside the vocabulary (${tokenizer.vocab.size} tokens)`, "invalid_request", "logit_bias");
+    }
     const stop = body.stop === undefined || body.stop === null ? undefined : typeof body.stop === "string" ? [body.stop] : body.stop;
     const streams = Array.from({ length: n }, (_, i) =>
       submit(served.loaded.scheduler, {
