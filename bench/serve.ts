@@ -3,7 +3,8 @@
  * `tsllm serve` (continuous batching over HTTP) and against node-llama-cpp's own batching (one context
  * with a sequence per stream, in process), on the same model and threads, taking turns. Reports
  * aggregate generation tok/s, time to first token and inter-token latency (p50/p99), and the ratios; each
- * figure of several streams is set against one stream of ours measured right before it.
+ * figure of several streams is set against the mean of one stream of ours measured right before it and
+ * one right after.
  * BENCH_SERVE_MODEL picks another GGUF; BENCH_SERVE_QUICK=1 runs stories260K with 1 and 4 streams.
  */
 import { spawn } from "node:child_process";
@@ -128,22 +129,25 @@ async function llamaCppStreams(n: number, round: number): Promise<StreamTimes[]>
 
 const server = await startServer();
 const rows: string[] = ["| streams | engine | gen tok/s (all streams) | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |", "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"];
-const ratios: string[] = ["| streams | tsllm / llama.cpp | tsllm vs its 1 stream (measured just before) |", "| ---: | ---: | ---: |"];
+const ratios: string[] = ["| streams | tsllm / llama.cpp | tsllm vs its 1 stream (mean of just before and just after) | its 1 stream before, after (tok/s) |", "| ---: | ---: | ---: | ---: |"];
 let single = 0;
 try {
   await tsllmStreams(server.url, 1, 0); // loads the model and warms up
   await llamaCppStreams(1, 0);
   for (const [round, n] of STREAMS.entries()) {
-    // The machine's speed drifts over minutes, so each figure of several streams is set against a single
-    // stream measured just before it, not the first row's.
-    if (n > 1) single = figures(await tsllmStreams(server.url, 1, STREAMS.length + round + 1)).tokensPerSecond;
+    // The machine's speed drifts over minutes, so each figure of several streams is set against single
+    // streams measured just before and just after it (their mean), not the first row's: a drift in
+    // either direction then weighs on both sides of the ratio.
+    const before = n > 1 ? figures(await tsllmStreams(server.url, 1, STREAMS.length + round + 1)).tokensPerSecond : 0;
     const ours = figures(await tsllmStreams(server.url, n, round + 1));
     const theirs = figures(await llamaCppStreams(n, round + 1));
-    if (n === 1) single = ours.tokensPerSecond;
+    const after = n > 1 ? figures(await tsllmStreams(server.url, 1, 2 * STREAMS.length + round + 1)).tokensPerSecond : 0;
+    single = n > 1 ? (before + after) / 2 : ours.tokensPerSecond;
     for (const [engine, f] of [["tsllm", ours], ["llama.cpp", theirs]] as const) {
       rows.push(`| ${n} | ${engine} | ${f.tokensPerSecond.toFixed(1)} | ${percentile(f.ttft, 50).toFixed(0)} | ${percentile(f.ttft, 99).toFixed(0)} | ${percentile(f.itl, 50).toFixed(1)} | ${percentile(f.itl, 99).toFixed(1)} |`);
     }
-    ratios.push(`| ${n} | ${(ours.tokensPerSecond / theirs.tokensPerSecond).toFixed(2)}× | ${(ours.tokensPerSecond / single).toFixed(2)}× |`);
+    const singles = n > 1 ? `${before.toFixed(1)}, ${after.toFixed(1)}` : "";
+    ratios.push(`| ${n} | ${(ours.tokensPerSecond / theirs.tokensPerSecond).toFixed(2)}× | ${(ours.tokensPerSecond / single).toFixed(2)}× | ${singles} |`);
     process.stderr.write(`${n} streams done\n`);
   }
 } finally {
