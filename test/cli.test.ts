@@ -77,6 +77,7 @@ describe("tsllm run", () => {
       [["run", STORIES, "hi", "--temp", "warm"], /--temp expects a number/],
       [["run", STORIES], /missing PROMPT/],
       [["frobnicate"], /unknown command/],
+      [["serve", STORIES, "--port", "99999"], /--port must be a TCP port, 0 to 65535/],
     ];
     for (const [args, pattern] of cases) {
       const { code, stderr, stdout } = tsllm(args);

@@ -69,6 +69,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     log: (line) => process.stderr.write(`${line}\n`),
   });
   const port = whole(values.port, "--port", 0);
+  if (port > 65535) throw new UsageError(`--port must be a TCP port, 0 to 65535 (0: any free one), got ${port}`);
   const server = serve({ fetch: app.fetch, hostname: values.host, port }, (info) => {
     process.stderr.write(`listening on http://${values.host}:${info.port}\n`);
   });
