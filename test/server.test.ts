@@ -91,6 +91,27 @@ describe("tsllm serve with the official openai and ollama clients", () => {
     assert.match((await ollama.version()).version, /^\d+\.\d+\.\d+$/);
   });
 
+  it("ollama generate: the last line's context (prompt and answer tokens) carries the conversation into the next prompt, as Ollama's does", async () => {
+    const options = { temperature: 0, num_predict: 16 };
+    const { file, tokenizer } = loadTokenizer(STORIES);
+    file.close();
+    const first = await ollama.generate({ model: "stories260K", prompt: story.prompt, options, stream: false });
+    assert.equal(first.context.length, first.prompt_eval_count + first.eval_count);
+    assert.deepEqual(first.context.slice(0, first.prompt_eval_count), tokenizer.encode(story.prompt, { addSpecial: true, parseSpecial: false }));
+    const more = tokenizer.encode(" Then", { addSpecial: false, parseSpecial: false });
+    const next = await ollama.generate({ model: "stories260K", prompt: " Then", context: first.context, options: { ...options, num_predict: 12 }, stream: false });
+    assert.equal(next.prompt_eval_count, first.context.length + more.length, "the context, then the prompt without a second BOS");
+    // the same as continuing from those tokens through the OpenAI API
+    const same = await openai.completions.create({ model: "stories260K", prompt: [...first.context, ...more], max_tokens: 12, temperature: 0 });
+    assert.equal(next.response, same.choices[0].text);
+    let streamedContext: number[] = [];
+    for await (const part of await ollama.generate({ model: "stories260K", prompt: story.prompt, options, stream: true })) if (part.done) streamedContext = part.context;
+    assert.deepEqual(streamedContext, first.context);
+    const raw = await ollama.generate({ model: "stories260K", prompt: story.prompt, raw: true, options, stream: false });
+    assert.equal(raw.context, undefined, "no context for raw prompts");
+    await assert.rejects(ollama.generate({ model: "stories260K", prompt: "hi", context: [1, 512], stream: false }), (e: Error & { status_code?: number }) => e.status_code === 400 && /context: token 512 is outside/.test(e.message));
+  });
+
   it("top_k of 0 or less keeps every token, as llama.cpp's sampler takes it: -1 (which Ollama clients send) samples as 0", async () => {
     const sampled = async (top_k: number) =>
       (await ollama.generate({ model: "stories260K", prompt: story.prompt, options: { temperature: 1.5, seed: 11, num_predict: 24, top_k }, stream: false })).response;

@@ -16,6 +16,7 @@ import { hubReferenceOf, pullModel } from "../../store/pull.js";
 import { StoreError } from "../../store/errors.js";
 import { ModelReference, parseReference } from "../../store/reference.js";
 import { findStoredModel } from "../../store/resolve.js";
+import { Tokenizer } from "../../tokenizer/tokenizer.js";
 import { ApiError } from "../errors.js";
 import { abortWithClient, samplingFrom, submit } from "../generation.js";
 import { Metrics } from "../metrics.js";
@@ -46,7 +47,14 @@ const KEEP_ALIVE = z.union([z.number(), z.string()]).optional();
 
 const COMMON = { model: z.string().min(1), stream: z.boolean().optional(), options: OPTIONS, keep_alive: KEEP_ALIVE, format: z.unknown().optional() };
 
-const GENERATE = z.looseObject({ ...COMMON, prompt: z.string().optional(), system: z.string().optional(), raw: z.boolean().optional() });
+const GENERATE = z.looseObject({
+  ...COMMON,
+  prompt: z.string().optional(),
+  system: z.string().optional(),
+  raw: z.boolean().optional(),
+  // the token ids a previous answer returned (Ollama's deprecated conversational memory)
+  context: z.array(z.number().int().min(0)).optional(),
+});
 const OLLAMA_TOOL_CALL = z.looseObject({ function: z.looseObject({ name: z.string(), arguments: z.record(z.string(), z.unknown()) }) });
 const CHAT = z.looseObject({
   ...COMMON,
@@ -233,7 +241,10 @@ export function ollamaRoutes(pool: ModelPool, metrics: Metrics, defaultKeepAlive
     stream: boolean,
     started: number,
     shape: (text: string, done: boolean) => Record<string, unknown>,
+    closing: (generated: number[]) => Record<string, unknown> = () => ({}),
   ) => {
+    // the ids of the answer's tokens, for `closing` (the final line's extra fields)
+    const generated: number[] = [];
     const final = (summary: GenerationSummary) => ({
       done_reason: summary.finishReason === "length" ? "length" : "stop",
       total_duration: ns(performance.now() - started),
@@ -248,10 +259,12 @@ export function ollamaRoutes(pool: ModelPool, metrics: Metrics, defaultKeepAlive
       let text = "";
       try {
         for await (const event of events) {
-          if (event.type === "token") text += event.text;
-          else {
+          if (event.type === "token") {
+            text += event.text;
+            generated.push(event.id);
+          } else {
             metrics.observe(event.stats);
-            return c.json({ ...base(), ...shape(text, true), done: true, ...final(event.stats) });
+            return c.json({ ...base(), ...shape(text, true), done: true, ...final(event.stats), ...closing(generated) });
           }
         }
       } finally {
@@ -263,10 +276,12 @@ export function ollamaRoutes(pool: ModelPool, metrics: Metrics, defaultKeepAlive
       out.onAbort(() => abort.abort());
       try {
         for await (const event of events) {
-          if (event.type === "token") await out.write(`${JSON.stringify({ ...base(), ...shape(event.text, false), done: false })}\n`);
-          else {
+          if (event.type === "token") {
+            generated.push(event.id);
+            await out.write(`${JSON.stringify({ ...base(), ...shape(event.text, false), done: false })}\n`);
+          } else {
             metrics.observe(event.stats);
-            await out.write(`${JSON.stringify({ ...base(), ...shape("", true), done: true, ...final(event.stats) })}\n`);
+            await out.write(`${JSON.stringify({ ...base(), ...shape("", true), done: true, ...final(event.stats), ...closing(generated) })}\n`);
           }
         }
       } finally {
@@ -308,10 +323,13 @@ export function ollamaRoutes(pool: ModelPool, metrics: Metrics, defaultKeepAlive
       pool.release(served);
       return c.json({ model: served.name, created_at: new Date().toISOString(), response: "", done: true, done_reason: body.keep_alive === 0 ? "unload" : "load" });
     }
+    const raw = body.raw ?? false;
+    const tokens = withContext(served.loaded.model.tokenizer, body.context ?? [], promptTokens(served.loaded.model, body.prompt, raw, body.system));
     const abort = abortWithClient(c);
-    const tokens = promptTokens(served.loaded.model, body.prompt, body.raw ?? false, body.system);
     const events = submit(served.loaded.scheduler, requestOf(body.options, tokens, body.format, abort.signal));
-    return respond(c, served, events, abort, body.stream ?? true, started, (text) => ({ response: text }));
+    // as Ollama, the last line carries the conversation so far as `context`, except for raw prompts
+    const closing = (generated: number[]) => (raw ? {} : { context: [...tokens, ...generated] });
+    return respond(c, served, events, abort, body.stream ?? true, started, (text) => ({ response: text }), closing);
   });
 
   app.post("/api/chat", async (c) => {
@@ -359,4 +377,18 @@ function referenceIn(name: string): ModelReference {
     if (error instanceof StoreError) throw new ApiError(400, error.message, "invalid_request", "model");
     throw error;
   }
+}
+
+/**
+ * A prompt after the `context` of an earlier answer: its tokens, then the prompt's own without a second
+ * BOS. Ollama turns the context back into text and tokenizes it again with the prompt; continuing from
+ * the tokens themselves gives the same conversation and lets the prefix cache find it.
+ */
+function withContext(tokenizer: Tokenizer, context: readonly number[], prompt: number[]): number[] {
+  if (context.length === 0) return prompt;
+  const size = tokenizer.vocab.size;
+  const outside = context.find((id) => id >= size);
+  if (outside !== undefined) throw new ApiError(400, `context: token ${outside} is outside the vocabulary (${size} tokens)`, "invalid_request", "context");
+  const bos = tokenizer.vocab.specials.bos;
+  return [...context, ...(bos !== undefined && prompt[0] === bos ? prompt.slice(1) : prompt)];
 }
