@@ -169,6 +169,25 @@ describe("tsllm serve with the official openai and ollama clients", () => {
     }
   });
 
+  it("what tsllm does not implement (images, a suffix to fill in) gets 400 saying so, not an answer that leaves it out", async () => {
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ["/api/generate", { model: "stories260K", prompt: "hi", images: ["aGk="], stream: false }, /images: the models served here read text only/],
+      ["/api/chat", { model: "stories260K", messages: [{ role: "user", content: "hi", images: ["aGk="] }], stream: false }, /messages.0.images: the models served here read text only/],
+      ["/api/generate", { model: "stories260K", prompt: "def f(", suffix: "return x", stream: false }, /suffix: fill-in-the-middle is not supported/],
+      ["/v1/completions", { model: "stories260K", prompt: "def f(", suffix: "return x" }, /suffix: fill-in-the-middle is not supported/],
+    ];
+    for (const [path, body, said] of cases) {
+      const response = await fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      assert.equal(response.status, 400, path);
+      const error = ((await response.json()) as { error: string | { message: string } }).error;
+      assert.match(typeof error === "string" ? error : error.message, said, path);
+    }
+    // empty ones ask for nothing
+    const plain = await ollama.generate({ model: "stories260K", prompt: story.prompt, images: [], options: { temperature: 0, num_predict: 4 }, stream: false });
+    assert.equal(plain.eval_count, 4);
+    assert.ok(story.content.startsWith(plain.response ?? "missing"), plain.response);
+  });
+
   it("Ollama's pull and delete refuse a name that is no model reference with 400 and say why", async () => {
     for (const [path, method] of [["/api/pull", "POST"], ["/api/delete", "DELETE"]]) {
       const response = await fetch(`${server.url}${path}`, { method, headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "../../x" }) });

@@ -46,12 +46,17 @@ const OPTIONS = z
 const KEEP_ALIVE = z.union([z.number(), z.string()]).optional();
 
 const COMMON = { model: z.string().min(1), stream: z.boolean().optional(), options: OPTIONS, keep_alive: KEEP_ALIVE, format: z.unknown().optional() };
+// Refused rather than ignored: an answer that silently leaves out the images (or the suffix) is not the
+// one asked for.
+const NO_IMAGES = z.array(z.string()).max(0, "the models served here read text only").optional().nullable();
 
 const GENERATE = z.looseObject({
   ...COMMON,
   prompt: z.string().optional(),
   system: z.string().optional(),
   raw: z.boolean().optional(),
+  images: NO_IMAGES,
+  suffix: z.string().max(0, "fill-in-the-middle is not supported").optional().nullable(),
   // the token ids a previous answer returned (Ollama's deprecated conversational memory)
   context: z.array(z.number().int().min(0)).optional(),
 });
@@ -64,6 +69,7 @@ const CHAT = z.looseObject({
       content: z.string().optional().default(""),
       tool_calls: z.array(OLLAMA_TOOL_CALL).optional(),
       tool_name: z.string().optional(),
+      images: NO_IMAGES,
     }),
   ),
   tools: z.array(z.looseObject({ type: z.literal("function"), function: z.looseObject({ name: z.string().min(1).max(256) }) })).max(128).optional(),

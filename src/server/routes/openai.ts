@@ -66,6 +66,8 @@ const COMPLETION_REQUEST = z.looseObject({
   prompt: z.union([z.string(), z.array(z.number().int().min(0))]),
   logprobs: z.number().int().min(0).max(5).optional().nullable(),
   echo: z.boolean().optional(),
+  // refused rather than ignored: an answer that silently drops the suffix is not the one asked for
+  suffix: z.string().max(0, "fill-in-the-middle is not supported").optional().nullable(),
   ...SAMPLING,
 });
 
