@@ -60,6 +60,34 @@ export function quantize_q8_0_blocks(first: i32, end: i32, src: usize, dst: usiz
 }
 
 /**
+ * x → its Q8_0 blocks' values, in place: quantize_row_q8_0_ref, then dequantize_row_q8_0 (n a multiple of
+ * 32). A query meets a Q8_0 cache so; the scalar twin is roundQueryForKeys. Each value is an int8 times
+ * an F16 scale, exact in f32 as in the twin's arithmetic.
+ */
+export function round_through_q8_0(x: usize, n: i32): void {
+  for (let at = x; at < x + (<usize>n << 2); at += 128) {
+    const d = q8_0Scale(at);
+    const id = f32x4.splat(d != 0 ? <f32>1 / d : 0);
+    const scale = f32x4.splat(halfToFloat(floatToHalf(d)));
+    const lo = quantize16(at, id);
+    const hi = quantize16(at + 64, id);
+    storeScaled16(at, lo, scale);
+    storeScaled16(at + 64, hi, scale);
+  }
+}
+
+/** Sixteen int8 lanes times `scale`, as f32 at p. */
+// @ts-ignore: decorator
+@inline function storeScaled16(p: usize, q: v128, scale: v128): void {
+  const low = i16x8.extend_low_i8x16_s(q);
+  const high = i16x8.extend_high_i8x16_s(q);
+  v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(low)), scale));
+  v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(low)), scale), 16);
+  v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(high)), scale), 32);
+  v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(high)), scale), 48);
+}
+
+/**
  * A group's block b: four quads of four rows, 128 bytes each (chunk i's v128 holds elements 4i … 4i + 3 of
  * each of the quad's rows), then the sixteen f16 scales, 8 bytes a quad: 544 bytes, the file's 16 × 34.
  */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Backend, LayerKv, RopeParams } from "../src/backend/backend.js";
-import { kvRowHalves } from "../src/backend/kv-format.js";
+import { kvRowHalves, roundQueryForKeys } from "../src/backend/kv-format.js";
 import { ScalarBackend } from "../src/backend/scalar/scalar-backend.js";
 import { KernelInstance, kernelsUseRelaxedSimd } from "../src/backend/wasm/kernels.js";
 import { WasmBackend } from "../src/backend/wasm/wasm-backend.js";
@@ -415,6 +415,26 @@ describe("the WASM kernels against their scalar twins", () => {
     x[37] = Math.fround(2.5 - 2 ** -22);
     x.fill(0, 64, 96); // block 2: all zero
     assertSameQuantization(kernels, kernels.quantizeQ8_0, GgmlType.Q8_0, x);
+  });
+
+  it("a query rounded through Q8_0 blocks (for a Q8_0 cache) is the scalar twin's roundQueryForKeys, bit for bit", () => {
+    const kernels = new KernelInstance();
+    const n = 160;
+    const x = randn(n, 4);
+    for (let i = 32; i < 64; i++) x[i] = (i % 2 === 0 ? 1 : -1) * ((i % 7) + 0.5); // roundf's ties, d = 1
+    x[32] = 127;
+    x[33] = Math.fround(0.5 - 2 ** -25);
+    x.fill(0, 64, 96); // a block of zeros
+    x[70] = -0;
+    for (let i = 96; i < 128; i++) x[i] = (i - 111) * 3e-6; // a scale in F16's subnormal range
+    x[130] = 6e4; // one large value: the rest of its block rounds to 0
+    const at = kernels.allocate(n * 4);
+    new Float32Array(kernels.heap.buffer).set(x, at / 4);
+    kernels.roundThroughQ8_0(at, n);
+    const got = new Float32Array(kernels.heap.buffer, at, n);
+    const expected = roundQueryForKeys(x, "q8_0");
+    assert.ok(got.every((v, i) => Object.is(v, expected[i])), "rounded values differ");
+    assert.ok(!expected.every((v, i) => v === x[i]), "the rounding changes values");
   });
 
   it("Q8_K activation quantization writes the scalar twin's bytes", () => {

@@ -83,6 +83,7 @@ export function instantiate(
   quantizeQ8_0: (src: number, dst: number, n: number) => void;
   quantizeQ8_K: (src: number, dst: number, n: number) => void;
   halvesFromFloats: (src: number, dst: number, n: number) => void;
+  roundThroughQ8_0: (x: number, n: number) => void;
   ropeRows: RopeRows;
   repacks: Record<RepackName, Repack>;
   siluMul: SiluMul;
@@ -105,6 +106,7 @@ export function instantiate(
     quantizeQ8_0: exports.quantize_q8_0 as (src: number, dst: number, n: number) => void,
     quantizeQ8_K: exports.quantize_q8_k as (src: number, dst: number, n: number) => void,
     halvesFromFloats: exports.halves_from_floats as (src: number, dst: number, n: number) => void,
+    roundThroughQ8_0: exports.round_through_q8_0 as (x: number, n: number) => void,
     ropeRows: exports.rope_rows as RopeRows,
     repacks: Object.fromEntries(REPACK_NAMES.map((name) => [name, exports[name] as Repack])) as Record<RepackName, Repack>,
     siluMul: exports.silu_mul as SiluMul,
@@ -130,15 +132,18 @@ export class KernelInstance {
   readonly quantizeQ8_K: (src: number, dst: number, n: number) => void;
   /** f32 → F16, as the scalar twin's floatToHalf (KV cache rows). */
   readonly halvesFromFloats: (src: number, dst: number, n: number) => void;
+  /** f32 values → the values of their Q8_0 blocks, in place, as the scalar twin's roundQueryForKeys (n a multiple of 32). */
+  readonly roundThroughQ8_0: (x: number, n: number) => void;
   readonly ropeRows: RopeRows;
   readonly repacks: Record<RepackName, Repack>;
   private top: number;
   private bytes: Uint8Array;
 
   constructor() {
-    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, halvesFromFloats, ropeRows, repacks, siluMul, addInPlace, heapBase } = instantiate(kernelModule(), this.memory);
+    const { kernels, prepareBias, quantizeQ8_0, quantizeQ8_K, halvesFromFloats, roundThroughQ8_0, ropeRows, repacks, siluMul, addInPlace, heapBase } = instantiate(kernelModule(), this.memory);
     this.addInPlace = addInPlace;
     this.halvesFromFloats = halvesFromFloats;
+    this.roundThroughQ8_0 = roundThroughQ8_0;
     this.ropeRows = ropeRows;
     this.repacks = repacks;
     this.quantizeQ8_K = quantizeQ8_K;

@@ -6,7 +6,7 @@ import { Weight } from "../../tensor/weight.js";
 import { ArrayPool } from "../array-pool.js";
 import { collectGarbage } from "../collect-garbage.js";
 import { AttentionSegment, AttentionShape, GateActivation, HalfStorage, LayerKv, RopeParams } from "../backend.js";
-import { kvRowHalves, roundQueryForKeys } from "../kv-format.js";
+import { kvRowHalves } from "../kv-format.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
 import { align16, KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
 import { DispatchTiming, ThreadPool } from "./thread-pool.js";
@@ -404,8 +404,8 @@ export class WasmBackend extends ScalarBackend {
       // one at a time: each through this.attention, which takes the kernel where its own cache allows
       return segments.length === 1 ? super.attention(q, segments[0].kv, positions, shape) : super.attendSequences(q, segments, positions, shape);
     }
-    // The kernel rounds q through F16 itself; a quantized cache's rounding is the twin's.
-    if (type !== "f16") q = roundQueryForKeys(q, type);
+    // The kernel rounds q through F16 itself; for a Q8_0 cache q goes through Q8_0 blocks once it is in
+    // the kernels' memory (below), as the twin's roundQueryForKeys does.
     const instance = this.banks[bank];
     // A token whose query heads each have a KV head of their own is cut into one block of heads a thread
     // (as many as a block of query rows, at most): each block reads a stretch of every row of the cache
@@ -458,6 +458,7 @@ export class WasmBackend extends ScalarBackend {
     });
     const heap = new Float32Array(instance.heap.buffer);
     heap.set(q, qAt / 4);
+    if (type === "q8_0") instance.roundThroughQ8_0(qAt, q.length);
     this.pool.run({ kernel: "attend_range", bank, units, work, weights: at, activations: 0, n: 0, out: 0, tokens, outStride: 0 });
     return this.copyOut(heap, outAt, q.length);
   }
