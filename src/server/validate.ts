@@ -10,3 +10,9 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
   const field = issue.path.join(".");
   throw new ApiError(400, `${field ? `${field}: ` : ""}${issue.message}`, "invalid_request", field || undefined);
 }
+
+/**
+ * A `suffix` to fill in the middle (OpenAI's completions, Ollama's generate): refused rather than
+ * ignored, since an answer that silently leaves it out is not the one asked for. Empty asks for nothing.
+ */
+export const NO_SUFFIX = z.string().max(0, "fill-in-the-middle is not supported").optional().nullable();

@@ -21,7 +21,7 @@ import { ApiError } from "../errors.js";
 import { abortWithClient, samplingFrom, submit } from "../generation.js";
 import { Metrics } from "../metrics.js";
 import { ModelPool, ServedModel, UnknownModelError } from "../model-pool.js";
-import { parseBody } from "../validate.js";
+import { NO_SUFFIX, parseBody } from "../validate.js";
 
 export const OLLAMA_VERSION = "0.6.4";
 
@@ -46,8 +46,7 @@ const OPTIONS = z
 const KEEP_ALIVE = z.union([z.number(), z.string()]).optional();
 
 const COMMON = { model: z.string().min(1), stream: z.boolean().optional(), options: OPTIONS, keep_alive: KEEP_ALIVE, format: z.unknown().optional() };
-// Refused rather than ignored: an answer that silently leaves out the images (or the suffix) is not the
-// one asked for.
+// Refused rather than ignored: an answer that silently leaves out the images is not the one asked for.
 const NO_IMAGES = z.array(z.string()).max(0, "the models served here read text only").optional().nullable();
 
 const GENERATE = z.looseObject({
@@ -56,7 +55,7 @@ const GENERATE = z.looseObject({
   system: z.string().optional(),
   raw: z.boolean().optional(),
   images: NO_IMAGES,
-  suffix: z.string().max(0, "fill-in-the-middle is not supported").optional().nullable(),
+  suffix: NO_SUFFIX,
   // the token ids a previous answer returned (Ollama's deprecated conversational memory)
   context: z.array(z.number().int().min(0)).optional(),
 });

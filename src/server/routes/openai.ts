@@ -10,7 +10,7 @@ import { ApiError } from "../errors.js";
 import { abortWithClient, collect, Collected, samplingFrom, submit, TokenOut } from "../generation.js";
 import { Metrics } from "../metrics.js";
 import { ModelPool, ServedModel, UnknownModelError } from "../model-pool.js";
-import { parseBody } from "../validate.js";
+import { NO_SUFFIX, parseBody } from "../validate.js";
 
 const SAMPLING = {
   temperature: z.number().min(0).max(2).optional(),
@@ -66,8 +66,7 @@ const COMPLETION_REQUEST = z.looseObject({
   prompt: z.union([z.string(), z.array(z.number().int().min(0))]),
   logprobs: z.number().int().min(0).max(5).optional().nullable(),
   echo: z.boolean().optional(),
-  // refused rather than ignored: an answer that silently drops the suffix is not the one asked for
-  suffix: z.string().max(0, "fill-in-the-middle is not supported").optional().nullable(),
+  suffix: NO_SUFFIX,
   ...SAMPLING,
 });
 
