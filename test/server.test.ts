@@ -163,6 +163,10 @@ describe("tsllm serve with the official openai and ollama clients", () => {
     assert.equal(((await malformed.json()) as { error: { code: string } }).error.code, "invalid_json");
     const long = "Once upon a time ".repeat(700);
     await assert.rejects(openai.completions.create({ model: "stories260K", prompt: long, max_tokens: 4 }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && /context of 2048 tokens/.test(e.message));
+    // a field of several shapes is told by the shape it came nearest to
+    for (const [body, said] of [[{ stop: ["a", "b", "c", "d", "e"] }, /^stop: Too big: expected array to have <=4 items$/], [{ stop: 5 }, /^stop: Invalid input: expected string or array$/]] as const) {
+      await assert.rejects(openai.completions.create({ model: "stories260K", prompt: "hi", max_tokens: 1, ...(body as object) }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.param === "stop" && said.test(e.error ? (e.error as { message: string }).message : ""), JSON.stringify(body));
+    }
     // logit_bias keys are token ids of the model's vocabulary (stories260K has 512)
     for (const [bias, said] of [[{ abc: 5 }, /logit_bias.abc: Invalid key/], [{ 512: 5 }, /token 512 is outside the vocabulary \(512 tokens\)/]] as const) {
       await assert.rejects(openai.completions.create({ model: "stories260K", prompt: "hi", max_tokens: 1, logit_bias: bias }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.param?.startsWith("logit_bias") === true && said.test(e.message), JSON.stringify(bias));
