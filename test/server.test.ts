@@ -109,7 +109,7 @@ describe("tsllm serve with the official openai and ollama clients", () => {
     assert.deepEqual(streamedContext, first.context);
     const raw = await ollama.generate({ model: "stories260K", prompt: story.prompt, raw: true, options, stream: false });
     assert.equal(raw.context, undefined, "no context for raw prompts");
-    await assert.rejects(ollama.generate({ model: "stories260K", prompt: "hi", context: [1, 512], stream: false }), (e: Error & { status_code?: number }) => e.status_code === 400 && /context: token 512 is outside/.test(e.message));
+    await assert.rejects(ollama.generate({ model: "stories260K", prompt: "hi", context: [1, 512], stream: false }), (e: Error & { status_code?: number }) => e.status_code === 400 && /prompt token 512 is outside the vocabulary \(512 tokens\)/.test(e.message));
   });
 
   it("top_k of 0 or less keeps every token, as llama.cpp's sampler takes it: -1 (which Ollama clients send) samples as 0", async () => {
@@ -163,6 +163,10 @@ describe("tsllm serve with the official openai and ollama clients", () => {
     assert.equal(((await malformed.json()) as { error: { code: string } }).error.code, "invalid_json");
     const long = "Once upon a time ".repeat(700);
     await assert.rejects(openai.completions.create({ model: "stories260K", prompt: long, max_tokens: 4 }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && /context of 2048 tokens/.test(e.message));
+    // a prompt of token ids past the vocabulary is refused before it reaches the forward pass, and the
+    // server goes on serving
+    await assert.rejects(openai.completions.create({ model: "stories260K", prompt: [1, 99999], max_tokens: 2 }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && /prompt token 99999 is outside the vocabulary \(512 tokens\)/.test(e.message));
+    assert.equal((await openai.completions.create({ model: "stories260K", prompt: [1, 2], max_tokens: 2 })).choices.length, 1);
     // a field of several shapes is told by the shape it came nearest to
     for (const [body, said] of [[{ stop: ["a", "b", "c", "d", "e"] }, /^stop: Too big: expected array to have <=4 items$/], [{ stop: 5 }, /^stop: Invalid input: expected string or array$/]] as const) {
       await assert.rejects(openai.completions.create({ model: "stories260K", prompt: "hi", max_tokens: 1, ...(body as object) }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.param === "stop" && said.test(e.error ? (e.error as { message: string }).message : ""), JSON.stringify(body));

@@ -136,6 +136,10 @@ export class Scheduler {
   submit(request: GenerationRequest): AsyncIterable<GenerationEvent> {
     if (this.closed) throw new QueueFullError("the model is unloading");
     if (request.prompt.length === 0) throw new RangeError("the prompt is empty");
+    // token ids come from clients too (a prompt of ids, Ollama's context): one past the vocabulary would
+    // fail inside a forward pass, which every running sequence shares
+    const outside = request.prompt.find((id) => !(Number.isInteger(id) && id >= 0 && id < this.model.vocabSize));
+    if (outside !== undefined) throw new RangeError(`prompt token ${outside} is outside the vocabulary (${this.model.vocabSize} tokens)`);
     const limit = Math.min(this.options.contextSize, this.options.kvTokens);
     if (request.prompt.length >= limit) throw new ContextOverflowError(request.prompt.length, limit);
     if (this.waiting.length >= this.options.queueLimit) throw new QueueFullError(`${this.waiting.length} requests are already waiting`);

@@ -387,13 +387,11 @@ function referenceIn(name: string): ModelReference {
 /**
  * A prompt after the `context` of an earlier answer: its tokens, then the prompt's own without a second
  * BOS. Ollama turns the context back into text and tokenizes it again with the prompt; continuing from
- * the tokens themselves gives the same conversation and lets the prefix cache find it.
+ * the tokens themselves gives the same conversation and lets the prefix cache find it. (The scheduler
+ * refuses ids past the vocabulary.)
  */
 function withContext(tokenizer: Tokenizer, context: readonly number[], prompt: number[]): number[] {
   if (context.length === 0) return prompt;
-  const size = tokenizer.vocab.size;
-  const outside = context.find((id) => id >= size);
-  if (outside !== undefined) throw new ApiError(400, `context: token ${outside} is outside the vocabulary (${size} tokens)`, "invalid_request", "context");
   const bos = tokenizer.vocab.specials.bos;
   return [...context, ...(bos !== undefined && prompt[0] === bos ? prompt.slice(1) : prompt)];
 }
