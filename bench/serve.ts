@@ -1,7 +1,9 @@
 /**
  * `npm run bench:serve`: 1, 4, 8 and 16 concurrent streams of 128 prompt + 128 generated tokens, against
- * `tsllm serve` (continuous batching over HTTP) and against node-llama-cpp's own batching (one context
- * with a sequence per stream, in process), on the same model and threads, taking turns. Reports
+ * `tsllm serve` (continuous batching over HTTP) and against llama.cpp batching them as llama-server does
+ * (node-llama-cpp's own libraries called directly, in process: one context with a sequence per stream,
+ * each step one llama_decode of every generating stream's token, then prompt tokens up to the batch),
+ * on the same model and threads, taking turns. Reports
  * aggregate generation tok/s, time to first token and inter-token latency (p50/p99), and the ratios; each
  * figure of several streams is set against the mean of one stream of ours measured right before it and
  * one right after.
@@ -10,7 +12,9 @@
 import { spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
-import { getLlama, Token, TokenBias } from "node-llama-cpp";
+import { setTimeout as sleep } from "node:timers/promises";
+import { WORKER_SPIN_MS } from "../src/backend/wasm/thread-pool.js";
+import { BatchEntry, openNativeLlamaCpp } from "../src/cli/llama-cpp-native.js";
 import { loadTokenizer } from "../src/engine/load.js";
 import { benchTokens } from "../src/engine/bench.js";
 import { GgmlType } from "../src/gguf/index.js";
@@ -103,28 +107,60 @@ async function tsllmStreams(url: string, n: number, round: number): Promise<Stre
   );
 }
 
-const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
-const llamaModel = await llama.loadModel({ modelPath: MODEL, useMmap: false });
+const llamaModel = (await openNativeLlamaCpp()).loadModel(MODEL);
+/** Tokens a llama.cpp step takes at most (llama-server's n_batch; tsllm serve's --batch-tokens default). */
+const LLAMA_BATCH = 512;
 
+/**
+ * llama-server's loop, greedy and with end-of-generation banned as the tsllm requests ask: every step is
+ * one llama_decode of each generating stream's last token, then prompt tokens, stream by stream, up to
+ * the batch; a stream's next token comes from the logits of its last entry.
+ */
 async function llamaCppStreams(n: number, round: number): Promise<StreamTimes[]> {
-  const context = await llamaModel.createContext({ contextSize: n * (PROMPT + GENERATE + 8), sequences: n, threads: THREADS, batchSize: 512, flashAttention: false });
+  const context = llamaModel.createContext({ contextSize: n * (PROMPT + GENERATE + 8), sequences: n, threads: THREADS, batchSize: LLAMA_BATCH });
   try {
-    const bias = new TokenBias(llamaModel.tokenizer).set(eos as Token, "never");
-    return await Promise.all(
-      prompts(n, round).map(async (prompt) => {
-        const sequence = context.getSequence();
-        const times: StreamTimes = { start: performance.now(), tokens: [] };
-        for await (const token of sequence.evaluate(prompt as Token[], { temperature: 0, tokenBias: bias })) {
-          void token;
-          times.tokens.push(performance.now());
-          if (times.tokens.length >= GENERATE) break;
+    // the server's worker threads spin a while after its last request; llama.cpp gets the cores to itself
+    await sleep(3 * WORKER_SPIN_MS);
+    const start = performance.now();
+    const streams = prompts(n, round).map((prompt, sequence) => ({ sequence, prompt, fed: 0, next: -1, times: { start, tokens: [] as number[] } }));
+    while (streams.some(({ times }) => times.tokens.length < GENERATE)) {
+      const entries: BatchEntry[] = [];
+      const readers: { stream: (typeof streams)[number]; row: number }[] = [];
+      for (const stream of streams) {
+        if (stream.fed < stream.prompt.length || stream.times.tokens.length >= GENERATE) continue;
+        readers.push({ stream, row: entries.length });
+        entries.push({ token: stream.next, position: stream.prompt.length + stream.times.tokens.length - 1, sequence: stream.sequence, logits: true });
+      }
+      for (const stream of streams) {
+        while (stream.fed < stream.prompt.length && entries.length < LLAMA_BATCH) {
+          const last = stream.fed === stream.prompt.length - 1;
+          if (last) readers.push({ stream, row: entries.length });
+          entries.push({ token: stream.prompt[stream.fed], position: stream.fed, sequence: stream.sequence, logits: last });
+          stream.fed++;
         }
-        return times;
-      }),
-    );
+      }
+      context.decodeEntries(entries);
+      const now = performance.now();
+      for (const { stream, row } of readers) {
+        const logits = context.logitsAt(row);
+        logits[eos] = -Infinity;
+        stream.next = argmax(logits);
+        stream.times.tokens.push(now);
+      }
+    }
+    return streams.map(({ times }) => times);
   } finally {
-    await context.dispose();
+    context.dispose();
+    // The round held this thread for seconds: let the event loop catch up first, or the next request may
+    // go out on a keep-alive socket the server closed meanwhile ("other side closed").
+    await sleep(100);
   }
+}
+
+function argmax(values: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  return best;
 }
 
 const server = await startServer();
@@ -152,6 +188,6 @@ try {
   }
 } finally {
   server.stop();
-  await llamaModel.dispose();
+  llamaModel.dispose();
 }
 process.stdout.write(`model ${MODEL}, ${THREADS} threads, ${PROMPT} prompt + ${GENERATE} generated tokens a stream\n\n${rows.join("\n")}\n\n${ratios.join("\n")}\n`);

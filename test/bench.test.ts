@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { benchTest, benchTokenCount, runBenchTest } from "../src/engine/bench.js";
 import { loadModel } from "../src/engine/load.js";
+import { openNativeLlamaCpp } from "../src/cli/llama-cpp-native.js";
 import { LanguageModel } from "../src/models/model.js";
+import { llamaCppGreedy } from "./helpers/llama-cpp.js";
+import { logSoftmax, topIds } from "./helpers/logprobs.js";
 import { STORIES } from "./helpers/paths.js";
 
 /** The real model, with each forward call's tokens and the cache's length before it written down. */
@@ -37,6 +40,53 @@ describe("bench tests at a depth (llama-bench's -d)", () => {
       assert.deepEqual(prompt.calls.at(-1), { tokens: tokens.slice(30, 38), cached: 30 });
     } finally {
       file.close();
+    }
+  });
+});
+
+describe("bench --compare's llama.cpp: node-llama-cpp's libraries called directly", () => {
+  it("decodes as node-llama-cpp does, one sequence or two in a batch: the same greedy tokens and top-5 log-probabilities at every step", async () => {
+    const prompt = [1, 403, 407, 263, 291];
+    const steps = 12;
+    const reference = await llamaCppGreedy(STORIES, prompt, steps);
+    // two sequences in one batch take llama.cpp's matrix × matrix kernels: sums in another order
+    const agrees = (logits: Float32Array, step: number, label: string, tolerance = 1e-4): void => {
+      const { token, top } = reference[step];
+      const logprobs = logSoftmax(logits);
+      const ours = topIds(logprobs, 5);
+      assert.equal(ours[0], token, `${label}, step ${step}: greedy token`);
+      assert.deepEqual(ours, top?.map(({ id }) => id), `${label}, step ${step}: top 5`);
+      top?.forEach(({ id, logprob }) => assert.ok(Math.abs(logprobs[id] - logprob) < tolerance, `${label}, step ${step}: token ${id} log-probability ${logprobs[id]} vs ${logprob}`));
+    };
+    const model = (await openNativeLlamaCpp()).loadModel(STORIES);
+    try {
+      // the prompt as one batch, then each pick alone: the bench's pp and tg calls
+      const one = model.createContext({ contextSize: 64, batchSize: 512, threads: 2 });
+      try {
+        one.decode(Int32Array.from(prompt));
+        for (let step = 0; step < steps; step++) {
+          agrees(one.lastLogits(), step, "one sequence");
+          one.decode(Int32Array.of(reference[step].token));
+        }
+      } finally {
+        one.dispose();
+      }
+      // two sequences in each decode, bench:serve's steps: both prompts in one batch, then both picks
+      const two = model.createContext({ contextSize: 128, batchSize: 512, threads: 2, sequences: 2 });
+      try {
+        const entry = (token: number, position: number, sequence: number, logits: boolean) => ({ token, position, sequence, logits });
+        two.decodeEntries([0, 1].flatMap((sequence) => prompt.map((token, i) => entry(token, i, sequence, i === prompt.length - 1))));
+        let rows = [prompt.length - 1, 2 * prompt.length - 1];
+        for (let step = 0; step < steps; step++) {
+          rows.forEach((row, sequence) => agrees(two.logitsAt(row), step, `sequence ${sequence} of two`, 1e-3));
+          two.decodeEntries([0, 1].map((sequence) => entry(reference[step].token, prompt.length + step, sequence, true)));
+          rows = [0, 1];
+        }
+      } finally {
+        two.dispose();
+      }
+    } finally {
+      model.dispose();
     }
   });
 });
