@@ -13,7 +13,7 @@ import { spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { WORKER_SPIN_MS } from "../src/backend/wasm/thread-pool.js";
+import { untilOurWorkersSleep } from "../src/cli/bench-llama-cpp.js";
 import { BatchEntry, openNativeLlamaCpp } from "../src/cli/llama-cpp-native.js";
 import { loadTokenizer } from "../src/engine/load.js";
 import { benchTokens } from "../src/engine/bench.js";
@@ -119,8 +119,7 @@ const LLAMA_BATCH = 512;
 async function llamaCppStreams(n: number, round: number): Promise<StreamTimes[]> {
   const context = llamaModel.createContext({ contextSize: n * (PROMPT + GENERATE + 8), sequences: n, threads: THREADS, batchSize: LLAMA_BATCH });
   try {
-    // the server's worker threads spin a while after its last request; llama.cpp gets the cores to itself
-    await sleep(3 * WORKER_SPIN_MS);
+    await untilOurWorkersSleep(); // the server's, after its last request
     const start = performance.now();
     const streams = prompts(n, round).map((prompt, sequence) => ({ sequence, prompt, fed: 0, next: -1, times: { start, tokens: [] as number[] } }));
     while (streams.some(({ times }) => times.tokens.length < GENERATE)) {

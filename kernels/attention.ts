@@ -6,7 +6,7 @@
 
 import { expf4 } from "./expf";
 import { roundThroughHalf4 } from "./half";
-import { halves4, halvesScaledDown4, hsum8, TWO_TO_112, widenHalves } from "./simd";
+import { halves4, halvesScaledDown4, hsum8, scaledQuarter, TWO_TO_112, widenHalves } from "./simd";
 import { tanh4 } from "./tanh";
 
 // @ts-ignore: decorator
@@ -189,14 +189,6 @@ function widenHead(src: usize, kvWidth: i32, headDim: i32, rows: i32, dst: usize
 
 /** Bytes of a Q8_0 block: an f16 scale and 32 int8 quants. */
 const Q8_0_BYTES: usize = 34;
-
-/** Four int8 quants (lanes of `q` from 4·part) times the block's scale `d`: exact in f32, as dequantizeRow. */
-// @ts-ignore: decorator
-@inline function scaledQuarter(q: v128, part: i32, d: v128): v128 {
-  const wide = part < 2 ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_high_i8x16_s(q);
-  const quarter = (part & 1) == 0 ? i32x4.extend_low_i16x8_s(wide) : i32x4.extend_high_i16x8_s(wide);
-  return f32x4.mul(f32x4.convert_i32x4_s(quarter), d);
-}
 
 /** widenHead for a Q8_0 cache: `src` is the head's first block in row 0, rows `rowBytes` apart. */
 function widenHeadQ8_0(src: usize, rowBytes: usize, headDim: i32, rows: i32, dst: usize, rowMap: usize, cells: i32, layout: i32): void {

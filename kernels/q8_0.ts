@@ -6,7 +6,7 @@
 // conversion or fused add of their own, and the sign trick loses its subtraction (see rowQuads).
 
 import { floatToHalf } from "./half";
-import { fuseLanes, halfToFloat, halvesScaledDown4, q8_0Scale, quads, quadSums, quantize16, TWO_TO_112 } from "./simd";
+import { fuseLanes, halfToFloat, halvesScaledDown4, q8_0Scale, quads, quadSums, quantize16, scaledQuarter, TWO_TO_112 } from "./simd";
 
 const FILE_BLOCK: usize = 34;
 
@@ -79,12 +79,10 @@ export function round_through_q8_0(x: usize, n: i32): void {
 /** Sixteen int8 lanes times `scale`, as f32 at p. */
 // @ts-ignore: decorator
 @inline function storeScaled16(p: usize, q: v128, scale: v128): void {
-  const low = i16x8.extend_low_i8x16_s(q);
-  const high = i16x8.extend_high_i8x16_s(q);
-  v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(low)), scale));
-  v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(low)), scale), 16);
-  v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(high)), scale), 32);
-  v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(high)), scale), 48);
+  v128.store(p, scaledQuarter(q, 0, scale));
+  v128.store(p, scaledQuarter(q, 1, scale), 16);
+  v128.store(p, scaledQuarter(q, 2, scale), 32);
+  v128.store(p, scaledQuarter(q, 3, scale), 48);
 }
 
 /**

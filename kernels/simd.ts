@@ -129,3 +129,11 @@ export const TWO_TO_112: f32 = reinterpret<f32>(0x77800000);
   const magnitude = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(reinterpret<f32>(0x77800000)));
   return v128.or(magnitude, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
 }
+
+/** Four int8 quants (lanes of `q` from 4·part) times the block's scale `d`: exact in f32, as dequantizeRow. */
+// @ts-ignore: decorator
+@inline export function scaledQuarter(q: v128, part: i32, d: v128): v128 {
+  const wide = part < 2 ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_high_i8x16_s(q);
+  const quarter = (part & 1) == 0 ? i32x4.extend_low_i16x8_s(wide) : i32x4.extend_high_i16x8_s(wide);
+  return f32x4.mul(f32x4.convert_i32x4_s(quarter), d);
+}

@@ -9,6 +9,14 @@ export interface LlamaCppBench {
   dispose(): Promise<void>;
 }
 
+/**
+ * Our worker threads spin a while after their last job (WORKER_SPIN_MS) before they sleep: a llama.cpp
+ * run waits this long first, so that its threads get the cores to themselves.
+ */
+export function untilOurWorkersSleep(): Promise<void> {
+  return sleep(3 * WORKER_SPIN_MS);
+}
+
 /** Batches of a prompt, as llama-bench's n_batch and our own pass size. */
 const BATCH = 512;
 
@@ -28,8 +36,7 @@ export async function openLlamaCppBench(modelPath: string, tokens: number[], thr
           for (let at = from; at < to; at += BATCH) context.decode(ids.subarray(at, Math.min(to, at + BATCH)));
         };
         readBatches(0, test.depth); // untimed
-        // our worker threads spin a while after our own run; llama.cpp's two threads get the cores to themselves
-        await sleep(3 * WORKER_SPIN_MS);
+        await untilOurWorkersSleep();
         const started = performance.now();
         if (test.promptTokens > 0) readBatches(test.depth, test.depth + test.promptTokens);
         else for (let i = test.depth; i < test.depth + test.genTokens; i++) context.decode(ids.subarray(i, i + 1));
