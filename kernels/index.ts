@@ -8,3 +8,4 @@ export * from "./norm";
 export * from "./q8_0";
 export * from "./kv";
 export * from "./rope";
+export * from "./stages";

@@ -571,14 +571,16 @@ describe("the WASM kernels against their scalar twins", () => {
   it("a fused gated feed-forward layer equals matmuls, then swiglu or geglu, then matmul, bit for bit", () => {
     const cols = 256;
     const width = 512;
-    // 130 tokens cross a chunk boundary of the fused path
+    // up to 16 tokens the layer runs as one run_stages program (on one thread too), past that a dispatch a
+    // kernel; 130 tokens cross a chunk boundary of that path
     const x = randn(cols * 130, 2);
+    const single = new WasmBackend(1);
     for (const [gateType, downType] of [[GgmlType.Q4_0, GgmlType.Q4_0], [GgmlType.Q8_0, GgmlType.Q8_0], [GgmlType.Q4_K, GgmlType.Q6_K]]) {
       const gate = weightOf(gateType, randn(cols * width, 0.3), cols);
       const up = weightOf(gateType, randn(cols * width, 0.3), cols);
       const down = weightOf(downType, randn(width * cols, 0.3), width);
       for (const activation of ["silu", "gelu"] as const) {
-        for (const tokens of [1, 7, 130]) {
+        for (const tokens of [1, 7, 16, 17, 130]) {
           const got = wasm.gatedFeedForward(gate, up, down, activation, x, tokens);
           // without relaxed SIMD, SiLU stays with the scalar twin and the layer is composed by the caller
           if (activation === "silu" && !kernelsUseRelaxedSimd()) {
@@ -589,9 +591,14 @@ describe("the WASM kernels against their scalar twins", () => {
           const expected = wasm.matmul(down, activation === "gelu" ? wasm.geglu(g, u) : wasm.swiglu(g, u), tokens);
           const label = `${ggmlTypeName(gateType)}/${ggmlTypeName(downType)} ${activation}, ${tokens} tokens`;
           assert.ok(got !== undefined && got.length === expected.length && got.every((v, j) => Object.is(v, expected[j])), label);
+          if (tokens <= 16) {
+            const alone = single.gatedFeedForward(gate, up, down, activation, x, tokens);
+            assert.ok(alone !== undefined && alone.every((v, j) => Object.is(v, expected[j])), `${label}, one thread`);
+          }
         }
       }
     }
+    single.dispose();
   });
   for (const type of [GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q6_K]) {
     it(`${ggmlTypeName(type)} interleaved matmul (rows in fours) is bit-identical to the blockwise twin, on its first call and after`, () => {

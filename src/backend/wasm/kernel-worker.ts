@@ -30,9 +30,12 @@ for (let done = 0; ; ) {
     const out = control[base + SLOT.out];
     const tokens = control[base + SLOT.tokens];
     const outStride = control[base + SLOT.outStride];
-    claimChunks(control, control[base + SLOT.units], control[base + SLOT.chunk], (first, end) =>
-      kernel(weights, first, end, activations, n, out, tokens, outStride, data.slot + 1),
-    );
+    if (control[base + SLOT.together]) kernel(weights, data.slot + 1, control[base + SLOT.units], activations, n, out, tokens, outStride, data.slot + 1);
+    else {
+      claimChunks(control, control[base + SLOT.units], control[base + SLOT.chunk], (first, end) =>
+        kernel(weights, first, end, activations, n, out, tokens, outStride, data.slot + 1),
+      );
+    }
   }
   done = seq;
   Atomics.store(control, base + SLOT.done, seq);

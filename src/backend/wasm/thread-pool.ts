@@ -5,7 +5,7 @@ import { KERNEL_NAMES, KernelInstance, KernelName, kernelModule } from "./kernel
  * One worker's control slot: a job sequence number, the last one done, the kernel and its arguments (its
  * units and the units a chunk). After the workers' slots, one shared word: the next chunk to claim.
  */
-export const SLOT = { seq: 0, done: 1, kernel: 2, weights: 3, chunk: 4, units: 5, activations: 6, n: 7, out: 8, tokens: 9, outStride: 10, bank: 11, size: 16 } as const;
+export const SLOT = { seq: 0, done: 1, kernel: 2, weights: 3, chunk: 4, units: 5, activations: 6, n: 7, out: 8, tokens: 9, outStride: 10, bank: 11, together: 12, size: 16 } as const;
 
 /** Chunks a thread's share of units is cut into, so that a thread slowed by others on the machine does less. */
 const CHUNKS_PER_THREAD = 8;
@@ -81,14 +81,29 @@ export class ThreadPool {
       call(0, job.units);
       return;
     }
-    // chunks in multiples of four units where there are many: the interleaved kernels take row groups in fours
-    const even = Math.ceil(job.units / (parts * CHUNKS_PER_THREAD));
-    const chunk = job.units >= 16 * parts ? Math.ceil(even / 4) * 4 : even;
+    const chunk = chunkOf(job.units, parts);
     this.dispatch(KERNEL_NAMES.indexOf(job.kernel), job, chunk, () => claimChunks(this.control, job.units, chunk, call));
   }
 
+  /**
+   * Calls `kernel` once on every thread at the same time, thread i (0 here) as (weights, i, threads, …):
+   * for run_stages, which shares out its own work and whose barriers wait for every thread.
+   */
+  runTogether(kernel: KernelName, bank: number, weights: number): void {
+    const threads = this.workers.length + 1;
+    const call = this.banks[bank].kernels[kernel];
+    const job = { bank, units: threads, weights, activations: 0, n: 0, out: 0, tokens: 0, outStride: 0 };
+    if (threads === 1) call(weights, 0, 1, 0, 0, 0, 0, 0, 0);
+    else this.dispatch(KERNEL_NAMES.indexOf(kernel), job, 1, () => call(weights, 0, threads, 0, 0, 0, 0, 0, 0), true);
+  }
+
+  /** The threads this pool runs a job on, this one included. */
+  get parts(): number {
+    return this.workers.length + 1;
+  }
+
   /** Posts the job to every worker (kernel −1: an empty job), runs `own` here, and waits for all. */
-  private dispatch(kernel: number, job: Omit<RangeJob, "kernel" | "work">, chunk: number, own?: () => void): void {
+  private dispatch(kernel: number, job: Omit<RangeJob, "kernel" | "work">, chunk: number, own?: () => void, together = false): void {
     const seq = ++this.seq;
     const c = this.control;
     Atomics.store(c, c.length - 1, 0);
@@ -104,6 +119,7 @@ export class ThreadPool {
       c[base + SLOT.tokens] = job.tokens;
       c[base + SLOT.outStride] = job.outStride;
       c[base + SLOT.bank] = job.bank;
+      c[base + SLOT.together] = together ? 1 : 0;
       Atomics.store(c, base + SLOT.seq, seq);
       Atomics.notify(c, base + SLOT.seq);
     });
@@ -151,6 +167,15 @@ export function waitFor(control: Int32Array, index: number, value: number, spinM
       if (seen < value) Atomics.wait(control, index, seen, 50);
     }
   }
+}
+
+/**
+ * The units a claim takes when `parts` threads share `units`: about CHUNKS_PER_THREAD claims a thread, in
+ * multiples of four units where there are many (the interleaved kernels take row groups in fours).
+ */
+export function chunkOf(units: number, parts: number): number {
+  const even = Math.ceil(units / (parts * CHUNKS_PER_THREAD));
+  return units >= 16 * parts ? Math.ceil(even / 4) * 4 : even;
 }
 
 /** Claims chunks of `chunk` units from the shared counter (the control array's last word) and runs them until none is left. */

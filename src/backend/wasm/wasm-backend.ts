@@ -8,8 +8,8 @@ import { collectGarbage } from "../collect-garbage.js";
 import { AttentionSegment, AttentionShape, GateActivation, HalfStorage, LayerKv, RopeParams } from "../backend.js";
 import { kvRowHalves } from "../kv-format.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
-import { align16, KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
-import { DispatchTiming, ThreadPool } from "./thread-pool.js";
+import { align16, KERNEL_NAMES, KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
+import { chunkOf, DispatchTiming, ThreadPool } from "./thread-pool.js";
 
 /** Types whose kernels need prepareBias's lanes (the shift is log2 of the level that means zero). */
 const BIAS_SHIFT: Partial<Record<GgmlType, number>> = { [GgmlType.Q4_0]: 3, [GgmlType.Q5_0]: 4 };
@@ -102,6 +102,30 @@ const ATTENTION_LONE = 2;
 const QUANTIZE_WORK = 64;
 /** Elements per unit of the element-wise range kernels (kernels/activation.ts). */
 const ELEMENT_UNIT = 1024;
+/**
+ * Up to this many tokens a fused feed-forward layer runs as one run_stages program (one dispatch for its
+ * six kernels, see kernels/stages.ts) rather than a dispatch a kernel: a decode step's kernels are short,
+ * and the host's work around each dispatch weighed as much as some of them.
+ */
+const STAGED_TOKENS = 16;
+/** i32 words of a run_stages stage (STAGE_WORDS in kernels/stages.ts), and a feed-forward program's bytes. */
+const STAGE_WORDS = 12;
+const STAGED_PROGRAM_BYTES = (2 + 6 * STAGE_WORDS) * 4;
+
+/** One stage of a run_stages program: a range kernel's call over `units`, and whether every thread waits for the rest after it. */
+interface Stage {
+  kernel: KernelName;
+  units: number;
+  weights: number;
+  activations: number;
+  n: number;
+  out: number;
+  outStride: number;
+  barrier: boolean;
+  /** The kernel's `tokens` argument where it is not the token count (the element-wise kernels' second operand). */
+  tokensWord?: number;
+}
+
 /** Bytes of standard rows staged at a time while repacking. */
 const REPACK_CHUNK = 1 << 20;
 /** Floats of a spare result array from which it is let go once a forward pass ends (ArrayPool.release). */
@@ -300,7 +324,8 @@ export class WasmBackend extends ScalarBackend {
     const actsBytes = activationBytes([gateKernel, upKernel], cols, chunk, this.threads);
     const wideBytes = chunk * width * 4;
     const hiddenActsBytes = activationBytes([downKernel], width, chunk, this.threads);
-    const at = instance.scratch(inputBytes + actsBytes + 2 * wideBytes + hiddenActsBytes + chunk * down.rows * 4 + 64);
+    const outBytes = chunk * down.rows * 4;
+    const at = instance.scratch(inputBytes + actsBytes + 2 * wideBytes + hiddenActsBytes + outBytes + STAGED_PROGRAM_BYTES + 64);
     const actsAt = at + inputBytes;
     const gateAt = align16(actsAt + actsBytes);
     const upAt = gateAt + wideBytes;
@@ -308,6 +333,22 @@ export class WasmBackend extends ScalarBackend {
     const outAt = align16(hiddenActsAt + hiddenActsBytes);
     const heap = new Float32Array(instance.heap.buffer);
     const out = this.results.take(tokens * down.rows);
+    if (tokens <= STAGED_TOKENS) {
+      heap.set(x.subarray(0, tokens * cols), at / 4);
+      const elements = tokens * width;
+      const stages: Stage[] = [
+        { kernel: gateKernel.activations.quantize, units: (cols * tokens) / gateKernel.activations.blockSize, weights: 0, activations: at, n: cols, out: actsAt, outStride: 0, barrier: true },
+        { kernel: gateKernel.gemm, units: width / gateKernel.layout.rows, weights: placements[0].at, activations: actsAt, n: cols, out: gateAt, outStride: width, barrier: false },
+        { kernel: upKernel.gemm, units: width / upKernel.layout.rows, weights: placements[1].at, activations: actsAt, n: cols, out: upAt, outStride: width, barrier: true },
+        // the element-wise kernels: `tokens` carries up's address, `n` the length
+        { kernel: activation === "gelu" ? "gelu_mul_range" : "silu_mul_range", units: Math.ceil(elements / ELEMENT_UNIT), weights: activation === "gelu" ? this.geluTable() : 0, activations: gateAt, n: elements, out: gateAt, outStride: 0, barrier: true, tokensWord: upAt },
+        { kernel: downKernel.activations.quantize, units: (width * tokens) / downKernel.activations.blockSize, weights: 0, activations: gateAt, n: width, out: hiddenActsAt, outStride: 0, barrier: true },
+        { kernel: downKernel.gemm, units: down.rows / downKernel.layout.rows, weights: placements[2].at, activations: hiddenActsAt, n: width, out: outAt, outStride: down.rows, barrier: false },
+      ];
+      this.runStages(bank, align16(outAt + outBytes), stages, tokens);
+      out.set(heap.subarray(outAt / 4, outAt / 4 + tokens * down.rows));
+      return out;
+    }
     for (let first = 0; first < tokens; first += chunk) {
       const n = Math.min(chunk, tokens - first);
       heap.set(x.subarray(first * cols, (first + n) * cols), at / 4);
@@ -320,6 +361,22 @@ export class WasmBackend extends ScalarBackend {
       out.set(heap.subarray(outAt / 4, outAt / 4 + n * down.rows), first * down.rows);
     }
     return out;
+  }
+
+  /**
+   * Writes `stages` as a run_stages program at `programAt` (kernels/stages.ts: a count, a barrier counter,
+   * then STAGE_WORDS a stage, its claim counter zeroed) and runs it on every thread at once.
+   */
+  private runStages(bank: number, programAt: number, stages: readonly Stage[], tokens: number): void {
+    const words = new Int32Array(this.banks[bank].memory.buffer, programAt, 2 + stages.length * STAGE_WORDS);
+    words[0] = stages.length;
+    words[1] = 0;
+    const parts = this.pool.parts;
+    stages.forEach((stage, i) => {
+      const chunk = chunkOf(stage.units, parts);
+      words.set([KERNEL_NAMES.indexOf(stage.kernel), stage.weights, stage.activations, stage.n, stage.out, stage.tokensWord ?? tokens, stage.outStride, stage.units, chunk, 0, stage.barrier ? 1 : 0, 0], 2 + i * STAGE_WORDS);
+    });
+    this.pool.runTogether("run_stages", bank, programAt);
   }
 
   /** Empty dispatch round trips to the worker threads, in microseconds (median and mean). */
