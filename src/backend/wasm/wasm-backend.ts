@@ -255,10 +255,21 @@ export class WasmBackend extends ScalarBackend {
     const inputBytes = tokens * cols * 4;
     const actsBytes = activationBytes(kernels, cols, tokens, this.threads);
     const outputBytes = ws.reduce((sum, w) => sum + tokens * w.rows * 4, 0);
-    const at = instance.scratch(inputBytes + actsBytes + outputBytes + 32);
+    const at = instance.scratch(inputBytes + actsBytes + outputBytes + (2 + STAGE_WORDS) * 4 + 48);
     const actsAt = at + inputBytes;
     let outAt = align16(actsAt + actsBytes);
     new Float32Array(instance.heap.buffer).set(x.subarray(0, tokens * cols), at / 4);
+    if (tokens <= STAGED_TOKENS && (ws.length === 1 || adjoining(ws, kernels, placements))) {
+      // quantizing and the product (of one weight, or of weights back to back as one) in one dispatch
+      const kernel = kernels[0];
+      const rows = ws.reduce((sum, w) => sum + w.rows, 0);
+      const stages: Stage[] = [
+        { kernel: kernel.activations.quantize, units: (cols * tokens) / kernel.activations.blockSize, weights: 0, activations: at, n: cols, out: actsAt, outStride: 0, barrier: true },
+        { kernel: kernel.gemm, units: rows / kernel.layout.rows, weights: placements[0].at, activations: actsAt, n: cols, out: outAt, outStride: rows, barrier: false },
+      ];
+      this.runStages(bank, align16(outAt + outputBytes), stages, tokens);
+      return this.splitProducts(ws, tokens, outAt, bank);
+    }
     this.quantizeActivations(bank, kernels[0].activations, at, cols, tokens, actsAt);
     if (adjoining(ws, kernels, placements)) return this.adjoiningProducts(ws, kernels[0], placements[0].at, actsAt, tokens, outAt, bank);
     return ws.map((w, i) => {
@@ -279,6 +290,12 @@ export class WasmBackend extends ScalarBackend {
     const total = ws.reduce((sum, w) => sum + w.rows, 0);
     const cols = ws[0].cols;
     this.pool.run({ kernel: kernel.gemm, bank, units: total / kernel.layout.rows, work: total * cols * tokens, weights: weightsAt, activations: actsAt, n: cols, out: outAt, tokens, outStride: total });
+    return this.splitProducts(ws, tokens, outAt, bank);
+  }
+
+  /** The products of adjoining weights at outAt, [tokens, Σ rows], as one [tokens, rows] array a weight. */
+  private splitProducts(ws: readonly Weight[], tokens: number, outAt: number, bank: number): Float32Array[] {
+    const total = ws.reduce((sum, w) => sum + w.rows, 0);
     const heap = new Float32Array(this.banks[bank].heap.buffer);
     let column = outAt / 4;
     return ws.map((w) => {
