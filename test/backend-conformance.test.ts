@@ -314,6 +314,61 @@ describe("the WASM kernels against their scalar twins", () => {
     });
   }
 
+  for (const [heads, kvHeads, headDim, ordering, dims, window] of [[8, 2, 64, "normal", 64, 0], [12, 12, 32, "neox", 32, 0], [14, 2, 64, "neox", 64, 6], [4, 2, 32, "normal", 20, 0]] as const) {
+    it(`RoPE, the KV store and attention in one call are the three composed, bit for bit: outputs and cache rows (${heads}/${kvHeads} heads of ${headDim}, ${ordering}, ${dims} rotated${window ? `, window ${window}` : ""})`, () => {
+      const kvWidth = kvHeads * headDim;
+      const shape = { heads, kvHeads, headDim, scale: Math.fround(1 / Math.sqrt(headDim)), window: window || undefined };
+      const rope = { ordering, dims, freqBase: 10000, freqScale: 1 };
+      const arenaRows = 24 * 16;
+      // the same caches for both sides: the kernels' (resident) and the scalar twin's (plain arrays)
+      const arena = { keys: wasm.halfStorage.allocate(arenaRows * kvWidth), values: wasm.halfStorage.allocate(arenaRows * kvWidth) };
+      const twinArena = { keys: new Uint16Array(arenaRows * kvWidth), values: new Uint16Array(arenaRows * kvWidth) };
+      const contiguous = { keys: wasm.halfStorage.allocate(120 * kvWidth), values: wasm.halfStorage.allocate(120 * kvWidth) };
+      const twinContiguous = { keys: new Uint16Array(120 * kvWidth), values: new Uint16Array(120 * kvWidth) };
+      for (const array of [arena.keys, arena.values, contiguous.keys, contiguous.values]) array.fill(0);
+      const sequences: { start: number; T: number; kv: LayerKv; twin: LayerKv }[] = [[3, 1], [70, 3], [40, 1]].map(([start, T], s) => {
+        const count = start + T;
+        const table = Array.from({ length: Math.ceil(count / 16) }, (_, b) => 23 - s - 3 * b);
+        const rows = Int32Array.from({ length: count }, (_, p) => table[p >> 4] * 16 + (p & 15));
+        return { start, T, kv: { ...arena, rows }, twin: { ...twinArena, rows } };
+      });
+      sequences.push({ start: 90, T: 1, kv: contiguous, twin: twinContiguous });
+      for (const [s, { start, kv, twin }] of sequences.entries()) {
+        const all = Array.from({ length: start }, (_, i) => i);
+        const [k, v] = [randn(start * kvWidth, 20 + s), randn(start * kvWidth, 30 + s)];
+        scalar.storeKv(twin, k, v, all, kvWidth);
+        wasm.storeKv(kv, k, v, all, kvWidth);
+      }
+      const positions = sequences.flatMap(({ start, T }) => Array.from({ length: T }, (_, t) => start + t));
+      let row = 0;
+      const segments = sequences.map(({ T, kv }) => ({ start: (row += T) - T, length: T, kv }));
+      const twinSegments = segments.map((segment, s) => ({ ...segment, kv: sequences[s].twin }));
+      const tokens = positions.length;
+      const [q, k, v] = [randn(tokens * heads * headDim, 2), randn(tokens * kvWidth, 3), randn(tokens * kvWidth, 4)];
+      const got = wasm.ropeStoreAttend(q.slice(), k.slice(), v.slice(), segments, positions, shape, rope);
+      const release = (): void => {
+        for (const array of [arena.keys, arena.values, contiguous.keys, contiguous.values]) wasm.halfStorage.release(array);
+      };
+      if (!kernelsUseRelaxedSimd()) {
+        // the attention kernel needs relaxed SIMD's FMA: the caller composes the three
+        assert.equal(got, undefined);
+        return release();
+      }
+      scalar.rope(q, heads, headDim, positions, rope);
+      scalar.rope(k, kvHeads, headDim, positions, rope);
+      for (const { start, length, kv } of twinSegments) {
+        scalar.storeKv(kv, k.subarray(start * kvWidth, (start + length) * kvWidth), v.subarray(start * kvWidth, (start + length) * kvWidth), positions.slice(start, start + length), kvWidth);
+      }
+      const expected = scalar.attendSequences(q, twinSegments, positions, shape);
+      assert.ok(got !== undefined && got.length === expected.length && got.every((x, i) => Object.is(x, expected[i])), "attention differs");
+      assert.deepEqual(Array.from(arena.keys), Array.from(twinArena.keys), "paged keys differ");
+      assert.deepEqual(Array.from(arena.values), Array.from(twinArena.values), "paged values differ");
+      assert.deepEqual(Array.from(contiguous.keys), Array.from(twinContiguous.keys), "keys differ");
+      assert.deepEqual(Array.from(contiguous.values), Array.from(twinContiguous.values), "values differ");
+      release();
+    });
+  }
+
   for (const [T, window, softcap, kvHeads] of [[1, 5, 0, 2], [24, 11, 0, 2], [1, 0, 2, 2], [24, 0, 2, 2], [24, 7, 1.5, 2], [80, 11, 0, 2], [80, 7, 1.5, 2], [1, 5, 1.5, 4]]) {
     it(`attention with a sliding window (${window || "none"}) and soft-capping (${softcap || "none"}) is bit-identical and is what it says (${T} token${T > 1 ? "s" : ""}, 4/${kvHeads} heads)`, () => {
       const [heads, headDim, start] = [4, 32, 45];

@@ -94,6 +94,12 @@ export interface Backend {
    * what attention gives each segment alone.
    */
   attendSequences(q: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape): Float32Array;
+  /**
+   * rope on q and k, storeKv of k and v into each segment's cache, then attendSequences, for backends that
+   * do the three together; undefined where they have no such path, and the caller composes them. The
+   * result and the cache rows are the composition's, bit for bit; q and k may be left rotated or not.
+   */
+  ropeStoreAttend?(q: Float32Array, k: Float32Array, v: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, rope: RopeParams): Float32Array | undefined;
   /** silu(gate) · up, element-wise. */
   swiglu(gate: Float32Array, up: Float32Array): Float32Array;
   /** gelu(gate) · up, element-wise (GeGLU, Gemma). */

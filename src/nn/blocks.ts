@@ -109,27 +109,35 @@ export class SelfAttention {
       k = this.backend.rmsNorm(rawK, this.headNorm.k, this.headNorm.eps, headDim);
       this.backend.recycle?.(rawQ, rawK);
     }
+    // Gemma's query scale comes between RoPE and attention, so only the others can take the three at once
+    const attended =
+      (this.queryScale === undefined ? this.backend.ropeStoreAttend?.(q, k, v, segments, positions, this.shape, rope) : undefined) ??
+      this.rotateStoreAttend(q, k, v, positions, segments, rope);
+    this.backend.recycle?.(q, k, v);
+    const out = this.output.forward(attended, tokens); // [T, nEmbd]
+    this.backend.recycle?.(attended);
+    return out;
+  }
+
+  /** RoPE on q and k (in place), the query scale, each segment's K and V into its cache, and attention over it. */
+  private rotateStoreAttend(q: Float32Array, k: Float32Array, v: Float32Array, positions: ArrayLike<number>, segments: readonly AttentionSegment[], rope: RopeParams): Float32Array {
+    const { heads, kvHeads, headDim } = this.shape;
+    const kvWidth = kvHeads * headDim;
     this.backend.rope(q, heads, headDim, positions, rope);
     this.backend.rope(k, kvHeads, headDim, positions, rope);
     if (this.queryScale !== undefined) {
       const scale = this.queryScale;
       for (let i = 0; i < q.length; i++) q[i] = Math.fround(q[i] * scale);
     }
-    let attended: Float32Array;
     if (segments.length === 1) {
       this.backend.storeKv(segments[0].kv, k, v, positions, kvWidth);
-      attended = this.backend.attention(q, segments[0].kv, positions, this.shape); // [T, heads·headDim]
-    } else {
-      for (const { start, length, kv } of segments) {
-        const at = Array.prototype.slice.call(positions, start, start + length) as number[];
-        this.backend.storeKv(kv, k.subarray(start * kvWidth, (start + length) * kvWidth), v.subarray(start * kvWidth, (start + length) * kvWidth), at, kvWidth);
-      }
-      attended = this.backend.attendSequences(q, segments, positions, this.shape);
+      return this.backend.attention(q, segments[0].kv, positions, this.shape); // [T, heads·headDim]
     }
-    this.backend.recycle?.(q, k, v);
-    const out = this.output.forward(attended, tokens); // [T, nEmbd]
-    this.backend.recycle?.(attended);
-    return out;
+    for (const { start, length, kv } of segments) {
+      const at = Array.prototype.slice.call(positions, start, start + length) as number[];
+      this.backend.storeKv(kv, k.subarray(start * kvWidth, (start + length) * kvWidth), v.subarray(start * kvWidth, (start + length) * kvWidth), at, kvWidth);
+    }
+    return this.backend.attendSequences(q, segments, positions, this.shape);
   }
 }
 

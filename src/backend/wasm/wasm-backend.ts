@@ -112,6 +112,18 @@ const STAGED_TOKENS = 16;
 const STAGE_WORDS = 12;
 const STAGED_PROGRAM_BYTES = (2 + 6 * STAGE_WORDS) * 4;
 
+/** attend_range's parameter block for a call, where q and the output lie, and room for more past them. */
+interface AttentionPlan {
+  instance: KernelInstance;
+  bank: number;
+  params: number;
+  units: number;
+  work: number;
+  qAt: number;
+  outAt: number;
+  extraAt: number;
+}
+
 /** One stage of a run_stages program: a range kernel's call over `units`, and whether every thread waits for the rest after it. */
 interface Stage {
   kernel: KernelName;
@@ -122,7 +134,7 @@ interface Stage {
   out: number;
   outStride: number;
   barrier: boolean;
-  /** The kernel's `tokens` argument where it is not the token count (the element-wise kernels' second operand). */
+  /** The kernel's `tokens` argument where it is not the token count (the element-wise kernels' second operand, rope_range's rows a token). */
   tokensWord?: number;
 }
 
@@ -469,17 +481,31 @@ export class WasmBackend extends ScalarBackend {
    * and the threads share out all their (KV head, chunk) units at once.
    */
   override attendSequences(q: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape): Float32Array {
+    const plan = this.planAttention(q, segments, positions, shape, 0);
+    if (!plan) {
+      // one at a time: each through this.attention, which takes the kernel where its own cache allows
+      return segments.length === 1 ? super.attention(q, segments[0].kv, positions, shape) : super.attendSequences(q, segments, positions, shape);
+    }
+    const { instance, bank, params, units, work, qAt, outAt } = plan;
+    if ((segments[0].kv.type ?? "f16") === "q8_0") instance.roundThroughQ8_0(qAt, q.length);
+    this.pool.run({ kernel: "attend_range", bank, units, work, weights: params, activations: 0, n: 0, out: 0, tokens: positions.length, outStride: 0 });
+    return this.copyOut(new Float32Array(instance.heap.buffer), outAt, q.length);
+  }
+
+  /**
+   * attend_range's parameter block for these sequences (kernels/attention.ts), written into scratch space
+   * with q copied in, and `extraBytes` more room past it at extraAt; undefined where the kernel cannot take
+   * them (caches in different banks or of different types, no relaxed SIMD, heads not in fours).
+   */
+  private planAttention(q: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, extraBytes: number): AttentionPlan | undefined {
     const { heads, kvHeads, headDim, scale } = shape;
     const qWidth = heads * headDim;
     const type = segments[0].kv.type ?? "f16";
     const bank = this.residentHalves.get(segments[0].kv.keys);
     const together = (kv: LayerKv): boolean => this.residentHalves.get(kv.keys) === bank && this.residentHalves.get(kv.values) === bank && (kv.type ?? "f16") === type;
-    if (!kernelsUseRelaxedSimd() || bank === undefined || headDim % 4 !== 0 || !segments.every(({ kv }) => together(kv))) {
-      // one at a time: each through this.attention, which takes the kernel where its own cache allows
-      return segments.length === 1 ? super.attention(q, segments[0].kv, positions, shape) : super.attendSequences(q, segments, positions, shape);
-    }
+    if (!kernelsUseRelaxedSimd() || bank === undefined || headDim % 4 !== 0 || !segments.every(({ kv }) => together(kv))) return undefined;
     // The kernel rounds q through F16 itself; for a Q8_0 cache q goes through Q8_0 blocks once it is in
-    // the kernels' memory (below), as the twin's roundQueryForKeys does.
+    // the kernels' memory (attendSequences), as the twin's roundQueryForKeys does.
     const instance = this.banks[bank];
     // A token whose query heads each have a KV head of their own is cut into one block of heads a thread
     // (as many as a block of query rows, at most): each block reads a stretch of every row of the cache
@@ -510,7 +536,7 @@ export class WasmBackend extends ScalarBackend {
     // block's bookkeeping (kernels/attention.ts).
     const partBytes = (2 * cells * headDim + ATTENTION_QUERY_BLOCK * (cells + headDim + 4) + 32 * Math.max(2, blockHeads) * headDim) * 4;
     const qBytes = q.length * 4;
-    const at = instance.scratch((paramWords + tokens + rowWords) * 4 + 2 * qBytes + this.threads * partBytes + 64);
+    const at = instance.scratch((paramWords + tokens + rowWords) * 4 + 2 * qBytes + this.threads * partBytes + extraBytes + 64);
     const positionsAt = at + paramWords * 4;
     let rowsAt = positionsAt + tokens * 4;
     const qAt = align16(rowsAt + rowWords * 4);
@@ -530,10 +556,56 @@ export class WasmBackend extends ScalarBackend {
       // per head, widening its K and V rows and the softmax cost about as much as 64 more cells of products
       work += length * heads * (cells + 64) * headDim * 2;
     });
+    new Float32Array(instance.heap.buffer).set(q, qAt / 4);
+    return { instance, bank, params: at, units, work, qAt, outAt, extraAt: workAt + this.threads * partBytes };
+  }
+
+  /**
+   * RoPE on q and k, K and V stored in each sequence's cache, and their attention, as one run_stages
+   * program for up to STAGED_TOKENS tokens over F16 caches: the composition's results and cache rows, bit
+   * for bit, in one dispatch instead of two host-side rotations, a store and a dispatch.
+   */
+  ropeStoreAttend(q: Float32Array, k: Float32Array, v: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, rope: RopeParams): Float32Array | undefined {
+    const tokens = positions.length;
+    const { heads, kvHeads, headDim } = shape;
+    const kvWidth = kvHeads * headDim;
+    if (tokens > STAGED_TOKENS || segments.some(({ kv }) => (kv.type ?? "f16") !== "f16")) return undefined;
+    const half = rope.dims / 2;
+    const angles = tokens * half;
+    const rowsBytes = tokens * kvWidth * 4;
+    const extraBytes = 2 * rowsBytes + 2 * angles * 4 + 4 * tokens * 4 + (2 + 4 * STAGE_WORDS) * 4 + 64;
+    const plan = this.planAttention(q, segments, positions, shape, extraBytes);
+    if (!plan) return undefined;
+    const { instance, bank, params, units, qAt, outAt } = plan;
+    const kAt = align16(plan.extraAt);
+    const vAt = kAt + rowsBytes;
+    const cosAt = vAt + rowsBytes;
+    const sinAt = cosAt + angles * 4;
+    const tableAt = sinAt + angles * 4;
     const heap = new Float32Array(instance.heap.buffer);
-    heap.set(q, qAt / 4);
-    if (type === "q8_0") instance.roundThroughQ8_0(qAt, q.length);
-    this.pool.run({ kernel: "attend_range", bank, units, work, weights: at, activations: 0, n: 0, out: 0, tokens, outStride: 0 });
+    heap.set(k.subarray(0, tokens * kvWidth), kAt / 4);
+    heap.set(v.subarray(0, tokens * kvWidth), vAt / 4);
+    const { cos, sin } = this.ropeAngles(positions, rope);
+    heap.set(cos.subarray(0, angles), cosAt / 4);
+    heap.set(sin.subarray(0, angles), sinAt / 4);
+    // each token's K and V row: where it is, and the cache row it goes to
+    const table = new Uint32Array(instance.memory.buffer, tableAt, 4 * tokens);
+    const rowBytes = kvRowHalves(kvWidth, "f16") * 2;
+    for (const { start, length, kv } of segments) {
+      for (let t = start; t < start + length; t++) {
+        const row = kv.rows ? kv.rows[positions[t]] : positions[t];
+        table.set([kAt + t * kvWidth * 4, kv.keys.byteOffset + row * rowBytes, vAt + t * kvWidth * 4, kv.values.byteOffset + row * rowBytes], 4 * t);
+      }
+    }
+    const halfNeox = half | (rope.ordering === "neox" ? 1 << 16 : 0);
+    const stages: Stage[] = [
+      // rope_range: `weights` the cos table, `out` the sin table, `tokens` the rows a token
+      { kernel: "rope_range", units: tokens * heads, weights: cosAt, activations: qAt, n: headDim, out: sinAt, outStride: halfNeox, barrier: false, tokensWord: heads },
+      { kernel: "rope_range", units: tokens * kvHeads, weights: cosAt, activations: kAt, n: headDim, out: sinAt, outStride: halfNeox, barrier: true, tokensWord: kvHeads },
+      { kernel: "store_halves_range", units: 2 * tokens, weights: tableAt, activations: 0, n: kvWidth, out: 0, outStride: 0, barrier: true },
+      { kernel: "attend_range", units, weights: params, activations: 0, n: 0, out: 0, outStride: 0, barrier: false },
+    ];
+    this.runStages(bank, align16(tableAt + 4 * tokens * 4), stages, tokens);
     return this.copyOut(heap, outAt, q.length);
   }
 
