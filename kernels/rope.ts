@@ -7,7 +7,7 @@
  * i + half) in NeoX's. Dimensions past 2·half stay as they are.
  */
 export function rope_rows(x: usize, rows: i32, heads: i32, headDim: i32, half: i32, cos: usize, sin: usize, neox: bool): void {
-  rope_range(cos, 0, rows, x, headDim, sin, heads, half | (neox ? 1 << 16 : 0), 0);
+  for (let r = 0; r < rows; r++) ropeRow(x + (<usize>(r * headDim) << 2), cos + (<usize>((r / heads) * half) << 2), sin + (<usize>((r / heads) * half) << 2), half, neox);
 }
 
 /**

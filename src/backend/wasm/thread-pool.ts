@@ -97,6 +97,11 @@ export class ThreadPool {
     else this.dispatch(KERNEL_NAMES.indexOf(kernel), job, 1, () => call(weights, 0, threads, 0, 0, 0, 0, 0, 0), true);
   }
 
+  /** The threads this pool runs a job on, this one included. */
+  get parts(): number {
+    return this.workers.length + 1;
+  }
+
   /** Posts the job to every worker (kernel −1: an empty job), runs `own` here, and waits for all. */
   private dispatch(kernel: number, job: Omit<RangeJob, "kernel" | "work">, chunk: number, own?: () => void, together = false): void {
     const seq = ++this.seq;

@@ -9,7 +9,7 @@ import { AttentionSegment, AttentionShape, GateActivation, HalfStorage, LayerKv,
 import { kvRowHalves } from "../kv-format.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
 import { align16, KERNEL_NAMES, KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
-import { chunkOf, DispatchTiming, RangeJob, ThreadPool } from "./thread-pool.js";
+import { chunkOf, DispatchTiming, ThreadPool } from "./thread-pool.js";
 
 /** Types whose kernels need prepareBias's lanes (the shift is log2 of the level that means zero). */
 const BIAS_SHIFT: Partial<Record<GgmlType, number>> = { [GgmlType.Q4_0]: 3, [GgmlType.Q5_0]: 4 };
@@ -108,13 +108,9 @@ const ELEMENT_UNIT = 1024;
  * and the host's work around each dispatch weighed as much as some of them.
  */
 const STAGED_TOKENS = 16;
-/** i32 words of a run_stages stage (STAGE_WORDS in kernels/stages.ts). */
+/** i32 words of a run_stages stage (STAGE_WORDS in kernels/stages.ts), and a feed-forward program's bytes. */
 const STAGE_WORDS = 12;
-
-/** Scratch bytes for a run_stages program of `count` stages, with room to align its start. */
-function programBytes(count: number): number {
-  return (2 + count * STAGE_WORDS) * 4 + 16;
-}
+const STAGED_PROGRAM_BYTES = (2 + 6 * STAGE_WORDS) * 4;
 
 /** attend_range's parameter block for a call, where q and the output lie, and room for more past them. */
 interface AttentionPlan {
@@ -128,12 +124,18 @@ interface AttentionPlan {
   extraAt: number;
 }
 
-/** A range kernel's call, in whichever memory: a RangeJob without its bank. */
-type RangeCall = Omit<RangeJob, "bank">;
-
-/** One stage of a run_stages program: a call, and whether every thread waits for the rest after it. */
-interface Stage extends RangeCall {
+/** One stage of a run_stages program: a range kernel's call over `units`, and whether every thread waits for the rest after it. */
+interface Stage {
+  kernel: KernelName;
+  units: number;
+  weights: number;
+  activations: number;
+  n: number;
+  out: number;
+  outStride: number;
   barrier: boolean;
+  /** The kernel's `tokens` argument where it is not the token count (the element-wise kernels' second operand, rope_range's rows a token). */
+  tokensWord?: number;
 }
 
 /** Bytes of standard rows staged at a time while repacking. */
@@ -265,23 +267,25 @@ export class WasmBackend extends ScalarBackend {
     const inputBytes = tokens * cols * 4;
     const actsBytes = activationBytes(kernels, cols, tokens, this.threads);
     const outputBytes = ws.reduce((sum, w) => sum + tokens * w.rows * 4, 0);
-    const at = instance.scratch(inputBytes + actsBytes + outputBytes + programBytes(2) + 32);
+    const at = instance.scratch(inputBytes + actsBytes + outputBytes + (2 + STAGE_WORDS) * 4 + 48);
     const actsAt = at + inputBytes;
     let outAt = align16(actsAt + actsBytes);
     new Float32Array(instance.heap.buffer).set(x.subarray(0, tokens * cols), at / 4);
     if (tokens <= STAGED_TOKENS && (ws.length === 1 || adjoining(ws, kernels, placements))) {
       // quantizing and the product (of one weight, or of weights back to back as one) in one dispatch
+      const kernel = kernels[0];
       const rows = ws.reduce((sum, w) => sum + w.rows, 0);
-      this.runStages(bank, align16(outAt + outputBytes), [
-        { ...quantizeCall(kernels[0].activations, at, cols, tokens, actsAt), barrier: true },
-        { ...gemmCall(kernels[0], rows, cols, placements[0].at, actsAt, tokens, outAt), barrier: false },
-      ]);
+      const stages: Stage[] = [
+        { kernel: kernel.activations.quantize, units: (cols * tokens) / kernel.activations.blockSize, weights: 0, activations: at, n: cols, out: actsAt, outStride: 0, barrier: true },
+        { kernel: kernel.gemm, units: rows / kernel.layout.rows, weights: placements[0].at, activations: actsAt, n: cols, out: outAt, outStride: rows, barrier: false },
+      ];
+      this.runStages(bank, align16(outAt + outputBytes), stages, tokens);
       return this.splitProducts(ws, tokens, outAt, bank);
     }
-    this.pool.run({ ...quantizeCall(kernels[0].activations, at, cols, tokens, actsAt), bank });
+    this.quantizeActivations(bank, kernels[0].activations, at, cols, tokens, actsAt);
     if (adjoining(ws, kernels, placements)) return this.adjoiningProducts(ws, kernels[0], placements[0].at, actsAt, tokens, outAt, bank);
     return ws.map((w, i) => {
-      this.pool.run({ ...gemmCall(kernels[i], w.rows, w.cols, placements[i].at, actsAt, tokens, outAt), bank });
+      this.gemm(bank, kernels[i], w, placements[i].at, actsAt, tokens, outAt);
       const out = this.copyOut(new Float32Array(instance.heap.buffer), outAt, tokens * w.rows);
       outAt += tokens * w.rows * 4;
       return out;
@@ -297,7 +301,7 @@ export class WasmBackend extends ScalarBackend {
   private adjoiningProducts(ws: readonly Weight[], kernel: BatchedKernel, weightsAt: number, actsAt: number, tokens: number, outAt: number, bank: number): Float32Array[] {
     const total = ws.reduce((sum, w) => sum + w.rows, 0);
     const cols = ws[0].cols;
-    this.pool.run({ ...gemmCall(kernel, total, cols, weightsAt, actsAt, tokens, outAt), bank });
+    this.pool.run({ kernel: kernel.gemm, bank, units: total / kernel.layout.rows, work: total * cols * tokens, weights: weightsAt, activations: actsAt, n: cols, out: outAt, tokens, outStride: total });
     return this.splitProducts(ws, tokens, outAt, bank);
   }
 
@@ -312,6 +316,18 @@ export class WasmBackend extends ScalarBackend {
       column += w.rows;
       return out;
     });
+  }
+
+  /** f32 rows at `inputAt` → the activation layout at `actsAt`, on all threads. */
+  private quantizeActivations(bank: number, layout: ActivationLayout, inputAt: number, cols: number, tokens: number, actsAt: number): void {
+    const { quantize, blockSize } = layout;
+    this.pool.run({ kernel: quantize, bank, units: (cols * tokens) / blockSize, work: cols * tokens * QUANTIZE_WORK, weights: 0, activations: inputAt, n: cols, out: actsAt, tokens, outStride: 0 });
+  }
+
+  /** [tokens, w.rows] f32 at `outAt` = activations at `actsAt` · the repacked weight at `weightsAt`. */
+  private gemm(bank: number, kernel: BatchedKernel, w: Weight, weightsAt: number, actsAt: number, tokens: number, outAt: number): void {
+    const { rows, cols } = w;
+    this.pool.run({ kernel: kernel.gemm, bank, units: rows / kernel.layout.rows, work: rows * cols * tokens, weights: weightsAt, activations: actsAt, n: cols, out: outAt, tokens, outStride: rows });
   }
 
   /**
@@ -338,7 +354,7 @@ export class WasmBackend extends ScalarBackend {
     const wideBytes = chunk * width * 4;
     const hiddenActsBytes = activationBytes([downKernel], width, chunk, this.threads);
     const outBytes = chunk * down.rows * 4;
-    const at = instance.scratch(inputBytes + actsBytes + 2 * wideBytes + hiddenActsBytes + outBytes + programBytes(6) + 64);
+    const at = instance.scratch(inputBytes + actsBytes + 2 * wideBytes + hiddenActsBytes + outBytes + STAGED_PROGRAM_BYTES + 64);
     const actsAt = at + inputBytes;
     const gateAt = align16(actsAt + actsBytes);
     const upAt = gateAt + wideBytes;
@@ -348,26 +364,29 @@ export class WasmBackend extends ScalarBackend {
     const out = this.results.take(tokens * down.rows);
     if (tokens <= STAGED_TOKENS) {
       heap.set(x.subarray(0, tokens * cols), at / 4);
-      this.runStages(bank, align16(outAt + outBytes), [
-        { ...quantizeCall(gateKernel.activations, at, cols, tokens, actsAt), barrier: true },
-        { ...gemmCall(gateKernel, width, cols, placements[0].at, actsAt, tokens, gateAt), barrier: false },
-        { ...gemmCall(upKernel, width, cols, placements[1].at, actsAt, tokens, upAt), barrier: true },
-        { ...this.gatedActivationCall(activation, gateAt, upAt, gateAt, tokens * width), barrier: true },
-        { ...quantizeCall(downKernel.activations, gateAt, width, tokens, hiddenActsAt), barrier: true },
-        { ...gemmCall(downKernel, down.rows, width, placements[2].at, hiddenActsAt, tokens, outAt), barrier: false },
-      ]);
+      const elements = tokens * width;
+      const stages: Stage[] = [
+        { kernel: gateKernel.activations.quantize, units: (cols * tokens) / gateKernel.activations.blockSize, weights: 0, activations: at, n: cols, out: actsAt, outStride: 0, barrier: true },
+        { kernel: gateKernel.gemm, units: width / gateKernel.layout.rows, weights: placements[0].at, activations: actsAt, n: cols, out: gateAt, outStride: width, barrier: false },
+        { kernel: upKernel.gemm, units: width / upKernel.layout.rows, weights: placements[1].at, activations: actsAt, n: cols, out: upAt, outStride: width, barrier: true },
+        // the element-wise kernels: `tokens` carries up's address, `n` the length
+        { kernel: activation === "gelu" ? "gelu_mul_range" : "silu_mul_range", units: Math.ceil(elements / ELEMENT_UNIT), weights: activation === "gelu" ? this.geluTable() : 0, activations: gateAt, n: elements, out: gateAt, outStride: 0, barrier: true, tokensWord: upAt },
+        { kernel: downKernel.activations.quantize, units: (width * tokens) / downKernel.activations.blockSize, weights: 0, activations: gateAt, n: width, out: hiddenActsAt, outStride: 0, barrier: true },
+        { kernel: downKernel.gemm, units: down.rows / downKernel.layout.rows, weights: placements[2].at, activations: hiddenActsAt, n: width, out: outAt, outStride: down.rows, barrier: false },
+      ];
+      this.runStages(bank, align16(outAt + outBytes), stages, tokens);
       out.set(heap.subarray(outAt / 4, outAt / 4 + tokens * down.rows));
       return out;
     }
     for (let first = 0; first < tokens; first += chunk) {
       const n = Math.min(chunk, tokens - first);
       heap.set(x.subarray(first * cols, (first + n) * cols), at / 4);
-      this.pool.run({ ...quantizeCall(gateKernel.activations, at, cols, n, actsAt), bank });
-      this.pool.run({ ...gemmCall(gateKernel, width, cols, placements[0].at, actsAt, n, gateAt), bank });
-      this.pool.run({ ...gemmCall(upKernel, width, cols, placements[1].at, actsAt, n, upAt), bank });
-      this.pool.run({ ...this.gatedActivationCall(activation, gateAt, upAt, gateAt, n * width), bank });
-      this.pool.run({ ...quantizeCall(downKernel.activations, gateAt, width, n, hiddenActsAt), bank });
-      this.pool.run({ ...gemmCall(downKernel, down.rows, width, placements[2].at, hiddenActsAt, n, outAt), bank });
+      this.quantizeActivations(bank, gateKernel.activations, at, cols, n, actsAt);
+      this.gemm(bank, gateKernel, gate, placements[0].at, actsAt, n, gateAt);
+      this.gemm(bank, upKernel, up, placements[1].at, actsAt, n, upAt);
+      this.runGatedActivation(bank, activation, gateAt, upAt, gateAt, n * width);
+      this.quantizeActivations(bank, downKernel.activations, gateAt, width, n, hiddenActsAt);
+      this.gemm(bank, downKernel, down, placements[2].at, hiddenActsAt, n, outAt);
       out.set(heap.subarray(outAt / 4, outAt / 4 + n * down.rows), first * down.rows);
     }
     return out;
@@ -377,13 +396,14 @@ export class WasmBackend extends ScalarBackend {
    * Writes `stages` as a run_stages program at `programAt` (kernels/stages.ts: a count, a barrier counter,
    * then STAGE_WORDS a stage, its claim counter zeroed) and runs it on every thread at once.
    */
-  private runStages(bank: number, programAt: number, stages: readonly Stage[]): void {
+  private runStages(bank: number, programAt: number, stages: readonly Stage[], tokens: number): void {
     const words = new Int32Array(this.banks[bank].memory.buffer, programAt, 2 + stages.length * STAGE_WORDS);
     words[0] = stages.length;
     words[1] = 0;
+    const parts = this.pool.parts;
     stages.forEach((stage, i) => {
-      const chunk = chunkOf(stage.units, this.threads);
-      words.set([KERNEL_NAMES.indexOf(stage.kernel), stage.weights, stage.activations, stage.n, stage.out, stage.tokens, stage.outStride, stage.units, chunk, 0, stage.barrier ? 1 : 0, 0], 2 + i * STAGE_WORDS);
+      const chunk = chunkOf(stage.units, parts);
+      words.set([KERNEL_NAMES.indexOf(stage.kernel), stage.weights, stage.activations, stage.n, stage.out, stage.tokensWord ?? tokens, stage.outStride, stage.units, chunk, 0, stage.barrier ? 1 : 0, 0], 2 + i * STAGE_WORDS);
     });
     this.pool.runTogether("run_stages", bank, programAt);
   }
@@ -553,7 +573,7 @@ export class WasmBackend extends ScalarBackend {
     const half = rope.dims / 2;
     const angles = tokens * half;
     const rowsBytes = tokens * kvWidth * 4;
-    const extraBytes = 2 * rowsBytes + 2 * angles * 4 + 4 * tokens * 4 + programBytes(4) + 32;
+    const extraBytes = 2 * rowsBytes + 2 * angles * 4 + 4 * tokens * 4 + (2 + 4 * STAGE_WORDS) * 4 + 64;
     const plan = this.planAttention(q, segments, positions, shape, extraBytes);
     if (!plan) return undefined;
     const { instance, bank, params, units, qAt, outAt } = plan;
@@ -578,14 +598,14 @@ export class WasmBackend extends ScalarBackend {
       }
     }
     const halfNeox = half | (rope.ordering === "neox" ? 1 << 16 : 0);
-    // rope_range: `weights` the cos table, `out` the sin table, `tokens` the rows a token (see kernels/rope.ts)
-    const rotate = (x: number, rows: number): RangeCall => ({ kernel: "rope_range", units: tokens * rows, work: 0, weights: cosAt, activations: x, n: headDim, out: sinAt, tokens: rows, outStride: halfNeox });
-    this.runStages(bank, align16(tableAt + 4 * tokens * 4), [
-      { ...rotate(qAt, heads), barrier: false },
-      { ...rotate(kAt, kvHeads), barrier: true },
-      { kernel: "store_halves_range", units: 2 * tokens, work: 0, weights: tableAt, activations: 0, n: kvWidth, out: 0, tokens, outStride: 0, barrier: true },
-      { kernel: "attend_range", units, work: 0, weights: params, activations: 0, n: 0, out: 0, tokens, outStride: 0, barrier: false },
-    ]);
+    const stages: Stage[] = [
+      // rope_range: `weights` the cos table, `out` the sin table, `tokens` the rows a token
+      { kernel: "rope_range", units: tokens * heads, weights: cosAt, activations: qAt, n: headDim, out: sinAt, outStride: halfNeox, barrier: false, tokensWord: heads },
+      { kernel: "rope_range", units: tokens * kvHeads, weights: cosAt, activations: kAt, n: headDim, out: sinAt, outStride: halfNeox, barrier: true, tokensWord: kvHeads },
+      { kernel: "store_halves_range", units: 2 * tokens, weights: tableAt, activations: 0, n: kvWidth, out: 0, outStride: 0, barrier: true },
+      { kernel: "attend_range", units, weights: params, activations: 0, n: 0, out: 0, outStride: 0, barrier: false },
+    ];
+    this.runStages(bank, align16(tableAt + 4 * tokens * 4), stages, tokens);
     return this.copyOut(heap, outAt, q.length);
   }
 
@@ -643,16 +663,20 @@ export class WasmBackend extends ScalarBackend {
     const heap = new Float32Array(instance.heap.buffer);
     heap.set(gate, at / 4);
     heap.set(up, (at + bytes) / 4);
-    this.pool.run({ ...this.gatedActivationCall("gelu", at, at + bytes, at + 2 * bytes, gate.length), bank: 0 });
+    this.runGatedActivation(0, "gelu", at, at + bytes, at + 2 * bytes, gate.length);
     return this.copyOut(heap, at + 2 * bytes, gate.length);
   }
 
   /** out = act(gate)·up, `length` floats at byte offsets of `bank`, split across threads (out may be gate). */
-  /** act(gate)·up element-wise into out, `length` elements: the range kernels take up's address as `tokens`. */
-  private gatedActivationCall(activation: GateActivation, gateAt: number, upAt: number, outAt: number, length: number): RangeCall {
-    const call = { units: Math.ceil(length / ELEMENT_UNIT), work: length * 40, activations: gateAt, n: length, out: outAt, tokens: upAt, outStride: 0 };
-    // GELU: a table lookup through an F16 rounding an element, worth splitting from a few thousand elements on
-    return activation === "gelu" ? { ...call, kernel: "gelu_mul_range", weights: this.geluTable() } : { ...call, kernel: "silu_mul_range", weights: 0 };
+  private runGatedActivation(bank: number, activation: GateActivation, gateAt: number, upAt: number, outAt: number, length: number): void {
+    const units = Math.ceil(length / ELEMENT_UNIT);
+    const job = { bank, units, activations: gateAt, n: length, out: outAt, tokens: upAt, outStride: 0 };
+    if (activation === "gelu") {
+      // a table lookup through an F16 rounding an element: worth splitting from a few thousand elements on
+      this.pool.run({ ...job, kernel: "gelu_mul_range", work: length * 40, weights: this.geluTable() });
+    } else {
+      this.pool.run({ ...job, kernel: "silu_mul_range", work: length * 40, weights: 0 });
+    }
   }
 
   override softcapInPlace(x: Float32Array, cap: number): void {
@@ -767,16 +791,6 @@ function repackedBytes(w: Weight, layout: InterleavedLayout): number {
 }
 
 /** Scratch bytes for `tokens` rows of `cols` in the kernels' (shared) activation layout, with their per-thread space. */
-/** f32 rows at `inputAt` → the activation layout at `actsAt`. */
-function quantizeCall(layout: ActivationLayout, inputAt: number, cols: number, tokens: number, actsAt: number): RangeCall {
-  return { kernel: layout.quantize, units: (cols * tokens) / layout.blockSize, work: cols * tokens * QUANTIZE_WORK, weights: 0, activations: inputAt, n: cols, out: actsAt, tokens, outStride: 0 };
-}
-
-/** [tokens, rows] f32 at `outAt` = activations at `actsAt` · the repacked weight (`rows` × `cols`) at `weightsAt`. */
-function gemmCall(kernel: BatchedKernel, rows: number, cols: number, weightsAt: number, actsAt: number, tokens: number, outAt: number): RangeCall {
-  return { kernel: kernel.gemm, units: rows / kernel.layout.rows, work: rows * cols * tokens, weights: weightsAt, activations: actsAt, n: cols, out: outAt, tokens, outStride: rows };
-}
-
 function activationBytes(kernels: readonly BatchedKernel[], cols: number, tokens: number, threads: number): number {
   const { blockSize, blockBytes } = kernels[0].activations;
   const threadBytes = Math.max(...kernels.map((k) => k.threadBytesPerBlock ?? 0)) * (cols / blockSize) * threads;
