@@ -108,9 +108,13 @@ const ELEMENT_UNIT = 1024;
  * and the host's work around each dispatch weighed as much as some of them.
  */
 const STAGED_TOKENS = 16;
-/** i32 words of a run_stages stage (STAGE_WORDS in kernels/stages.ts), and a feed-forward program's bytes. */
+/** i32 words of a run_stages stage (STAGE_WORDS in kernels/stages.ts). */
 const STAGE_WORDS = 12;
-const STAGED_PROGRAM_BYTES = (2 + 6 * STAGE_WORDS) * 4;
+
+/** Scratch bytes for a run_stages program of `count` stages, with room to align its start. */
+function programBytes(count: number): number {
+  return (2 + count * STAGE_WORDS) * 4 + 16;
+}
 
 /** attend_range's parameter block for a call, where q and the output lie, and room for more past them. */
 interface AttentionPlan {
@@ -267,7 +271,7 @@ export class WasmBackend extends ScalarBackend {
     const inputBytes = tokens * cols * 4;
     const actsBytes = activationBytes(kernels, cols, tokens, this.threads);
     const outputBytes = ws.reduce((sum, w) => sum + tokens * w.rows * 4, 0);
-    const at = instance.scratch(inputBytes + actsBytes + outputBytes + (2 + STAGE_WORDS) * 4 + 48);
+    const at = instance.scratch(inputBytes + actsBytes + outputBytes + programBytes(2) + 32);
     const actsAt = at + inputBytes;
     let outAt = align16(actsAt + actsBytes);
     new Float32Array(instance.heap.buffer).set(x.subarray(0, tokens * cols), at / 4);
@@ -354,7 +358,7 @@ export class WasmBackend extends ScalarBackend {
     const wideBytes = chunk * width * 4;
     const hiddenActsBytes = activationBytes([downKernel], width, chunk, this.threads);
     const outBytes = chunk * down.rows * 4;
-    const at = instance.scratch(inputBytes + actsBytes + 2 * wideBytes + hiddenActsBytes + outBytes + STAGED_PROGRAM_BYTES + 64);
+    const at = instance.scratch(inputBytes + actsBytes + 2 * wideBytes + hiddenActsBytes + outBytes + programBytes(6) + 64);
     const actsAt = at + inputBytes;
     const gateAt = align16(actsAt + actsBytes);
     const upAt = gateAt + wideBytes;
@@ -573,7 +577,7 @@ export class WasmBackend extends ScalarBackend {
     const half = rope.dims / 2;
     const angles = tokens * half;
     const rowsBytes = tokens * kvWidth * 4;
-    const extraBytes = 2 * rowsBytes + 2 * angles * 4 + 4 * tokens * 4 + (2 + 4 * STAGE_WORDS) * 4 + 64;
+    const extraBytes = 2 * rowsBytes + 2 * angles * 4 + 4 * tokens * 4 + programBytes(4) + 32;
     const plan = this.planAttention(q, segments, positions, shape, extraBytes);
     if (!plan) return undefined;
     const { instance, bank, params, units, qAt, outAt } = plan;
