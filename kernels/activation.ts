@@ -27,6 +27,14 @@ export function add_in_place(a: usize, b: usize, n: i32): void {
   for (; i < bytes; i += 4) store<f32>(a + i, load<f32>(a + i) + load<f32>(b + i));
 }
 
+/**
+ * a[r·n + i] += b[r·bStride + i] for rows first … end − 1 of n values (f32 sums, as add_in_place): a
+ * residual add with bStride = n, a bias added to every row with bStride = 0.
+ */
+export function add_rows_range(b: usize, first: i32, end: i32, a: usize, n: i32, _o: usize, bStride: i32, _s: i32, _part: i32): void {
+  for (let r = first; r < end; r++) add_in_place(a + (<usize>(r * n) << 2), b + (<usize>(r * bStride) << 2), n);
+}
+
 /** silu_mul for elements of units first … end − 1 (n a multiple of 4), as a range kernel; out may be gate. */
 export function silu_mul_range(_unused: usize, first: i32, end: i32, gate: usize, n: i32, out: usize, up: usize, _s: i32, _part: i32): void {
   const from = first * UNIT;

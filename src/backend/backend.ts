@@ -29,6 +29,33 @@ export interface AttentionShape {
 /** The gate's activation in a gated feed-forward layer: SiLU (SwiGLU, Llama) or GELU (GeGLU, Gemma). */
 export type GateActivation = "silu" | "gelu";
 
+/** An RMSNorm's gain (one row wide) and epsilon. */
+export interface NormWeights {
+  gain: Float32Array;
+  eps: number;
+}
+
+/**
+ * A pre-norm decoder layer of the common shape (Llama, Qwen2/3, Mistral), for Backend.decoderLayer:
+ * h = x + output·attention(rope(norm(x)·Q + bias), …), then h + down(act(norm(h)·gate) · norm(h)·up).
+ */
+export interface DecoderLayerWeights {
+  attentionNorm: NormWeights;
+  q: Weight;
+  k: Weight;
+  v: Weight;
+  /** Added to Q, K and V after the products (Qwen2). */
+  bias?: { q: Float32Array; k: Float32Array; v: Float32Array };
+  /** RMSNorm of each head of Q and K before RoPE (Qwen3), one head wide. */
+  headNorm?: { q: Float32Array; k: Float32Array; eps: number };
+  output: Weight;
+  ffnNorm: NormWeights;
+  gate: Weight;
+  up: Weight;
+  down: Weight;
+  activation: GateActivation;
+}
+
 /** Zeroed F16 arrays for KV caches, and their return. */
 export interface HalfStorage {
   allocate(length: number): Uint16Array;
@@ -114,6 +141,12 @@ export interface Backend {
    * The result is the composition's, bit for bit.
    */
   gatedFeedForward?(gate: Weight, up: Weight, down: Weight, activation: GateActivation, x: Float32Array, tokens: number): Float32Array | undefined;
+  /**
+   * A whole decoder layer over [T, nEmbd] (x is left as it was), with K and V stored in each segment's
+   * cache, for backends that run it as one piece; undefined where they have no such path, and the caller
+   * composes the operations. The result and the cache rows are the composition's, bit for bit.
+   */
+  decoderLayer?(layer: DecoderLayerWeights, x: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, rope: RopeParams): Float32Array | undefined;
   /**
    * Results the caller will not read again, which the backend may hand out as later results. Optional to
    * implement and to call; an array passed here must have no other reader.

@@ -3,6 +3,7 @@ import { kvBytesPerLayerToken, kvTypeProblem } from "../backend/kv-format.js";
 import { HEAP_STORAGE, KvCache, KvView } from "../kv/kv-cache.js";
 import { PagedKvPool } from "../kv/paged.js";
 import { FeedForward, FeedForwardWeights, Linear, RmsNorm, SelfAttention, GatedFeedForward } from "../nn/blocks.js";
+import { DecoderBlock } from "../nn/decoder-block.js";
 import { MoeFeedForward } from "../nn/moe.js";
 import { Weight } from "../tensor/weight.js";
 import { BatchSequence, checkedKvType, ForwardOptions, LanguageModel, ModelError } from "./model.js";
@@ -10,15 +11,6 @@ import { ModelContext, registerArchitecture } from "./registry.js";
 import { readLongRope, readRope } from "./rope-config.js";
 
 const MAX_DIM = 1 << 20;
-
-interface Block {
-  attentionNorm: RmsNorm;
-  attention: SelfAttention;
-  ffnNorm: RmsNorm;
-  ffn: FeedForward;
-  /** Gemma's extra norms on the attention's and the FFN's outputs, before each residual add. */
-  postNorms?: { attention: RmsNorm; ffn: RmsNorm };
-}
 
 export interface DecoderOptions {
   /** How RoPE pairs a head's dimensions: adjacent (llama) or halves (NeoX, Qwen2). */
@@ -115,13 +107,13 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
     );
   }
 
-  const blocks: Block[] = [];
+  const blocks: DecoderBlock[] = [];
   for (let i = 0; i < nLayer; i++) {
     const w = (name: string, dims: number[]): Weight => weights.require(`blk.${i}.${name}.weight`, dims);
     const bias = (name: string, width: number): Float32Array => backend.toFloat(weights.require(`blk.${i}.${name}.bias`, [width]));
     const sliding = window !== undefined && (gemma?.slidingLayer(i) ?? false);
     const layerRope = sliding && gemma?.slidingRope ? { ...rope, ...gemma.slidingRope } : rope;
-    blocks.push({
+    blocks.push(new DecoderBlock(backend, {
       attentionNorm: new RmsNorm(backend, w("attn_norm", [nEmbd]), eps),
       attention: new SelfAttention(
         backend,
@@ -140,7 +132,7 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
       ffnNorm: new RmsNorm(backend, w("ffn_norm", [nEmbd]), eps),
       ffn: feedForward(i),
       postNorms: gemma ? { attention: new RmsNorm(backend, w("post_attention_norm", [nEmbd]), eps), ffn: new RmsNorm(backend, w("post_ffw_norm", [nEmbd]), eps) } : undefined,
-    });
+    }));
   }
 
   function forwardBatch(sequences: readonly BatchSequence[]): Float32Array[] {
@@ -164,28 +156,7 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
     const batchRope = longRope && (segments.some(({ cache }) => cache.capacity > longRope.originalContext) ? longRope.long : longRope.short);
     blocks.forEach((block, layer) => {
       const attentionSegments = segments.map(({ start, length, cache }) => ({ start, length, kv: cache.layer(layer) }));
-      // Each intermediate goes back to the backend once read, for the next layer's results.
-      const attentionIn = block.attentionNorm.forward(x);
-      let attended = block.attention.forward(attentionIn, T, positions, attentionSegments, batchRope);
-      backend.recycle?.(attentionIn);
-      if (block.postNorms) {
-        const raw = attended;
-        attended = block.postNorms.attention.forward(raw);
-        backend.recycle?.(raw);
-      }
-      backend.addInPlace(attended, x); // residual: h = x + attn(norm(x))
-      backend.recycle?.(x);
-      const ffnIn = block.ffnNorm.forward(attended);
-      let ffnOut = block.ffn.forward(ffnIn, T);
-      backend.recycle?.(ffnIn);
-      if (block.postNorms) {
-        const raw = ffnOut;
-        ffnOut = block.postNorms.ffn.forward(raw);
-        backend.recycle?.(raw);
-      }
-      backend.addInPlace(ffnOut, attended); // residual: x = h + ffn(norm(h))
-      backend.recycle?.(attended);
-      x = ffnOut;
+      x = block.forward(x, T, positions, attentionSegments, batchRope);
     });
     for (const { length, cache } of segments) cache.length += length;
     // the rows whose logits are wanted: every row of an allLogits sequence, the last of the others

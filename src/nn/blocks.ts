@@ -1,4 +1,4 @@
-import { AttentionSegment, AttentionShape, Backend, GateActivation, RopeParams } from "../backend/backend.js";
+import { AttentionSegment, AttentionShape, Backend, DecoderLayerWeights, GateActivation, NormWeights, RopeParams } from "../backend/backend.js";
 import { Weight } from "../tensor/weight.js";
 
 /** y = x·Wᵀ for [T, in] → [T, out]. */
@@ -18,18 +18,19 @@ export class Linear {
 }
 
 export class RmsNorm {
-  private readonly gain: Float32Array;
+  readonly weights: NormWeights;
 
   constructor(
     private readonly backend: Backend,
     weight: Weight,
-    private readonly eps: number,
+    eps: number,
   ) {
-    this.gain = backend.toFloat(weight);
+    this.weights = { gain: backend.toFloat(weight), eps };
   }
 
   forward(x: Float32Array): Float32Array {
-    return this.backend.rmsNorm(x, this.gain, this.eps, this.gain.length);
+    const { gain, eps } = this.weights;
+    return this.backend.rmsNorm(x, gain, eps, gain.length);
   }
 }
 
@@ -74,8 +75,8 @@ export class SelfAttention {
   constructor(
     private readonly backend: Backend,
     weights: AttentionWeights,
-    private readonly shape: AttentionShape,
-    private readonly rope: RopeParams,
+    readonly shape: AttentionShape,
+    readonly rope: RopeParams,
   ) {
     const projection = weights.projection;
     this.qkv = "fused" in projection ? [projection.fused] : [projection.q, projection.k, projection.v];
@@ -83,6 +84,13 @@ export class SelfAttention {
     this.bias = weights.bias;
     this.headNorm = weights.headNorm;
     this.queryScale = weights.queryScale;
+  }
+
+  /** Its part of a Backend.decoderLayer: where Q, K and V are three matrices and no query scale comes between RoPE and attention. */
+  layerWeights(): Pick<DecoderLayerWeights, "q" | "k" | "v" | "bias" | "headNorm" | "output"> | undefined {
+    if (this.qkv.length !== 3 || this.queryScale !== undefined) return undefined;
+    const [q, k, v] = this.qkv;
+    return { q, k, v, bias: this.bias, headNorm: this.headNorm, output: this.output.weight };
   }
 
   /**
@@ -162,6 +170,13 @@ export class GatedFeedForward implements FeedForward {
   ) {
     this.gateUp = "gateUp" in weights ? [weights.gateUp] : [weights.gate, weights.up];
     this.down = new Linear(backend, weights.down);
+  }
+
+  /** Its part of a Backend.decoderLayer: where gate and up are two matrices. */
+  layerWeights(): Pick<DecoderLayerWeights, "gate" | "up" | "down" | "activation"> | undefined {
+    if (this.gateUp.length !== 2) return undefined;
+    const [gate, up] = this.gateUp;
+    return { gate, up, down: this.down.weight, activation: this.activation };
   }
 
   forward(x: Float32Array, tokens: number): Float32Array {

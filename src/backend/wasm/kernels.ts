@@ -6,14 +6,14 @@ import v8 from "node:v8";
  * (kernels/matvec.ts), the interleaved matrix × matrix ones (kernels/interleaved.ts), float weights'
  * (kernels/float.ts), attention (kernels/attention.ts, whose `weights` is a parameter block), RMSNorm
  * and the activation quantizers for prompt batches, run_stages (kernels/stages.ts, which calls kernels
- * by these indices) and the range kernels of a decode step's RoPE and KV rows.
+ * by these indices) and the range kernels of a decode step's RoPE, KV rows and residual adds.
  */
 export const KERNEL_NAMES = [
   "matvec_q4_0", "matvec_q5_0", "matvec_q4_1", "matvec_q5_1", "matvec_q2_k", "matvec_q3_k", "matvec_q4_k", "matvec_q5_k", "matvec_q6_k",
   "gemm_q8_0x16", "gemm_q4_0x16", "gemm_q4_kx4", "gemm_q6_kx4",
   "matmul_f32", "matmul_f16", "matmul_bf16",
   "attend_range", "rms_norm_rows", "quantize_q8_k_blocks", "quantize_q8_0_split_blocks", "quantize_q8_0_record_blocks",
-  "gelu_mul_range", "softcap_range", "silu_mul_range", "run_stages", "rope_range", "store_halves_range",
+  "gelu_mul_range", "softcap_range", "silu_mul_range", "run_stages", "rope_range", "store_halves_range", "add_rows_range",
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 

@@ -5,7 +5,7 @@ import { ggmlGeluTable } from "../../quant/float-order.js";
 import { Weight } from "../../tensor/weight.js";
 import { ArrayPool } from "../array-pool.js";
 import { collectGarbage } from "../collect-garbage.js";
-import { AttentionSegment, AttentionShape, GateActivation, HalfStorage, LayerKv, RopeParams } from "../backend.js";
+import { AttentionSegment, AttentionShape, DecoderLayerWeights, GateActivation, HalfStorage, LayerKv, RopeParams } from "../backend.js";
 import { kvRowHalves } from "../kv-format.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
 import { align16, KERNEL_NAMES, KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
@@ -164,7 +164,7 @@ export class WasmBackend extends ScalarBackend {
   /** The kernels' memories: one 32-bit memory holds 4 GiB at most, so larger models span several. */
   private readonly banks: KernelInstance[] = [new KernelInstance()];
   private readonly pool: ThreadPool;
-  private readonly resident = new WeakMap<Weight, Placement>();
+  private readonly resident = new WeakMap<Weight | Float32Array, Placement>();
   private readonly residentHalves = new WeakMap<Uint16Array, number>();
   /** Bytes of a bank that weights and KV caches may fill; the rest is left for scratch space. */
   private readonly bankLimit: number;
@@ -485,12 +485,13 @@ export class WasmBackend extends ScalarBackend {
    * and the threads share out all their (KV head, chunk) units at once.
    */
   override attendSequences(q: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape): Float32Array {
-    const plan = this.planAttention(q, segments, positions, shape, 0);
+    const plan = this.planAttention(segments, positions, shape, 0);
     if (!plan) {
       // one at a time: each through this.attention, which takes the kernel where its own cache allows
       return segments.length === 1 ? super.attention(q, segments[0].kv, positions, shape) : super.attendSequences(q, segments, positions, shape);
     }
     const { instance, bank, params, units, work, qAt, outAt } = plan;
+    new Float32Array(instance.heap.buffer).set(q, qAt / 4);
     if ((segments[0].kv.type ?? "f16") === "q8_0") instance.roundThroughQ8_0(qAt, q.length);
     this.pool.run({ kernel: "attend_range", bank, units, work, weights: params, activations: 0, n: 0, out: 0, tokens: positions.length, outStride: 0 });
     return this.copyOut(new Float32Array(instance.heap.buffer), outAt, q.length);
@@ -498,10 +499,11 @@ export class WasmBackend extends ScalarBackend {
 
   /**
    * attend_range's parameter block for these sequences (kernels/attention.ts), written into scratch space
-   * with q copied in, and `extraBytes` more room past it at extraAt; undefined where the kernel cannot take
-   * them (caches in different banks or of different types, no relaxed SIMD, heads not in fours).
+   * with room for q [tokens, heads·headDim] at qAt (for the caller to fill) and `extraBytes` more past it at
+   * extraAt; undefined where the kernel cannot take them (caches in different banks or of different types,
+   * no relaxed SIMD, heads not in fours).
    */
-  private planAttention(q: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, extraBytes: number): AttentionPlan | undefined {
+  private planAttention(segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, extraBytes: number): AttentionPlan | undefined {
     const { heads, kvHeads, headDim, scale } = shape;
     const qWidth = heads * headDim;
     const type = segments[0].kv.type ?? "f16";
@@ -539,7 +541,7 @@ export class WasmBackend extends ScalarBackend {
     // rows, 32 accumulator rows for each of two heads (or a block of lone heads), and 16 bytes a row of the
     // block's bookkeeping (kernels/attention.ts).
     const partBytes = (2 * cells * headDim + ATTENTION_QUERY_BLOCK * (cells + headDim + 4) + 32 * Math.max(2, blockHeads) * headDim) * 4;
-    const qBytes = q.length * 4;
+    const qBytes = tokens * qWidth * 4;
     const at = instance.scratch((paramWords + tokens + rowWords) * 4 + 2 * qBytes + this.threads * partBytes + extraBytes + 64);
     const positionsAt = at + paramWords * 4;
     let rowsAt = positionsAt + tokens * 4;
@@ -560,7 +562,6 @@ export class WasmBackend extends ScalarBackend {
       // per head, widening its K and V rows and the softmax cost about as much as 64 more cells of products
       work += length * heads * (cells + 64) * headDim * 2;
     });
-    new Float32Array(instance.heap.buffer).set(q, qAt / 4);
     return { instance, bank, params: at, units, work, qAt, outAt, extraAt: workAt + this.threads * partBytes };
   }
 
@@ -571,29 +572,41 @@ export class WasmBackend extends ScalarBackend {
    */
   ropeStoreAttend(q: Float32Array, k: Float32Array, v: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, rope: RopeParams): Float32Array | undefined {
     const tokens = positions.length;
-    const { heads, kvHeads, headDim } = shape;
-    const kvWidth = kvHeads * headDim;
+    const kvWidth = shape.kvHeads * shape.headDim;
     if (tokens > STAGED_TOKENS || segments.some(({ kv }) => (kv.type ?? "f16") !== "f16")) return undefined;
-    const half = rope.dims / 2;
-    const angles = tokens * half;
     const rowsBytes = tokens * kvWidth * 4;
-    const extraBytes = 2 * rowsBytes + 2 * angles * 4 + 4 * tokens * 4 + programBytes(4) + 32;
-    const plan = this.planAttention(q, segments, positions, shape, extraBytes);
+    const plan = this.planAttention(segments, positions, shape, 2 * rowsBytes + attentionStepBytes(tokens, rope) + programBytes(4) + 32);
     if (!plan) return undefined;
-    const { instance, bank, params, units, qAt, outAt } = plan;
     const kAt = align16(plan.extraAt);
     const vAt = kAt + rowsBytes;
-    const cosAt = vAt + rowsBytes;
-    const sinAt = cosAt + angles * 4;
-    const tableAt = sinAt + angles * 4;
-    const heap = new Float32Array(instance.heap.buffer);
+    const heap = new Float32Array(plan.instance.heap.buffer);
+    heap.set(q, plan.qAt / 4);
     heap.set(k.subarray(0, tokens * kvWidth), kAt / 4);
     heap.set(v.subarray(0, tokens * kvWidth), vAt / 4);
+    const step = this.attentionStep(plan, kAt, vAt, vAt + rowsBytes, segments, positions, shape, rope);
+    this.runStages(plan.bank, align16(step.end), step.stages, tokens);
+    return this.copyOut(heap, plan.outAt, q.length);
+  }
+
+  /**
+   * The stages that rotate q (at plan.qAt) and k, store each token's K and V row in its sequence's cache
+   * and attend: RoPE's tables and the rows' addresses are written from `at` on, up to `end`.
+   */
+  private attentionStep(plan: AttentionPlan, kAt: number, vAt: number, at: number, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, rope: RopeParams): { stages: Stage[]; end: number } {
+    const tokens = positions.length;
+    const { heads, kvHeads, headDim } = shape;
+    const kvWidth = kvHeads * headDim;
+    const half = rope.dims / 2;
+    const angles = tokens * half;
+    const cosAt = align16(at);
+    const sinAt = cosAt + angles * 4;
+    const tableAt = sinAt + angles * 4;
+    const heap = new Float32Array(plan.instance.heap.buffer);
     const { cos, sin } = this.ropeAngles(positions, rope);
     heap.set(cos.subarray(0, angles), cosAt / 4);
     heap.set(sin.subarray(0, angles), sinAt / 4);
     // each token's K and V row: where it is, and the cache row it goes to
-    const table = new Uint32Array(instance.memory.buffer, tableAt, 4 * tokens);
+    const table = new Uint32Array(plan.instance.memory.buffer, tableAt, 4 * tokens);
     const rowBytes = kvRowHalves(kvWidth, "f16") * 2;
     for (const { start, length, kv } of segments) {
       for (let t = start; t < start + length; t++) {
@@ -604,13 +617,124 @@ export class WasmBackend extends ScalarBackend {
     const halfNeox = half | (rope.ordering === "neox" ? 1 << 16 : 0);
     const stages: Stage[] = [
       // rope_range: `weights` the cos table, `out` the sin table, `tokens` the rows a token
-      { kernel: "rope_range", units: tokens * heads, weights: cosAt, activations: qAt, n: headDim, out: sinAt, outStride: halfNeox, barrier: false, tokensWord: heads },
+      { kernel: "rope_range", units: tokens * heads, weights: cosAt, activations: plan.qAt, n: headDim, out: sinAt, outStride: halfNeox, barrier: false, tokensWord: heads },
       { kernel: "rope_range", units: tokens * kvHeads, weights: cosAt, activations: kAt, n: headDim, out: sinAt, outStride: halfNeox, barrier: true, tokensWord: kvHeads },
       { kernel: "store_halves_range", units: 2 * tokens, weights: tableAt, activations: 0, n: kvWidth, out: 0, outStride: 0, barrier: true },
-      { kernel: "attend_range", units, weights: params, activations: 0, n: 0, out: 0, outStride: 0, barrier: false },
+      { kernel: "attend_range", units: plan.units, weights: plan.params, activations: 0, n: 0, out: 0, outStride: 0, barrier: false },
     ];
-    this.runStages(bank, align16(tableAt + 4 * tokens * 4), stages, tokens);
-    return this.copyOut(heap, outAt, q.length);
+    return { stages, end: tableAt + 4 * tokens * 4 };
+  }
+
+  /**
+   * The whole layer as one run_stages program for up to STAGED_TOKENS tokens over F16 caches, where its
+   * products have batched kernels and it all sits in one bank: one dispatch a layer instead of four and
+   * the host's norms, adds and copies between them. Each stage is the kernel of the composed operation,
+   * so the result and the cache rows are the composition's, bit for bit.
+   */
+  decoderLayer(layer: DecoderLayerWeights, x: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, rope: RopeParams): Float32Array | undefined {
+    const tokens = positions.length;
+    const { heads, kvHeads, headDim } = shape;
+    const f32Eps = [layer.attentionNorm.eps, layer.ffnNorm.eps, layer.headNorm?.eps ?? 0].every((eps) => Math.fround(eps) === eps);
+    if (tokens > STAGED_TOKENS || !f32Eps || segments.some(({ kv }) => (kv.type ?? "f16") !== "f16")) return undefined;
+    if (layer.activation === "silu" && layer.gate.rows % 4 !== 0) return undefined;
+    const qkv = this.stagedProducts([layer.q, layer.k, layer.v]);
+    const output = this.stagedProducts([layer.output]);
+    const gateUp = this.stagedProducts([layer.gate, layer.up]);
+    const down = this.stagedProducts([layer.down]);
+    if (!qkv || !output || !gateUp || !down) return undefined;
+    const bank = qkv.bank;
+    if ([output, gateUp, down].some((p) => p.bank !== bank) || (layer.activation === "gelu" && bank !== 0)) return undefined;
+    const d = layer.q.cols;
+    const qWidth = heads * headDim;
+    const kvWidth = kvHeads * headDim;
+    const width = layer.gate.rows;
+    const threads = this.threads;
+    const rowBytes = tokens * d * 4;
+    const kvBytes = tokens * kvWidth * 4;
+    const inActsBytes = Math.max(activationBytes(qkv.kernels, d, tokens, threads), activationBytes(gateUp.kernels, d, tokens, threads));
+    const attendedActsBytes = activationBytes(output.kernels, qWidth, tokens, threads);
+    const wideBytes = tokens * width * 4;
+    const hiddenActsBytes = activationBytes(down.kernels, width, tokens, threads);
+    const stageCount = 30;
+    const extraBytes = 3 * rowBytes + inActsBytes + 2 * kvBytes + attentionStepBytes(tokens, rope) + attendedActsBytes + 2 * wideBytes + hiddenActsBytes + programBytes(stageCount) + 16 * 12;
+    // the gains and biases first: placing them may grow the memory, which the views below must not miss
+    const resident = (array: Float32Array): number => this.residentFloats(bank, array);
+    const attentionGain = resident(layer.attentionNorm.gain);
+    const ffnGain = resident(layer.ffnNorm.gain);
+    const bias = layer.bias && { q: resident(layer.bias.q), k: resident(layer.bias.k), v: resident(layer.bias.v) };
+    const headNorm = layer.headNorm && { q: resident(layer.headNorm.q), k: resident(layer.headNorm.k), eps: f32Bits(layer.headNorm.eps) };
+    const plan = this.planAttention(segments, positions, shape, extraBytes);
+    if (!plan || plan.bank !== bank) return undefined;
+    const xAt = align16(plan.extraAt);
+    const normAt = xAt + rowBytes;
+    const productAt = normAt + rowBytes;
+    const inActsAt = productAt + rowBytes;
+    const kAt = align16(inActsAt + inActsBytes);
+    const vAt = kAt + kvBytes;
+    const step = this.attentionStep(plan, kAt, vAt, vAt + kvBytes, segments, positions, shape, rope);
+    const attendedActsAt = align16(step.end);
+    const gateAt = align16(attendedActsAt + attendedActsBytes);
+    const upAt = gateAt + wideBytes;
+    const hiddenActsAt = upAt + wideBytes;
+    const programAt = align16(hiddenActsAt + hiddenActsBytes);
+    const heap = new Float32Array(plan.instance.heap.buffer);
+    heap.set(x.subarray(0, tokens * d), xAt / 4);
+    // RMSNorm of `rows` rows of rowWidth, the gain at gainAt (rms_norm_rows: `tokens` carries epsilon's bits)
+    const norm = (gainAt: number, epsBits: number, from: number, into: number, rowWidth: number, rows: number, barrier: boolean): Stage => ({
+      kernel: "rms_norm_rows", units: rows, weights: gainAt, activations: from, n: rowWidth, out: into, outStride: 0, barrier, tokensWord: epsBits,
+    });
+    // element-wise a += b over `rows` rows of n; `bStride` 0 adds one row to each
+    const add = (a: number, b: number, n: number, bStride: number, barrier: boolean): Stage => ({
+      kernel: "add_rows_range", units: tokens, weights: b, activations: a, n, out: 0, outStride: 0, barrier, tokensWord: bStride,
+    });
+    const stages: Stage[] = [
+      norm(attentionGain, f32Bits(layer.attentionNorm.eps), xAt, normAt, d, tokens, true),
+      ...productStages(qkv, normAt, d, tokens, inActsAt, [plan.qAt, kAt, vAt]),
+    ];
+    if (bias) stages.push(add(plan.qAt, bias.q, qWidth, 0, false), add(kAt, bias.k, kvWidth, 0, false), add(vAt, bias.v, kvWidth, 0, true));
+    // each head's row normalised on its own, in place
+    if (headNorm) stages.push(norm(headNorm.q, headNorm.eps, plan.qAt, plan.qAt, headDim, tokens * heads, false), norm(headNorm.k, headNorm.eps, kAt, kAt, headDim, tokens * kvHeads, true));
+    // the products read what attention wrote
+    stages.push(...step.stages.map((stage, i) => (i === step.stages.length - 1 ? { ...stage, barrier: true } : stage)));
+    stages.push(
+      ...productStages(output, plan.outAt, qWidth, tokens, attendedActsAt, [productAt]),
+      add(xAt, productAt, d, d, true), // residual: h = x + attn(norm(x))
+      norm(ffnGain, f32Bits(layer.ffnNorm.eps), xAt, normAt, d, tokens, true),
+      ...productStages(gateUp, normAt, d, tokens, inActsAt, [gateAt, upAt]),
+      // the element-wise kernels: `tokens` carries up's address, `n` the length
+      { kernel: layer.activation === "gelu" ? "gelu_mul_range" : "silu_mul_range", units: Math.ceil((tokens * width) / ELEMENT_UNIT), weights: layer.activation === "gelu" ? this.geluTable() : 0, activations: gateAt, n: tokens * width, out: gateAt, outStride: 0, barrier: true, tokensWord: upAt },
+      ...productStages(down, gateAt, width, tokens, hiddenActsAt, [productAt]),
+      add(xAt, productAt, d, d, false), // residual: x = h + ffn(norm(h))
+    );
+    if (stages.length > stageCount) throw new Error(`decoder layer: ${stages.length} stages`);
+    this.runStages(bank, programAt, stages, tokens);
+    return this.copyOut(heap, xAt, tokens * d);
+  }
+
+  /** Weights that share one batched kernel's activation layout, placed for it in one bank; undefined where they cannot. */
+  private stagedProducts(ws: readonly Weight[]): StagedProducts | undefined {
+    const kernels: BatchedKernel[] = [];
+    for (const w of ws) {
+      const kernel = BATCHED[w.type];
+      if (!kernel || w.rows % kernel.layout.rows !== 0 || kernel.activations !== (kernels[0] ?? kernel).activations) return undefined;
+      kernels.push(kernel);
+    }
+    const placements = ws.map((w, i) => this.repackedCopy(w, kernels[i].layout));
+    const bank = placements[0].bank;
+    if (placements.some((p) => p.bank !== bank)) return undefined;
+    return { ws, kernels, placements, bank };
+  }
+
+  /** Float arrays (norm gains, biases) copied into a bank once; their offset there. */
+  private residentFloats(bank: number, array: Float32Array): number {
+    let placement = this.resident.get(array);
+    if (!placement) {
+      const at = this.banks[bank].allocate(array.byteLength);
+      new Float32Array(this.banks[bank].memory.buffer, at, array.length).set(array);
+      this.resident.set(array, (placement = { bank, at }));
+    }
+    if (placement.bank !== bank) throw new Error("a float array is resident in another bank");
+    return placement.at;
   }
 
   /** Rows split across threads; the sum of squares keeps the twin's sequential f64 order. */
@@ -777,6 +901,33 @@ export class WasmBackend extends ScalarBackend {
     this.banks.push(instance);
     return this.pool.addBank(instance);
   }
+}
+
+/** Weights of one input for a run_stages program: their batched kernels (one activation layout) and places in one bank. */
+interface StagedProducts {
+  ws: readonly Weight[];
+  kernels: readonly BatchedKernel[];
+  placements: readonly Placement[];
+  bank: number;
+}
+
+/**
+ * Stages that quantize [tokens, cols] f32 at `inputAt` into `actsAt` once, then multiply each weight into
+ * its own [tokens, rows] output; every thread waits for all the products at the end.
+ */
+function productStages(products: StagedProducts, inputAt: number, cols: number, tokens: number, actsAt: number, outs: readonly number[]): Stage[] {
+  const { quantize, blockSize } = products.kernels[0].activations;
+  const stages: Stage[] = [{ kernel: quantize, units: (cols * tokens) / blockSize, weights: 0, activations: inputAt, n: cols, out: actsAt, outStride: 0, barrier: true }];
+  products.ws.forEach((w, i) => {
+    const kernel = products.kernels[i];
+    stages.push({ kernel: kernel.gemm, units: w.rows / kernel.layout.rows, weights: products.placements[i].at, activations: actsAt, n: cols, out: outs[i], outStride: w.rows, barrier: i === products.ws.length - 1 });
+  });
+  return stages;
+}
+
+/** Bytes attentionStep writes: RoPE's cos and sin tables and four addresses a token, and room to align. */
+function attentionStepBytes(tokens: number, rope: RopeParams): number {
+  return 2 * tokens * (rope.dims / 2) * 4 + 4 * tokens * 4 + 16;
 }
 
 /** Whether the weights share one kernel and sit back to back in one bank, each repacked right after the one before. */

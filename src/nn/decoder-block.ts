@@ -1,0 +1,69 @@
+import { AttentionSegment, Backend, DecoderLayerWeights, RopeParams } from "../backend/backend.js";
+import { FeedForward, GatedFeedForward, RmsNorm, SelfAttention } from "./blocks.js";
+
+/** A pre-norm decoder layer's parts. */
+export interface DecoderBlockParts {
+  attentionNorm: RmsNorm;
+  attention: SelfAttention;
+  ffnNorm: RmsNorm;
+  ffn: FeedForward;
+  /** Gemma's extra norms on the attention's and the FFN's outputs, before each residual add. */
+  postNorms?: { attention: RmsNorm; ffn: RmsNorm };
+}
+
+/**
+ * x + attention(norm(x)), then that + ffn(norm(that)). Where the layer has the common shape
+ * (DecoderLayerWeights) and the backend runs such a layer as one piece, it does; else the parts run one
+ * after another.
+ */
+export class DecoderBlock {
+  /** The layer as Backend.decoderLayer takes it, where it has that shape. */
+  private readonly whole?: DecoderLayerWeights;
+
+  constructor(
+    private readonly backend: Backend,
+    readonly parts: DecoderBlockParts,
+  ) {
+    const attention = parts.attention.layerWeights();
+    const ffn = parts.ffn instanceof GatedFeedForward ? parts.ffn.layerWeights() : undefined;
+    if (backend.decoderLayer && attention && ffn && !parts.postNorms) {
+      this.whole = { attentionNorm: parts.attentionNorm.weights, ...attention, ffnNorm: parts.ffnNorm.weights, ...ffn };
+    }
+  }
+
+  /**
+   * The layer's output for x [T, nEmbd], storing K and V in each segment's cache; x goes back to the
+   * backend (Backend.recycle). `rope` replaces the attention's own (LongRoPE's factors for a batch).
+   */
+  forward(x: Float32Array, tokens: number, positions: ArrayLike<number>, segments: readonly AttentionSegment[], rope?: RopeParams): Float32Array {
+    const { attentionNorm, attention, ffnNorm, ffn, postNorms } = this.parts;
+    const backend = this.backend;
+    const whole = this.whole && backend.decoderLayer?.(this.whole, x, segments, positions, attention.shape, rope ?? attention.rope);
+    if (whole) {
+      backend.recycle?.(x);
+      return whole;
+    }
+    // Each intermediate goes back to the backend once read, for the next results.
+    const attentionIn = attentionNorm.forward(x);
+    let attended = attention.forward(attentionIn, tokens, positions, segments, rope);
+    backend.recycle?.(attentionIn);
+    if (postNorms) {
+      const raw = attended;
+      attended = postNorms.attention.forward(raw);
+      backend.recycle?.(raw);
+    }
+    backend.addInPlace(attended, x); // residual: h = x + attn(norm(x))
+    backend.recycle?.(x);
+    const ffnIn = ffnNorm.forward(attended);
+    let ffnOut = ffn.forward(ffnIn, tokens);
+    backend.recycle?.(ffnIn);
+    if (postNorms) {
+      const raw = ffnOut;
+      ffnOut = postNorms.ffn.forward(raw);
+      backend.recycle?.(raw);
+    }
+    backend.addInPlace(ffnOut, attended); // residual: x = h + ffn(norm(h))
+    backend.recycle?.(attended);
+    return ffnOut;
+  }
+}

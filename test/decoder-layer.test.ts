@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { AttentionSegment, Backend, DecoderLayerWeights, GateActivation, LayerKv } from "../src/backend/backend.js";
+import { kernelsUseRelaxedSimd } from "../src/backend/wasm/kernels.js";
+import { WasmBackend } from "../src/backend/wasm/wasm-backend.js";
+import { GgmlType, ggmlTypeName } from "../src/gguf/index.js";
+import { GatedFeedForward, RmsNorm, SelfAttention } from "../src/nn/blocks.js";
+import { DecoderBlock } from "../src/nn/decoder-block.js";
+import { quantFormat, rowBytes } from "../src/quant/index.js";
+import { NormalSource } from "../src/synth/normal.js";
+import { Weight } from "../src/tensor/weight.js";
+
+const normal = new NormalSource(77);
+const randn = (n: number, std = 1): Float32Array => normal.fill(new Float32Array(n), std);
+
+function weightOf(name: string, type: GgmlType, values: Float32Array, cols: number): Weight {
+  const f = quantFormat(type);
+  const rows = values.length / cols;
+  const data = new Uint8Array(rowBytes(f, cols) * rows);
+  for (let r = 0; r < rows; r++) f.quantizeRow(values, r * cols, data, r * rowBytes(f, cols), cols);
+  return new Weight(name, type, [cols, rows], data);
+}
+
+const [d, heads, kvHeads, headDim, width] = [256, 4, 2, 64, 512];
+const [qWidth, kvWidth] = [heads * headDim, kvHeads * headDim];
+const eps = Math.fround(1e-6);
+
+interface LayerCase {
+  /** The type of the other products, then of V and down (llama.cpp's Q4_K_M gives those two Q6_K). */
+  types: [GgmlType, GgmlType];
+  bias?: boolean;
+  headNorm?: boolean;
+  activation: GateActivation;
+  window?: number;
+}
+
+/** One layer's weights, random, as a DecoderLayerWeights and as the parts a DecoderBlock composes. */
+function layerOf({ types: [main, other], bias, headNorm, activation }: LayerCase): DecoderLayerWeights {
+  const gain = (n: number): Float32Array => Float32Array.from(randn(n, 0.2), (x) => 1 + x);
+  return {
+    attentionNorm: { gain: gain(d), eps },
+    q: weightOf("q", main, randn(d * qWidth, 0.1), d),
+    k: weightOf("k", main, randn(d * kvWidth, 0.1), d),
+    v: weightOf("v", other, randn(d * kvWidth, 0.1), d),
+    bias: bias ? { q: randn(qWidth, 0.5), k: randn(kvWidth, 0.5), v: randn(kvWidth, 0.5) } : undefined,
+    headNorm: headNorm ? { q: gain(headDim), k: gain(headDim), eps } : undefined,
+    output: weightOf("o", main, randn(qWidth * d, 0.1), qWidth),
+    ffnNorm: { gain: gain(d), eps },
+    gate: weightOf("gate", main, randn(d * width, 0.1), d),
+    up: weightOf("up", main, randn(d * width, 0.1), d),
+    down: weightOf("down", other, randn(width * d, 0.05), width),
+    activation,
+  };
+}
+
+/** The layer as a DecoderBlock over `backend`, its norms' gains and its biases those of `layer`. */
+function blockOf(backend: Backend, layer: DecoderLayerWeights, window?: number): DecoderBlock {
+  const norm = (gain: Float32Array): RmsNorm => new RmsNorm(backend, new Weight("norm", GgmlType.F32, [gain.length], new Uint8Array(gain.slice().buffer)), eps);
+  const shape = { heads, kvHeads, headDim, scale: Math.fround(1 / Math.sqrt(headDim)), window };
+  return new DecoderBlock(backend, {
+    attentionNorm: norm(layer.attentionNorm.gain),
+    attention: new SelfAttention(backend, { projection: { q: layer.q, k: layer.k, v: layer.v }, output: layer.output, bias: layer.bias, headNorm: layer.headNorm }, shape, { ordering: "neox", dims: headDim, freqBase: 10000, freqScale: 1 }),
+    ffnNorm: norm(layer.ffnNorm.gain),
+    ffn: new GatedFeedForward(backend, { gate: layer.gate, up: layer.up, down: layer.down }, layer.activation),
+  });
+}
+
+describe("a decoder layer in one piece (Backend.decoderLayer)", () => {
+  const wasm = new WasmBackend();
+  // the same backend without the one-piece path: the caller composes the layer from its operations
+  const composed = Object.create(wasm, { decoderLayer: { value: undefined } }) as WasmBackend;
+  const single = new WasmBackend(1);
+  const cases: LayerCase[] = [
+    { types: [GgmlType.Q4_0, GgmlType.Q4_0], activation: "silu" },
+    { types: [GgmlType.Q4_0, GgmlType.Q4_0], bias: true, activation: "silu", window: 9 },
+    { types: [GgmlType.Q8_0, GgmlType.Q8_0], headNorm: true, activation: "silu" },
+    { types: [GgmlType.Q4_K, GgmlType.Q6_K], bias: true, headNorm: true, activation: "gelu" },
+  ];
+  for (const layerCase of cases) {
+    const { types, bias, headNorm, activation, window } = layerCase;
+    const label = `${types.map(ggmlTypeName).join("/")}${bias ? ", biases" : ""}${headNorm ? ", head norms" : ""}, ${activation}${window ? `, window ${window}` : ""}`;
+    it(`is the composed layer, bit for bit: outputs and cache rows, one or several sequences, one thread or two (${label})`, () => {
+      const layer = layerOf(layerCase);
+      const block = blockOf(composed, layer, window);
+      const shape = block.parts.attention.shape;
+      const rope = block.parts.attention.rope;
+      // sequences as (first position, tokens): 16 tokens is the most one piece takes, 17 goes composed
+      for (const sequences of [[[5, 1]], [[40, 3], [17, 1], [60, 12]], [[0, 16]], [[30, 17]]]) {
+        const tokens = sequences.reduce((sum, [, T]) => sum + T, 0);
+        for (const backend of tokens === 1 ? [wasm, single] : [wasm]) {
+          // a paged arena for each side (rows through block tables), filled with the same earlier rows: each
+          // sequence has five blocks of its own, in reverse order
+          const arenaRows = 16 * 16;
+          const arena = (): LayerKv => ({ keys: backend.halfStorage.allocate(arenaRows * kvWidth), values: backend.halfStorage.allocate(arenaRows * kvWidth) });
+          const [mine, theirs] = [arena(), arena()];
+          const history = [randn(arenaRows * kvWidth), randn(arenaRows * kvWidth)];
+          const all = Array.from({ length: arenaRows }, (_, i) => i);
+          for (const kv of [mine, theirs]) backend.storeKv(kv, history[0], history[1], all, kvWidth);
+          const positions = sequences.flatMap(([start, T]) => Array.from({ length: T }, (_, t) => start + t));
+          const firstRows = sequences.map((_, s) => sequences.slice(0, s).reduce((sum, [, T]) => sum + T, 0));
+          const segments = (kv: LayerKv): AttentionSegment[] =>
+            sequences.map(([start, T], s) => {
+              const rows = Int32Array.from({ length: start + T }, (_, p) => (s * 5 + 4 - (p >> 4)) * 16 + (p & 15));
+              return { start: firstRows[s], length: T, kv: { ...kv, rows } };
+            });
+          const x = randn(tokens * d, 1);
+          const got = backend.decoderLayer(layer, x, segments(mine), positions, shape, rope);
+          const expected = blockOf(composed, layer, window).forward(x.slice(), tokens, positions, segments(theirs));
+          const where = `${label}: ${sequences.map(([s, T]) => `${T} at ${s}`).join(", ")}, ${backend.threads} thread(s)`;
+          if (tokens > 16 || !kernelsUseRelaxedSimd()) {
+            assert.equal(got, undefined, where);
+          } else {
+            assert.ok(got !== undefined && got.length === expected.length, where);
+            const differ = got.findIndex((v, i) => !Object.is(v, expected[i]));
+            assert.equal(differ, -1, `${where}: output ${differ} is ${got[differ]}, composed ${expected[differ]}`);
+            assert.deepEqual(Array.from(mine.keys), Array.from(theirs.keys), `${where}: keys`);
+            assert.deepEqual(Array.from(mine.values), Array.from(theirs.values), `${where}: values`);
+          }
+          for (const kv of [mine, theirs]) for (const array of [kv.keys, kv.values]) backend.halfStorage.release(array);
+        }
+      }
+    });
+  }
+
+  it("is what a block over the backend takes where the layer has that shape, and not with post-norms", () => {
+    const layer = layerOf(cases[0]);
+    let calls = 0;
+    const counting = Object.create(wasm, { decoderLayer: { value: (...args: Parameters<WasmBackend["decoderLayer"]>) => (calls++, wasm.decoderLayer(...args)) } }) as WasmBackend;
+    const cache = { keys: wasm.halfStorage.allocate(64 * kvWidth), values: wasm.halfStorage.allocate(64 * kvWidth) };
+    blockOf(counting, layer).forward(randn(d), 1, [0], [{ start: 0, length: 1, kv: cache }]);
+    assert.equal(calls, 1);
+    const parts = blockOf(counting, layer).parts;
+    new DecoderBlock(counting, { ...parts, postNorms: { attention: parts.ffnNorm, ffn: parts.ffnNorm } }).forward(randn(d), 1, [1], [{ start: 0, length: 1, kv: cache }]);
+    assert.equal(calls, 1);
+  });
+
+  it("closes its thread pools", () => {
+    wasm.dispose();
+    single.dispose();
+  });
+});
