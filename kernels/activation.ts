@@ -35,6 +35,18 @@ export function add_rows_range(b: usize, first: i32, end: i32, a: usize, n: i32,
   for (let r = first; r < end; r++) add_in_place(a + (<usize>(r * n) << 2), b + (<usize>(r * bStride) << 2), n);
 }
 
+/** x[i] *= s for elements of units first … end − 1 (f32 products, as the host's Math.fround(x·s)); s comes as its f32 bits. */
+export function scale_range(sBits: i32, first: i32, end: i32, x: usize, n: i32, _o: usize, _t: i32, _s: i32, _part: i32): void {
+  const s = reinterpret<f32>(sBits);
+  const last = min(n, end * UNIT);
+  let i = first * UNIT;
+  for (; i + 4 <= last; i += 4) {
+    const at = x + (<usize>i << 2);
+    v128.store(at, f32x4.mul(v128.load(at), f32x4.splat(s)));
+  }
+  for (; i < last; i++) store<f32>(x + (<usize>i << 2), load<f32>(x + (<usize>i << 2)) * s);
+}
+
 /** silu_mul for elements of units first … end − 1 (n a multiple of 4), as a range kernel; out may be gate. */
 export function silu_mul_range(_unused: usize, first: i32, end: i32, gate: usize, n: i32, out: usize, up: usize, _s: i32, _part: i32): void {
   const from = first * UNIT;

@@ -7,7 +7,7 @@
 // Program layout (i32 words): [stage count, barrier counter, then STAGE_WORDS a stage]. The host zeroes
 // the counters before each run.
 
-import { add_rows_range, gelu_mul_range, silu_mul_range } from "./activation";
+import { add_rows_range, gelu_mul_range, scale_range, silu_mul_range } from "./activation";
 import { attend_range } from "./attention";
 import { store_halves_range } from "./kv";
 import { rope_range } from "./rope";
@@ -22,11 +22,11 @@ const S_UNITS = 7, S_CHUNK = 8, S_COUNTER = 9, S_BARRIER = 10;
 
 /**
  * Kernel codes: their indices in KERNEL_NAMES (src/backend/wasm/kernels.ts), which the host writes. Only
- * the kernels of a decoder layer (norms, products, attention, residual adds) can run as a stage.
+ * the kernels of a decoder layer (norms, products, attention, scaling, residual adds) can run as a stage.
  */
 const GEMM_Q8_0X16 = 9, GEMM_Q4_0X16 = 10, GEMM_Q4_KX4 = 11, GEMM_Q6_KX4 = 12;
 const ATTEND = 16, RMS_NORM = 17, QUANTIZE_Q8_K = 18, QUANTIZE_Q8_0_SPLIT = 19, QUANTIZE_Q8_0_RECORDS = 20;
-const GELU_MUL = 21, SILU_MUL = 23, ROPE = 25, STORE_HALVES = 26, ADD_ROWS = 27;
+const GELU_MUL = 21, SILU_MUL = 23, ROPE = 25, STORE_HALVES = 26, ADD_ROWS = 27, SCALE = 28;
 
 // @ts-ignore: decorator
 @inline function word(at: usize, index: i32): i32 {
@@ -53,6 +53,7 @@ function callStage(stage: usize, first: i32, end: i32, part: i32): void {
     case ATTEND: attend_range(weights, first, end, activations, n, out, tokens, outStride, part); break;
     case ROPE: rope_range(weights, first, end, activations, n, out, tokens, outStride, part); break;
     case RMS_NORM: rms_norm_rows(weights, first, end, activations, n, out, tokens, outStride); break;
+    case SCALE: scale_range(weights, first, end, activations, n, out, tokens, outStride, part); break;
     case ADD_ROWS: add_rows_range(weights, first, end, activations, n, out, tokens, outStride, part); break;
     case STORE_HALVES: store_halves_range(weights, first, end, activations, n, out, tokens, outStride, part); break;
     default: unreachable();

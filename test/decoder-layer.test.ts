@@ -32,10 +32,12 @@ interface LayerCase {
   headNorm?: boolean;
   activation: GateActivation;
   window?: number;
+  /** Gemma's: a query scale after RoPE, norms of both outputs, soft-capped scores. */
+  gemma?: boolean;
 }
 
 /** One layer's weights, random, as a DecoderLayerWeights and as the parts a DecoderBlock composes. */
-function layerOf({ types: [main, other], bias, headNorm, activation }: LayerCase): DecoderLayerWeights {
+function layerOf({ types: [main, other], bias, headNorm, activation, gemma }: LayerCase): DecoderLayerWeights {
   const gain = (n: number): Float32Array => Float32Array.from(randn(n, 0.2), (x) => 1 + x);
   return {
     attentionNorm: { gain: gain(d), eps },
@@ -44,6 +46,8 @@ function layerOf({ types: [main, other], bias, headNorm, activation }: LayerCase
     v: weightOf("v", other, randn(d * kvWidth, 0.1), d),
     bias: bias ? { q: randn(qWidth, 0.5), k: randn(kvWidth, 0.5), v: randn(kvWidth, 0.5) } : undefined,
     headNorm: headNorm ? { q: gain(headDim), k: gain(headDim), eps } : undefined,
+    queryScale: gemma ? Math.fround(1 / Math.sqrt(headDim)) : undefined,
+    postNorms: gemma ? { attention: { gain: gain(d), eps }, ffn: { gain: gain(d), eps } } : undefined,
     output: weightOf("o", main, randn(qWidth * d, 0.1), qWidth),
     ffnNorm: { gain: gain(d), eps },
     gate: weightOf("gate", main, randn(d * width, 0.1), d),
@@ -56,12 +60,15 @@ function layerOf({ types: [main, other], bias, headNorm, activation }: LayerCase
 /** The layer as a DecoderBlock over `backend`, its norms' gains and its biases those of `layer`. */
 function blockOf(backend: Backend, layer: DecoderLayerWeights, window?: number): DecoderBlock {
   const norm = (gain: Float32Array): RmsNorm => new RmsNorm(backend, new Weight("norm", GgmlType.F32, [gain.length], new Uint8Array(gain.slice().buffer)), eps);
-  const shape = { heads, kvHeads, headDim, scale: Math.fround(1 / Math.sqrt(headDim)), window };
+  const gemma = layer.queryScale !== undefined;
+  const shape = { heads, kvHeads, headDim, scale: gemma ? 1 : Math.fround(1 / Math.sqrt(headDim)), window, softcap: gemma ? 3 : undefined };
+  const { q, k, v, output, bias, headNorm, queryScale } = layer;
   return new DecoderBlock(backend, {
     attentionNorm: norm(layer.attentionNorm.gain),
-    attention: new SelfAttention(backend, { projection: { q: layer.q, k: layer.k, v: layer.v }, output: layer.output, bias: layer.bias, headNorm: layer.headNorm }, shape, { ordering: "neox", dims: headDim, freqBase: 10000, freqScale: 1 }),
+    attention: new SelfAttention(backend, { projection: { q, k, v }, output, bias, headNorm, queryScale }, shape, { ordering: "neox", dims: headDim, freqBase: 10000, freqScale: 1 }),
     ffnNorm: norm(layer.ffnNorm.gain),
     ffn: new GatedFeedForward(backend, { gate: layer.gate, up: layer.up, down: layer.down }, layer.activation),
+    postNorms: layer.postNorms && { attention: norm(layer.postNorms.attention.gain), ffn: norm(layer.postNorms.ffn.gain) },
   });
 }
 
@@ -75,10 +82,12 @@ describe("a decoder layer in one piece (Backend.decoderLayer)", () => {
     { types: [GgmlType.Q4_0, GgmlType.Q4_0], bias: true, activation: "silu", window: 9 },
     { types: [GgmlType.Q8_0, GgmlType.Q8_0], headNorm: true, activation: "silu" },
     { types: [GgmlType.Q4_K, GgmlType.Q6_K], bias: true, headNorm: true, activation: "gelu" },
+    { types: [GgmlType.Q4_0, GgmlType.Q4_0], activation: "gelu", window: 9, gemma: true },
+    { types: [GgmlType.Q4_K, GgmlType.Q6_K], headNorm: true, activation: "gelu", gemma: true },
   ];
   for (const layerCase of cases) {
-    const { types, bias, headNorm, activation, window } = layerCase;
-    const label = `${types.map(ggmlTypeName).join("/")}${bias ? ", biases" : ""}${headNorm ? ", head norms" : ""}, ${activation}${window ? `, window ${window}` : ""}`;
+    const { types, bias, headNorm, activation, window, gemma } = layerCase;
+    const label = `${types.map(ggmlTypeName).join("/")}${bias ? ", biases" : ""}${headNorm ? ", head norms" : ""}${gemma ? ", Gemma's query scale, post-norms and soft-capping" : ""}, ${activation}${window ? `, window ${window}` : ""}`;
     it(`is the composed layer, bit for bit: outputs and cache rows, one or several sequences, one thread or two (${label})`, () => {
       const layer = layerOf(layerCase);
       const block = blockOf(composed, layer, window);
@@ -122,16 +131,19 @@ describe("a decoder layer in one piece (Backend.decoderLayer)", () => {
     });
   }
 
-  it("is what a block over the backend takes where the layer has that shape, and not with post-norms", () => {
-    const layer = layerOf(cases[0]);
+  it("is what a block over the backend takes, Gemma's included, but not with Q, K and V as one matrix", () => {
     let calls = 0;
     const counting = Object.create(wasm, { decoderLayer: { value: (...args: Parameters<WasmBackend["decoderLayer"]>) => (calls++, wasm.decoderLayer(...args)) } }) as WasmBackend;
     const cache = { keys: wasm.halfStorage.allocate(64 * kvWidth), values: wasm.halfStorage.allocate(64 * kvWidth) };
-    blockOf(counting, layer).forward(randn(d), 1, [0], [{ start: 0, length: 1, kv: cache }]);
-    assert.equal(calls, 1);
-    const parts = blockOf(counting, layer).parts;
-    new DecoderBlock(counting, { ...parts, postNorms: { attention: parts.ffnNorm, ffn: parts.ffnNorm } }).forward(randn(d), 1, [1], [{ start: 0, length: 1, kv: cache }]);
-    assert.equal(calls, 1);
+    const step = (block: DecoderBlock, position: number): Float32Array => block.forward(randn(d), 1, [position], [{ start: 0, length: 1, kv: cache }]);
+    step(blockOf(counting, layerOf(cases[0])), 0);
+    step(blockOf(counting, layerOf(cases[4])), 1);
+    assert.equal(calls, 2);
+    const parts = blockOf(counting, layerOf(cases[0])).parts;
+    const fused = weightOf("qkv", GgmlType.Q4_0, randn(d * (qWidth + 2 * kvWidth), 0.1), d);
+    const attention = new SelfAttention(counting, { projection: { fused }, output: parts.attention.layerWeights()?.output ?? fused }, parts.attention.shape, parts.attention.rope);
+    step(new DecoderBlock(counting, { ...parts, attention }), 2);
+    assert.equal(calls, 2);
   });
 
   it("closes its thread pools", () => {

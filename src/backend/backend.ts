@@ -36,8 +36,9 @@ export interface NormWeights {
 }
 
 /**
- * A pre-norm decoder layer of the common shape (Llama, Qwen2/3, Mistral), for Backend.decoderLayer:
- * h = x + output·attention(rope(norm(x)·Q + bias), …), then h + down(act(norm(h)·gate) · norm(h)·up).
+ * A pre-norm decoder layer (Llama, Qwen2/3, Mistral, Gemma 2/3), for Backend.decoderLayer:
+ * h = x + output·attention(rope(norm(x)·Q + bias), …), then h + down(act(norm(h)·gate) · norm(h)·up),
+ * with Gemma's norms of both outputs before their residual adds.
  */
 export interface DecoderLayerWeights {
   attentionNorm: NormWeights;
@@ -48,7 +49,11 @@ export interface DecoderLayerWeights {
   bias?: { q: Float32Array; k: Float32Array; v: Float32Array };
   /** RMSNorm of each head of Q and K before RoPE (Qwen3), one head wide. */
   headNorm?: { q: Float32Array; k: Float32Array; eps: number };
+  /** Q is multiplied by this after RoPE (Gemma's query_pre_attn_scalar; the scores are then not scaled). */
+  queryScale?: number;
   output: Weight;
+  /** Norms of the attention's and the feed-forward layer's outputs before each residual add (Gemma). */
+  postNorms?: { attention: NormWeights; ffn: NormWeights };
   ffnNorm: NormWeights;
   gate: Weight;
   up: Weight;

@@ -86,11 +86,11 @@ export class SelfAttention {
     this.queryScale = weights.queryScale;
   }
 
-  /** Its part of a Backend.decoderLayer: where Q, K and V are three matrices and no query scale comes between RoPE and attention. */
-  layerWeights(): Pick<DecoderLayerWeights, "q" | "k" | "v" | "bias" | "headNorm" | "output"> | undefined {
-    if (this.qkv.length !== 3 || this.queryScale !== undefined) return undefined;
+  /** Its part of a Backend.decoderLayer: where Q, K and V are three matrices. */
+  layerWeights(): Pick<DecoderLayerWeights, "q" | "k" | "v" | "bias" | "headNorm" | "queryScale" | "output"> | undefined {
+    if (this.qkv.length !== 3) return undefined;
     const [q, k, v] = this.qkv;
-    return { q, k, v, bias: this.bias, headNorm: this.headNorm, output: this.output.weight };
+    return { q, k, v, bias: this.bias, headNorm: this.headNorm, queryScale: this.queryScale, output: this.output.weight };
   }
 
   /**

@@ -12,9 +12,9 @@ export interface DecoderBlockParts {
 }
 
 /**
- * x + attention(norm(x)), then that + ffn(norm(that)). Where the layer has the common shape
- * (DecoderLayerWeights) and the backend runs such a layer as one piece, it does; else the parts run one
- * after another.
+ * x + attention(norm(x)), then that + ffn(norm(that)). Where the backend runs such a layer as one piece
+ * (DecoderLayerWeights: Q, K and V as three matrices, gate and up as two), it does; else the parts run
+ * one after another.
  */
 export class DecoderBlock {
   /** The layer as Backend.decoderLayer takes it, where it has that shape. */
@@ -26,8 +26,9 @@ export class DecoderBlock {
   ) {
     const attention = parts.attention.layerWeights();
     const ffn = parts.ffn instanceof GatedFeedForward ? parts.ffn.layerWeights() : undefined;
-    if (backend.decoderLayer && attention && ffn && !parts.postNorms) {
-      this.whole = { attentionNorm: parts.attentionNorm.weights, ...attention, ffnNorm: parts.ffnNorm.weights, ...ffn };
+    if (backend.decoderLayer && attention && ffn) {
+      const postNorms = parts.postNorms && { attention: parts.postNorms.attention.weights, ffn: parts.postNorms.ffn.weights };
+      this.whole = { attentionNorm: parts.attentionNorm.weights, ...attention, postNorms, ffnNorm: parts.ffnNorm.weights, ...ffn };
     }
   }
 

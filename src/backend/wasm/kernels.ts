@@ -13,7 +13,7 @@ export const KERNEL_NAMES = [
   "gemm_q8_0x16", "gemm_q4_0x16", "gemm_q4_kx4", "gemm_q6_kx4",
   "matmul_f32", "matmul_f16", "matmul_bf16",
   "attend_range", "rms_norm_rows", "quantize_q8_k_blocks", "quantize_q8_0_split_blocks", "quantize_q8_0_record_blocks",
-  "gelu_mul_range", "softcap_range", "silu_mul_range", "run_stages", "rope_range", "store_halves_range", "add_rows_range",
+  "gelu_mul_range", "softcap_range", "silu_mul_range", "run_stages", "rope_range", "store_halves_range", "add_rows_range", "scale_range",
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 

@@ -373,8 +373,7 @@ export class WasmBackend extends ScalarBackend {
         { kernel: gateKernel.activations.quantize, units: (cols * tokens) / gateKernel.activations.blockSize, weights: 0, activations: at, n: cols, out: actsAt, outStride: 0, barrier: true },
         { kernel: gateKernel.gemm, units: width / gateKernel.layout.rows, weights: placements[0].at, activations: actsAt, n: cols, out: gateAt, outStride: width, barrier: false },
         { kernel: upKernel.gemm, units: width / upKernel.layout.rows, weights: placements[1].at, activations: actsAt, n: cols, out: upAt, outStride: width, barrier: true },
-        // the element-wise kernels: `tokens` carries up's address, `n` the length
-        { kernel: activation === "gelu" ? "gelu_mul_range" : "silu_mul_range", units: Math.ceil(elements / ELEMENT_UNIT), weights: activation === "gelu" ? this.geluTable() : 0, activations: gateAt, n: elements, out: gateAt, outStride: 0, barrier: true, tokensWord: upAt },
+        gatedActivationStage(activation, activation === "gelu" ? this.geluTable() : 0, gateAt, upAt, elements),
         { kernel: downKernel.activations.quantize, units: (width * tokens) / downKernel.activations.blockSize, weights: 0, activations: gateAt, n: width, out: hiddenActsAt, outStride: 0, barrier: true },
         { kernel: downKernel.gemm, units: down.rows / downKernel.layout.rows, weights: placements[2].at, activations: hiddenActsAt, n: width, out: outAt, outStride: down.rows, barrier: false },
       ];
@@ -592,7 +591,7 @@ export class WasmBackend extends ScalarBackend {
    * The stages that rotate q (at plan.qAt) and k, store each token's K and V row in its sequence's cache
    * and attend: RoPE's tables and the rows' addresses are written from `at` on, up to `end`.
    */
-  private attentionStep(plan: AttentionPlan, kAt: number, vAt: number, at: number, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, rope: RopeParams): { stages: Stage[]; end: number } {
+  private attentionStep(plan: AttentionPlan, kAt: number, vAt: number, at: number, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, rope: RopeParams, queryScale?: number): { stages: Stage[]; end: number } {
     const tokens = positions.length;
     const { heads, kvHeads, headDim } = shape;
     const kvWidth = kvHeads * headDim;
@@ -622,6 +621,11 @@ export class WasmBackend extends ScalarBackend {
       { kernel: "store_halves_range", units: 2 * tokens, weights: tableAt, activations: 0, n: kvWidth, out: 0, outStride: 0, barrier: true },
       { kernel: "attend_range", units: plan.units, weights: plan.params, activations: 0, n: 0, out: 0, outStride: 0, barrier: false },
     ];
+    if (queryScale !== undefined) {
+      // the rotated q times the scale, while the rows are stored
+      const elements = tokens * heads * headDim;
+      stages.splice(2, 0, { kernel: "scale_range", units: Math.ceil(elements / ELEMENT_UNIT), weights: f32Bits(queryScale), activations: plan.qAt, n: elements, out: 0, outStride: 0, barrier: false });
+    }
     return { stages, end: tableAt + 4 * tokens * 4 };
   }
 
@@ -634,7 +638,8 @@ export class WasmBackend extends ScalarBackend {
   decoderLayer(layer: DecoderLayerWeights, x: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, rope: RopeParams): Float32Array | undefined {
     const tokens = positions.length;
     const { heads, kvHeads, headDim } = shape;
-    const f32Eps = [layer.attentionNorm.eps, layer.ffnNorm.eps, layer.headNorm?.eps ?? 0].every((eps) => Math.fround(eps) === eps);
+    const norms = [layer.attentionNorm, layer.ffnNorm, layer.headNorm, layer.postNorms?.attention, layer.postNorms?.ffn];
+    const f32Eps = norms.every((norm) => norm === undefined || Math.fround(norm.eps) === norm.eps);
     if (tokens > STAGED_TOKENS || !f32Eps || segments.some(({ kv }) => (kv.type ?? "f16") !== "f16")) return undefined;
     if (layer.activation === "silu" && layer.gate.rows % 4 !== 0) return undefined;
     const qkv = this.stagedProducts([layer.q, layer.k, layer.v]);
@@ -663,6 +668,8 @@ export class WasmBackend extends ScalarBackend {
     const ffnGain = resident(layer.ffnNorm.gain);
     const bias = layer.bias && { q: resident(layer.bias.q), k: resident(layer.bias.k), v: resident(layer.bias.v) };
     const headNorm = layer.headNorm && { q: resident(layer.headNorm.q), k: resident(layer.headNorm.k), eps: f32Bits(layer.headNorm.eps) };
+    const postNorms = layer.postNorms && { attention: resident(layer.postNorms.attention.gain), ffn: resident(layer.postNorms.ffn.gain) };
+    const geluTableAt = layer.activation === "gelu" ? this.geluTable() : 0;
     const plan = this.planAttention(segments, positions, shape, extraBytes);
     if (!plan || plan.bank !== bank) return undefined;
     const xAt = align16(plan.extraAt);
@@ -671,7 +678,7 @@ export class WasmBackend extends ScalarBackend {
     const inActsAt = productAt + rowBytes;
     const kAt = align16(inActsAt + inActsBytes);
     const vAt = kAt + kvBytes;
-    const step = this.attentionStep(plan, kAt, vAt, vAt + kvBytes, segments, positions, shape, rope);
+    const step = this.attentionStep(plan, kAt, vAt, vAt + kvBytes, segments, positions, shape, rope, layer.queryScale);
     const attendedActsAt = align16(step.end);
     const gateAt = align16(attendedActsAt + attendedActsBytes);
     const upAt = gateAt + wideBytes;
@@ -696,16 +703,17 @@ export class WasmBackend extends ScalarBackend {
     if (headNorm) stages.push(norm(headNorm.q, headNorm.eps, plan.qAt, plan.qAt, headDim, tokens * heads, false), norm(headNorm.k, headNorm.eps, kAt, kAt, headDim, tokens * kvHeads, true));
     // the products read what attention wrote
     stages.push(...step.stages.map((stage, i) => (i === step.stages.length - 1 ? { ...stage, barrier: true } : stage)));
+    stages.push(...productStages(output, plan.outAt, qWidth, tokens, attendedActsAt, [productAt]));
+    if (postNorms && layer.postNorms) stages.push(norm(postNorms.attention, f32Bits(layer.postNorms.attention.eps), productAt, productAt, d, tokens, true));
     stages.push(
-      ...productStages(output, plan.outAt, qWidth, tokens, attendedActsAt, [productAt]),
       add(xAt, productAt, d, d, true), // residual: h = x + attn(norm(x))
       norm(ffnGain, f32Bits(layer.ffnNorm.eps), xAt, normAt, d, tokens, true),
       ...productStages(gateUp, normAt, d, tokens, inActsAt, [gateAt, upAt]),
-      // the element-wise kernels: `tokens` carries up's address, `n` the length
-      { kernel: layer.activation === "gelu" ? "gelu_mul_range" : "silu_mul_range", units: Math.ceil((tokens * width) / ELEMENT_UNIT), weights: layer.activation === "gelu" ? this.geluTable() : 0, activations: gateAt, n: tokens * width, out: gateAt, outStride: 0, barrier: true, tokensWord: upAt },
+      gatedActivationStage(layer.activation, geluTableAt, gateAt, upAt, tokens * width),
       ...productStages(down, gateAt, width, tokens, hiddenActsAt, [productAt]),
-      add(xAt, productAt, d, d, false), // residual: x = h + ffn(norm(h))
     );
+    if (postNorms && layer.postNorms) stages.push(norm(postNorms.ffn, f32Bits(layer.postNorms.ffn.eps), productAt, productAt, d, tokens, true));
+    stages.push(add(xAt, productAt, d, d, false)); // residual: x = h + ffn(norm(h))
     if (stages.length > stageCount) throw new Error(`decoder layer: ${stages.length} stages`);
     this.runStages(bank, programAt, stages, tokens);
     return this.copyOut(heap, xAt, tokens * d);
@@ -923,6 +931,12 @@ function productStages(products: StagedProducts, inputAt: number, cols: number, 
     stages.push({ kernel: kernel.gemm, units: w.rows / kernel.layout.rows, weights: products.placements[i].at, activations: actsAt, n: cols, out: outs[i], outStride: w.rows, barrier: i === products.ws.length - 1 });
   });
   return stages;
+}
+
+/** out = act(gate)·up in place of gate, `elements` floats, then a barrier (gelu_mul_range reads GELU's table at tableAt). */
+function gatedActivationStage(activation: GateActivation, tableAt: number, gateAt: number, upAt: number, elements: number): Stage {
+  // the element-wise kernels: `tokens` carries up's address, `n` the length
+  return { kernel: activation === "gelu" ? "gelu_mul_range" : "silu_mul_range", units: Math.ceil(elements / ELEMENT_UNIT), weights: tableAt, activations: gateAt, n: elements, out: gateAt, outStride: 0, barrier: true, tokensWord: upAt };
 }
 
 /** Bytes attentionStep writes: RoPE's cos and sin tables and four addresses a token, and room to align. */
