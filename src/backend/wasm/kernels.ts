@@ -17,6 +17,9 @@ export const KERNEL_NAMES = [
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
+/** Each kernel's index in KERNEL_NAMES, the number workers and run_stages know it by. */
+export const KERNEL_INDEX: Readonly<Record<KernelName, number>> = Object.fromEntries(KERNEL_NAMES.map((name, i) => [name, i])) as Record<KernelName, number>;
+
 /**
  * (weights, first, end, activations, n, out, tokens, outStride, part): the kernel computes units first … end − 1
  * (rows, or groups of rows for the interleaved layouts); pointers are byte offsets into the shared memory.

@@ -1,5 +1,5 @@
 import { Worker } from "node:worker_threads";
-import { KERNEL_NAMES, KernelInstance, KernelName, kernelModule } from "./kernels.js";
+import { KERNEL_INDEX, KernelInstance, KernelName, kernelModule } from "./kernels.js";
 
 /**
  * One worker's control slot: a job sequence number, the last one done, the kernel and its arguments (its
@@ -82,7 +82,7 @@ export class ThreadPool {
       return;
     }
     const chunk = chunkOf(job.units, parts);
-    this.dispatch(KERNEL_NAMES.indexOf(job.kernel), job, chunk, () => claimChunks(this.control, job.units, chunk, call));
+    this.dispatch(KERNEL_INDEX[job.kernel], job, chunk, () => claimChunks(this.control, job.units, chunk, call));
   }
 
   /**
@@ -94,7 +94,7 @@ export class ThreadPool {
     const call = this.banks[bank].kernels[kernel];
     const job = { bank, units: threads, weights, activations: 0, n: 0, out: 0, tokens: 0, outStride: 0 };
     if (threads === 1) call(weights, 0, 1, 0, 0, 0, 0, 0, 0);
-    else this.dispatch(KERNEL_NAMES.indexOf(kernel), job, 1, () => call(weights, 0, threads, 0, 0, 0, 0, 0, 0), true);
+    else this.dispatch(KERNEL_INDEX[kernel], job, 1, () => call(weights, 0, threads, 0, 0, 0, 0, 0, 0), true);
   }
 
   /** The threads this pool runs a job on, this one included. */

@@ -8,7 +8,7 @@ import { collectGarbage } from "../collect-garbage.js";
 import { AttentionSegment, AttentionShape, DecoderLayerWeights, GateActivation, HalfStorage, LayerKv, RopeParams } from "../backend.js";
 import { kvRowHalves } from "../kv-format.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
-import { align16, KERNEL_NAMES, KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
+import { align16, KERNEL_INDEX, KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
 import { chunkOf, DispatchTiming, ThreadPool } from "./thread-pool.js";
 
 /** Types whose kernels need prepareBias's lanes (the shift is log2 of the level that means zero). */
@@ -404,10 +404,21 @@ export class WasmBackend extends ScalarBackend {
     words[0] = stages.length;
     words[1] = 0;
     const parts = this.pool.parts;
-    stages.forEach((stage, i) => {
-      const chunk = chunkOf(stage.units, parts);
-      words.set([KERNEL_NAMES.indexOf(stage.kernel), stage.weights, stage.activations, stage.n, stage.out, stage.tokensWord ?? tokens, stage.outStride, stage.units, chunk, 0, stage.barrier ? 1 : 0, 0], 2 + i * STAGE_WORDS);
-    });
+    for (let i = 0, at = 2; i < stages.length; i++, at += STAGE_WORDS) {
+      const stage = stages[i];
+      words[at] = KERNEL_INDEX[stage.kernel];
+      words[at + 1] = stage.weights;
+      words[at + 2] = stage.activations;
+      words[at + 3] = stage.n;
+      words[at + 4] = stage.out;
+      words[at + 5] = stage.tokensWord ?? tokens;
+      words[at + 6] = stage.outStride;
+      words[at + 7] = stage.units;
+      words[at + 8] = chunkOf(stage.units, parts);
+      words[at + 9] = 0; // the stage's claim counter
+      words[at + 10] = stage.barrier ? 1 : 0;
+      words[at + 11] = 0;
+    }
     this.pool.runTogether("run_stages", bank, programAt);
   }
 
@@ -610,7 +621,10 @@ export class WasmBackend extends ScalarBackend {
     for (const { start, length, kv } of segments) {
       for (let t = start; t < start + length; t++) {
         const row = kv.rows ? kv.rows[positions[t]] : positions[t];
-        table.set([kAt + t * kvWidth * 4, kv.keys.byteOffset + row * rowBytes, vAt + t * kvWidth * 4, kv.values.byteOffset + row * rowBytes], 4 * t);
+        table[4 * t] = kAt + t * kvWidth * 4;
+        table[4 * t + 1] = kv.keys.byteOffset + row * rowBytes;
+        table[4 * t + 2] = vAt + t * kvWidth * 4;
+        table[4 * t + 3] = kv.values.byteOffset + row * rowBytes;
       }
     }
     const halfNeox = half | (rope.ordering === "neox" ? 1 << 16 : 0);
@@ -638,17 +652,11 @@ export class WasmBackend extends ScalarBackend {
   decoderLayer(layer: DecoderLayerWeights, x: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, rope: RopeParams): Float32Array | undefined {
     const tokens = positions.length;
     const { heads, kvHeads, headDim } = shape;
-    const norms = [layer.attentionNorm, layer.ffnNorm, layer.headNorm, layer.postNorms?.attention, layer.postNorms?.ffn];
-    const f32Eps = norms.every((norm) => norm === undefined || Math.fround(norm.eps) === norm.eps);
-    if (tokens > STAGED_TOKENS || !f32Eps || segments.some(({ kv }) => (kv.type ?? "f16") !== "f16")) return undefined;
-    if (layer.activation === "silu" && layer.gate.rows % 4 !== 0) return undefined;
-    const qkv = this.stagedProducts([layer.q, layer.k, layer.v]);
-    const output = this.stagedProducts([layer.output]);
-    const gateUp = this.stagedProducts([layer.gate, layer.up]);
-    const down = this.stagedProducts([layer.down]);
-    if (!qkv || !output || !gateUp || !down) return undefined;
-    const bank = qkv.bank;
-    if ([output, gateUp, down].some((p) => p.bank !== bank) || (layer.activation === "gelu" && bank !== 0)) return undefined;
+    if (tokens > STAGED_TOKENS || segments.some(({ kv }) => (kv.type ?? "f16") !== "f16")) return undefined;
+    let prepared = this.preparedLayers.get(layer);
+    if (prepared === undefined) this.preparedLayers.set(layer, (prepared = this.prepareLayer(layer) ?? null));
+    if (!prepared) return undefined;
+    const { qkv, output, gateUp, down, bank, attentionGain, ffnGain, bias, headNorm, postNorms, geluTableAt } = prepared;
     const d = layer.q.cols;
     const qWidth = heads * headDim;
     const kvWidth = kvHeads * headDim;
@@ -662,14 +670,6 @@ export class WasmBackend extends ScalarBackend {
     const hiddenActsBytes = activationBytes(down.kernels, width, tokens, threads);
     const stageCount = 30;
     const extraBytes = 3 * rowBytes + inActsBytes + 2 * kvBytes + attentionStepBytes(tokens, rope) + attendedActsBytes + 2 * wideBytes + hiddenActsBytes + programBytes(stageCount) + 16 * 12;
-    // the gains and biases first: placing them may grow the memory, which the views below must not miss
-    const resident = (array: Float32Array): number => this.residentFloats(bank, array);
-    const attentionGain = resident(layer.attentionNorm.gain);
-    const ffnGain = resident(layer.ffnNorm.gain);
-    const bias = layer.bias && { q: resident(layer.bias.q), k: resident(layer.bias.k), v: resident(layer.bias.v) };
-    const headNorm = layer.headNorm && { q: resident(layer.headNorm.q), k: resident(layer.headNorm.k), eps: f32Bits(layer.headNorm.eps) };
-    const postNorms = layer.postNorms && { attention: resident(layer.postNorms.attention.gain), ffn: resident(layer.postNorms.ffn.gain) };
-    const geluTableAt = layer.activation === "gelu" ? this.geluTable() : 0;
     const plan = this.planAttention(segments, positions, shape, extraBytes);
     if (!plan || plan.bank !== bank) return undefined;
     const xAt = align16(plan.extraAt);
@@ -686,8 +686,8 @@ export class WasmBackend extends ScalarBackend {
     const programAt = align16(hiddenActsAt + hiddenActsBytes);
     const heap = new Float32Array(plan.instance.heap.buffer);
     heap.set(x.subarray(0, tokens * d), xAt / 4);
-    // RMSNorm of `rows` rows of rowWidth, the gain at gainAt (rms_norm_rows: `tokens` carries epsilon's bits)
-    const norm = (gainAt: number, epsBits: number, from: number, into: number, rowWidth: number, rows: number, barrier: boolean): Stage => ({
+    // RMSNorm of `rows` rows of rowWidth (rms_norm_rows: `tokens` carries epsilon's bits)
+    const norm = ({ gainAt, epsBits }: ResidentNorm, from: number, into: number, rowWidth: number, rows: number, barrier: boolean): Stage => ({
       kernel: "rms_norm_rows", units: rows, weights: gainAt, activations: from, n: rowWidth, out: into, outStride: 0, barrier, tokensWord: epsBits,
     });
     // element-wise a += b over `rows` rows of n; `bStride` 0 adds one row to each
@@ -695,28 +695,63 @@ export class WasmBackend extends ScalarBackend {
       kernel: "add_rows_range", units: tokens, weights: b, activations: a, n, out: 0, outStride: 0, barrier, tokensWord: bStride,
     });
     const stages: Stage[] = [
-      norm(attentionGain, f32Bits(layer.attentionNorm.eps), xAt, normAt, d, tokens, true),
+      norm(attentionGain, xAt, normAt, d, tokens, true),
       ...productStages(qkv, normAt, d, tokens, inActsAt, [plan.qAt, kAt, vAt]),
     ];
     if (bias) stages.push(add(plan.qAt, bias.q, qWidth, 0, false), add(kAt, bias.k, kvWidth, 0, false), add(vAt, bias.v, kvWidth, 0, true));
     // each head's row normalised on its own, in place
-    if (headNorm) stages.push(norm(headNorm.q, headNorm.eps, plan.qAt, plan.qAt, headDim, tokens * heads, false), norm(headNorm.k, headNorm.eps, kAt, kAt, headDim, tokens * kvHeads, true));
+    if (headNorm) stages.push(norm(headNorm.q, plan.qAt, plan.qAt, headDim, tokens * heads, false), norm(headNorm.k, kAt, kAt, headDim, tokens * kvHeads, true));
     // the products read what attention wrote
     stages.push(...step.stages.map((stage, i) => (i === step.stages.length - 1 ? { ...stage, barrier: true } : stage)));
     stages.push(...productStages(output, plan.outAt, qWidth, tokens, attendedActsAt, [productAt]));
-    if (postNorms && layer.postNorms) stages.push(norm(postNorms.attention, f32Bits(layer.postNorms.attention.eps), productAt, productAt, d, tokens, true));
+    if (postNorms) stages.push(norm(postNorms.attention, productAt, productAt, d, tokens, true));
     stages.push(
       add(xAt, productAt, d, d, true), // residual: h = x + attn(norm(x))
-      norm(ffnGain, f32Bits(layer.ffnNorm.eps), xAt, normAt, d, tokens, true),
+      norm(ffnGain, xAt, normAt, d, tokens, true),
       ...productStages(gateUp, normAt, d, tokens, inActsAt, [gateAt, upAt]),
       gatedActivationStage(layer.activation, geluTableAt, gateAt, upAt, tokens * width),
       ...productStages(down, gateAt, width, tokens, hiddenActsAt, [productAt]),
     );
-    if (postNorms && layer.postNorms) stages.push(norm(postNorms.ffn, f32Bits(layer.postNorms.ffn.eps), productAt, productAt, d, tokens, true));
+    if (postNorms) stages.push(norm(postNorms.ffn, productAt, productAt, d, tokens, true));
     stages.push(add(xAt, productAt, d, d, false)); // residual: x = h + ffn(norm(h))
     if (stages.length > stageCount) throw new Error(`decoder layer: ${stages.length} stages`);
     this.runStages(bank, programAt, stages, tokens);
     return this.copyOut(heap, xAt, tokens * d);
+  }
+
+  /** What decoderLayer needs of each layer, found once: null where the layer cannot run as one program. */
+  private readonly preparedLayers = new WeakMap<DecoderLayerWeights, PreparedLayer | null>();
+
+  /** The layer's products placed in one bank and its gains and biases copied in beside them; undefined where it cannot run as one program. */
+  private prepareLayer(layer: DecoderLayerWeights): PreparedLayer | undefined {
+    const norms = [layer.attentionNorm, layer.ffnNorm, layer.headNorm, layer.postNorms?.attention, layer.postNorms?.ffn];
+    // rms_norm_rows takes epsilon in f32, as the twin does only where it is an f32 value
+    if (!norms.every((norm) => norm === undefined || Math.fround(norm.eps) === norm.eps)) return undefined;
+    // SiLU needs relaxed SIMD's FMA (as attention does: planAttention checks that) and lengths in fours
+    if (layer.activation === "silu" && layer.gate.rows % 4 !== 0) return undefined;
+    const qkv = this.stagedProducts([layer.q, layer.k, layer.v]);
+    const output = this.stagedProducts([layer.output]);
+    const gateUp = this.stagedProducts([layer.gate, layer.up]);
+    const down = this.stagedProducts([layer.down]);
+    if (!qkv || !output || !gateUp || !down) return undefined;
+    const bank = qkv.bank;
+    // GELU's table sits in the first bank
+    if ([output, gateUp, down].some((p) => p.bank !== bank) || (layer.activation === "gelu" && bank !== 0)) return undefined;
+    const resident = (gain: Float32Array, eps: number): ResidentNorm => ({ gainAt: this.residentFloats(bank, gain), epsBits: f32Bits(eps) });
+    const { bias, headNorm, postNorms } = layer;
+    return {
+      qkv,
+      output,
+      gateUp,
+      down,
+      bank,
+      attentionGain: resident(layer.attentionNorm.gain, layer.attentionNorm.eps),
+      ffnGain: resident(layer.ffnNorm.gain, layer.ffnNorm.eps),
+      bias: bias && { q: this.residentFloats(bank, bias.q), k: this.residentFloats(bank, bias.k), v: this.residentFloats(bank, bias.v) },
+      headNorm: headNorm && { q: resident(headNorm.q, headNorm.eps), k: resident(headNorm.k, headNorm.eps) },
+      postNorms: postNorms && { attention: resident(postNorms.attention.gain, postNorms.attention.eps), ffn: resident(postNorms.ffn.gain, postNorms.ffn.eps) },
+      geluTableAt: layer.activation === "gelu" ? this.geluTable() : 0,
+    };
   }
 
   /** Weights that share one batched kernel's activation layout, placed for it in one bank; undefined where they cannot. */
@@ -909,6 +944,27 @@ export class WasmBackend extends ScalarBackend {
     this.banks.push(instance);
     return this.pool.addBank(instance);
   }
+}
+
+/** An RMSNorm's gain in a bank and its epsilon's f32 bits. */
+interface ResidentNorm {
+  gainAt: number;
+  epsBits: number;
+}
+
+/** A decoder layer's products and float arrays, placed for decoderLayer's programs. */
+interface PreparedLayer {
+  qkv: StagedProducts;
+  output: StagedProducts;
+  gateUp: StagedProducts;
+  down: StagedProducts;
+  bank: number;
+  attentionGain: ResidentNorm;
+  ffnGain: ResidentNorm;
+  bias?: { q: number; k: number; v: number };
+  headNorm?: { q: ResidentNorm; k: ResidentNorm };
+  postNorms?: { attention: ResidentNorm; ffn: ResidentNorm };
+  geluTableAt: number;
 }
 
 /** Weights of one input for a run_stages program: their batched kernels (one activation layout) and places in one bank. */
