@@ -5,7 +5,7 @@ import { kernelsUseRelaxedSimd } from "../src/backend/wasm/kernels.js";
 import { WasmBackend } from "../src/backend/wasm/wasm-backend.js";
 import { GgmlType, ggmlTypeName } from "../src/gguf/index.js";
 import { GatedFeedForward, RmsNorm, SelfAttention } from "../src/nn/blocks.js";
-import { DecoderBlock } from "../src/nn/decoder-block.js";
+import { DecoderBlock, forwardBlocks } from "../src/nn/decoder-block.js";
 import { quantFormat, rowBytes } from "../src/quant/index.js";
 import { NormalSource } from "../src/synth/normal.js";
 import { Weight } from "../src/tensor/weight.js";
@@ -72,10 +72,10 @@ function blockOf(backend: Backend, layer: DecoderLayerWeights, window?: number):
   });
 }
 
-describe("a decoder layer in one piece (Backend.decoderLayer)", () => {
+describe("decoder layers in one piece (Backend.decoderLayers)", () => {
   const wasm = new WasmBackend();
   // the same backend without the one-piece path: the caller composes the layer from its operations
-  const composed = Object.create(wasm, { decoderLayer: { value: undefined } }) as WasmBackend;
+  const composed = Object.create(wasm, { decoderLayers: { value: undefined } }) as WasmBackend;
   const single = new WasmBackend(1);
   const cases: LayerCase[] = [
     { types: [GgmlType.Q4_0, GgmlType.Q4_0], activation: "silu" },
@@ -85,65 +85,82 @@ describe("a decoder layer in one piece (Backend.decoderLayer)", () => {
     { types: [GgmlType.Q4_0, GgmlType.Q4_0], activation: "gelu", window: 9, gemma: true },
     { types: [GgmlType.Q4_K, GgmlType.Q6_K], headNorm: true, activation: "gelu", gemma: true },
   ];
+  /**
+   * Runs the layers through decoderLayers and, as blocks over the backend without it, one by one, over the
+   * same input and the same earlier cache rows (a paged arena each, five blocks a sequence in reverse
+   * order); the outputs and every cache row must agree, bit for bit.
+   */
+  function compare(backend: WasmBackend, layers: readonly { layer: DecoderLayerWeights; window?: number }[], sequences: readonly (readonly [number, number])[], label: string): void {
+    const tokens = sequences.reduce((sum, [, T]) => sum + T, 0);
+    const arenaRows = 16 * 16;
+    const arena = (): LayerKv => ({ keys: backend.halfStorage.allocate(arenaRows * kvWidth), values: backend.halfStorage.allocate(arenaRows * kvWidth) });
+    const [mine, theirs] = [layers.map(arena), layers.map(arena)];
+    const all = Array.from({ length: arenaRows }, (_, i) => i);
+    layers.forEach((_, i) => {
+      const history = [randn(arenaRows * kvWidth), randn(arenaRows * kvWidth)];
+      for (const kv of [mine[i], theirs[i]]) backend.storeKv(kv, history[0], history[1], all, kvWidth);
+    });
+    const positions = sequences.flatMap(([start, T]) => Array.from({ length: T }, (_, t) => start + t));
+    const firstRows = sequences.map((_, s) => sequences.slice(0, s).reduce((sum, [, T]) => sum + T, 0));
+    const tables = sequences.map(([start, T], s) => Int32Array.from({ length: start + T }, (_, p) => (s * 5 + 4 - (p >> 4)) * 16 + (p & 15)));
+    const segments = (kv: LayerKv): AttentionSegment[] => sequences.map(([, T], s) => ({ start: firstRows[s], length: T, kv: { ...kv, rows: tables[s] } }));
+    const blocks = layers.map(({ layer, window }) => blockOf(composed, layer, window));
+    const x = randn(tokens * d, 1);
+    const calls = blocks.map((block, i) => ({ weights: layers[i].layer, segments: segments(mine[i]), shape: block.parts.attention.shape, rope: block.parts.attention.rope }));
+    const got = backend.decoderLayers(calls, x, positions);
+    const expected = forwardBlocks(composed, blocks, x.slice(), tokens, positions, (i) => segments(theirs[i]));
+    const where = `${label}: ${sequences.map(([s, T]) => `${T} at ${s}`).join(", ")}, ${backend.threads} thread(s)`;
+    if (tokens > 16 || !kernelsUseRelaxedSimd()) {
+      assert.equal(got, undefined, where);
+    } else {
+      assert.ok(got !== undefined && got.length === expected.length, where);
+      const differ = got.findIndex((v, i) => !Object.is(v, expected[i]));
+      assert.equal(differ, -1, `${where}: output ${differ} is ${got[differ]}, composed ${expected[differ]}`);
+      layers.forEach((_, i) => {
+        assert.deepEqual(Array.from(mine[i].keys), Array.from(theirs[i].keys), `${where}: layer ${i}'s keys`);
+        assert.deepEqual(Array.from(mine[i].values), Array.from(theirs[i].values), `${where}: layer ${i}'s values`);
+      });
+    }
+    for (const kv of [...mine, ...theirs]) for (const array of [kv.keys, kv.values]) backend.halfStorage.release(array);
+  }
+
+  // sequences as (first position, tokens): 16 tokens is the most one piece takes, 17 goes composed
+  const batches: (readonly [number, number])[][] = [[[5, 1]], [[40, 3], [17, 1], [60, 12]], [[0, 16]], [[30, 17]]];
   for (const layerCase of cases) {
     const { types, bias, headNorm, activation, window, gemma } = layerCase;
     const label = `${types.map(ggmlTypeName).join("/")}${bias ? ", biases" : ""}${headNorm ? ", head norms" : ""}${gemma ? ", Gemma's query scale, post-norms and soft-capping" : ""}, ${activation}${window ? `, window ${window}` : ""}`;
     it(`is the composed layer, bit for bit: outputs and cache rows, one or several sequences, one thread or two (${label})`, () => {
       const layer = layerOf(layerCase);
-      const block = blockOf(composed, layer, window);
-      const shape = block.parts.attention.shape;
-      const rope = block.parts.attention.rope;
-      // sequences as (first position, tokens): 16 tokens is the most one piece takes, 17 goes composed
-      for (const sequences of [[[5, 1]], [[40, 3], [17, 1], [60, 12]], [[0, 16]], [[30, 17]]]) {
-        const tokens = sequences.reduce((sum, [, T]) => sum + T, 0);
-        for (const backend of tokens === 1 ? [wasm, single] : [wasm]) {
-          // a paged arena for each side (rows through block tables), filled with the same earlier rows: each
-          // sequence has five blocks of its own, in reverse order
-          const arenaRows = 16 * 16;
-          const arena = (): LayerKv => ({ keys: backend.halfStorage.allocate(arenaRows * kvWidth), values: backend.halfStorage.allocate(arenaRows * kvWidth) });
-          const [mine, theirs] = [arena(), arena()];
-          const history = [randn(arenaRows * kvWidth), randn(arenaRows * kvWidth)];
-          const all = Array.from({ length: arenaRows }, (_, i) => i);
-          for (const kv of [mine, theirs]) backend.storeKv(kv, history[0], history[1], all, kvWidth);
-          const positions = sequences.flatMap(([start, T]) => Array.from({ length: T }, (_, t) => start + t));
-          const firstRows = sequences.map((_, s) => sequences.slice(0, s).reduce((sum, [, T]) => sum + T, 0));
-          const segments = (kv: LayerKv): AttentionSegment[] =>
-            sequences.map(([start, T], s) => {
-              const rows = Int32Array.from({ length: start + T }, (_, p) => (s * 5 + 4 - (p >> 4)) * 16 + (p & 15));
-              return { start: firstRows[s], length: T, kv: { ...kv, rows } };
-            });
-          const x = randn(tokens * d, 1);
-          const got = backend.decoderLayer(layer, x, segments(mine), positions, shape, rope);
-          const expected = blockOf(composed, layer, window).forward(x.slice(), tokens, positions, segments(theirs));
-          const where = `${label}: ${sequences.map(([s, T]) => `${T} at ${s}`).join(", ")}, ${backend.threads} thread(s)`;
-          if (tokens > 16 || !kernelsUseRelaxedSimd()) {
-            assert.equal(got, undefined, where);
-          } else {
-            assert.ok(got !== undefined && got.length === expected.length, where);
-            const differ = got.findIndex((v, i) => !Object.is(v, expected[i]));
-            assert.equal(differ, -1, `${where}: output ${differ} is ${got[differ]}, composed ${expected[differ]}`);
-            assert.deepEqual(Array.from(mine.keys), Array.from(theirs.keys), `${where}: keys`);
-            assert.deepEqual(Array.from(mine.values), Array.from(theirs.values), `${where}: values`);
-          }
-          for (const kv of [mine, theirs]) for (const array of [kv.keys, kv.values]) backend.halfStorage.release(array);
-        }
-      }
+      for (const sequences of batches) for (const backend of sequences.length === 1 && sequences[0][1] === 1 ? [wasm, single] : [wasm]) compare(backend, [{ layer, window }], sequences, label);
     });
   }
 
-  it("is what a block over the backend takes, Gemma's included, but not with Q, K and V as one matrix", () => {
-    let calls = 0;
-    const counting = Object.create(wasm, { decoderLayer: { value: (...args: Parameters<WasmBackend["decoderLayer"]>) => (calls++, wasm.decoderLayer(...args)) } }) as WasmBackend;
+  it("runs layers one after another as the blocks do, each over its own cache (three layers of different kinds)", () => {
+    const layers = [cases[1], cases[2], cases[0]].map((layerCase) => ({ layer: layerOf(layerCase), window: layerCase.window }));
+    for (const sequences of batches) for (const backend of sequences.length === 1 ? [wasm, single] : [wasm]) compare(backend, layers, sequences, "a stack");
+  });
+
+  it("is what blocks over the backend take, Gemma's included, all layers at once, but not with Q, K and V as one matrix", () => {
+    // the layer counts of the calls that ran (none without relaxed SIMD, whose blocks all go composed)
+    const sizes: number[] = [];
+    const ran = (expected: number[]): void => assert.deepEqual(sizes, kernelsUseRelaxedSimd() ? expected : []);
+    const run = (...args: Parameters<WasmBackend["decoderLayers"]>): Float32Array | undefined => {
+      const out = wasm.decoderLayers(...args);
+      if (out) sizes.push(args[0].length);
+      return out;
+    };
+    const counting = Object.create(wasm, { decoderLayers: { value: run } }) as WasmBackend;
     const cache = { keys: wasm.halfStorage.allocate(64 * kvWidth), values: wasm.halfStorage.allocate(64 * kvWidth) };
-    const step = (block: DecoderBlock, position: number): Float32Array => block.forward(randn(d), 1, [position], [{ start: 0, length: 1, kv: cache }]);
-    step(blockOf(counting, layerOf(cases[0])), 0);
-    step(blockOf(counting, layerOf(cases[4])), 1);
-    assert.equal(calls, 2);
+    const step = (blocks: DecoderBlock[], position: number): Float32Array => forwardBlocks(counting, blocks, randn(d), 1, [position], () => [{ start: 0, length: 1, kv: cache }]);
+    step([blockOf(counting, layerOf(cases[0])), blockOf(counting, layerOf(cases[2]))], 0);
+    step([blockOf(counting, layerOf(cases[4]))], 1);
+    ran([2, 1]);
     const parts = blockOf(counting, layerOf(cases[0])).parts;
     const fused = weightOf("qkv", GgmlType.Q4_0, randn(d * (qWidth + 2 * kvWidth), 0.1), d);
     const attention = new SelfAttention(counting, { projection: { fused }, output: parts.attention.layerWeights()?.output ?? fused }, parts.attention.shape, parts.attention.rope);
-    step(new DecoderBlock(counting, { ...parts, attention }), 2);
-    assert.equal(calls, 2);
+    // a layer that cannot go keeps the others block by block (each taking the one-piece path alone)
+    step([blockOf(counting, layerOf(cases[0])), new DecoderBlock(counting, { ...parts, attention })], 2);
+    ran([2, 1, 1]);
   });
 
   it("closes its thread pools", () => {

@@ -61,6 +61,14 @@ export interface DecoderLayerWeights {
   activation: GateActivation;
 }
 
+/** A decoder layer as one pass runs it: its weights, each sequence's segment of its cache, and its RoPE. */
+export interface DecoderLayerCall {
+  weights: DecoderLayerWeights;
+  segments: readonly AttentionSegment[];
+  shape: AttentionShape;
+  rope: RopeParams;
+}
+
 /** Zeroed F16 arrays for KV caches, and their return. */
 export interface HalfStorage {
   allocate(length: number): Uint16Array;
@@ -147,11 +155,12 @@ export interface Backend {
    */
   gatedFeedForward?(gate: Weight, up: Weight, down: Weight, activation: GateActivation, x: Float32Array, tokens: number): Float32Array | undefined;
   /**
-   * A whole decoder layer over [T, nEmbd] (x is left as it was), with K and V stored in each segment's
-   * cache, for backends that run it as one piece; undefined where they have no such path, and the caller
-   * composes the operations. The result and the cache rows are the composition's, bit for bit.
+   * Decoder layers one after another over [T, nEmbd] (x is left as it was), each storing K and V in its
+   * segments' caches, for backends that run them as one piece; undefined where they have no such path for
+   * these layers, and the caller composes the operations. The result and the cache rows are the
+   * composition's, bit for bit.
    */
-  decoderLayer?(layer: DecoderLayerWeights, x: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, rope: RopeParams): Float32Array | undefined;
+  decoderLayers?(layers: readonly DecoderLayerCall[], x: Float32Array, positions: ArrayLike<number>): Float32Array | undefined;
   /**
    * Results the caller will not read again, which the backend may hand out as later results. Optional to
    * implement and to call; an array passed here must have no other reader.

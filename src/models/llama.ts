@@ -1,9 +1,9 @@
-import { AttentionShape, RopeOrdering } from "../backend/backend.js";
+import { AttentionSegment, AttentionShape, RopeOrdering } from "../backend/backend.js";
 import { kvBytesPerLayerToken, kvTypeProblem } from "../backend/kv-format.js";
 import { HEAP_STORAGE, KvCache, KvView } from "../kv/kv-cache.js";
 import { PagedKvPool } from "../kv/paged.js";
 import { FeedForward, FeedForwardWeights, Linear, RmsNorm, SelfAttention, GatedFeedForward } from "../nn/blocks.js";
-import { DecoderBlock } from "../nn/decoder-block.js";
+import { DecoderBlock, forwardBlocks } from "../nn/decoder-block.js";
 import { MoeFeedForward } from "../nn/moe.js";
 import { Weight } from "../tensor/weight.js";
 import { BatchSequence, checkedKvType, ForwardOptions, LanguageModel, ModelError } from "./model.js";
@@ -154,10 +154,8 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
     if (embeddingScale !== undefined) scaleInPlace(x, embeddingScale);
     // LongRoPE: the long factors once a sequence's context exceeds the original one, as llama.cpp picks them
     const batchRope = longRope && (segments.some(({ cache }) => cache.capacity > longRope.originalContext) ? longRope.long : longRope.short);
-    blocks.forEach((block, layer) => {
-      const attentionSegments = segments.map(({ start, length, cache }) => ({ start, length, kv: cache.layer(layer) }));
-      x = block.forward(x, T, positions, attentionSegments, batchRope);
-    });
+    const segmentsOf = (layer: number): AttentionSegment[] => segments.map(({ start, length, cache }) => ({ start, length, kv: cache.layer(layer) }));
+    x = forwardBlocks(backend, blocks, x, T, positions, segmentsOf, batchRope);
     for (const { length, cache } of segments) cache.length += length;
     // the rows whose logits are wanted: every row of an allLogits sequence, the last of the others
     const rows = sequences.flatMap((sequence, i) => {

@@ -1,4 +1,4 @@
-import { AttentionSegment, Backend, DecoderLayerWeights, RopeParams } from "../backend/backend.js";
+import { AttentionSegment, Backend, DecoderLayerCall, DecoderLayerWeights, RopeParams } from "../backend/backend.js";
 import { FeedForward, GatedFeedForward, RmsNorm, SelfAttention } from "./blocks.js";
 
 /** A pre-norm decoder layer's parts. */
@@ -26,10 +26,16 @@ export class DecoderBlock {
   ) {
     const attention = parts.attention.layerWeights();
     const ffn = parts.ffn instanceof GatedFeedForward ? parts.ffn.layerWeights() : undefined;
-    if (backend.decoderLayer && attention && ffn) {
+    if (backend.decoderLayers && attention && ffn) {
       const postNorms = parts.postNorms && { attention: parts.postNorms.attention.weights, ffn: parts.postNorms.ffn.weights };
       this.whole = { attentionNorm: parts.attentionNorm.weights, ...attention, postNorms, ffnNorm: parts.ffnNorm.weights, ...ffn };
     }
+  }
+
+  /** The layer as Backend.decoderLayers takes it over these segments, where it has that shape. */
+  call(segments: readonly AttentionSegment[], rope?: RopeParams): DecoderLayerCall | undefined {
+    const { shape, rope: own } = this.parts.attention;
+    return this.whole && { weights: this.whole, segments, shape, rope: rope ?? own };
   }
 
   /**
@@ -39,7 +45,8 @@ export class DecoderBlock {
   forward(x: Float32Array, tokens: number, positions: ArrayLike<number>, segments: readonly AttentionSegment[], rope?: RopeParams): Float32Array {
     const { attentionNorm, attention, ffnNorm, ffn, postNorms } = this.parts;
     const backend = this.backend;
-    const whole = this.whole && backend.decoderLayer?.(this.whole, x, segments, positions, attention.shape, rope ?? attention.rope);
+    const call = this.call(segments, rope);
+    const whole = call && backend.decoderLayers?.([call], x, positions);
     if (whole) {
       backend.recycle?.(x);
       return whole;
@@ -67,4 +74,31 @@ export class DecoderBlock {
     backend.recycle?.(attended);
     return ffnOut;
   }
+}
+
+/**
+ * x through every block in turn, block i over segmentsOf(i): all of them as one piece where the backend
+ * takes them so (Backend.decoderLayers), else block by block. x goes back to the backend.
+ */
+export function forwardBlocks(
+  backend: Backend,
+  blocks: readonly DecoderBlock[],
+  x: Float32Array,
+  tokens: number,
+  positions: ArrayLike<number>,
+  segmentsOf: (layer: number) => readonly AttentionSegment[],
+  rope?: RopeParams,
+): Float32Array {
+  const calls: DecoderLayerCall[] = [];
+  for (let i = 0; i < blocks.length && backend.decoderLayers; i++) {
+    const call = blocks[i].call(segmentsOf(i), rope);
+    if (!call) break;
+    calls.push(call);
+  }
+  const whole = calls.length === blocks.length ? backend.decoderLayers?.(calls, x, positions) : undefined;
+  if (whole) {
+    backend.recycle?.(x);
+    return whole;
+  }
+  return blocks.reduce((input, block, i) => block.forward(input, tokens, positions, segmentsOf(i), rope), x);
 }

@@ -5,7 +5,7 @@ import { ggmlGeluTable } from "../../quant/float-order.js";
 import { Weight } from "../../tensor/weight.js";
 import { ArrayPool } from "../array-pool.js";
 import { collectGarbage } from "../collect-garbage.js";
-import { AttentionSegment, AttentionShape, DecoderLayerWeights, GateActivation, HalfStorage, LayerKv, RopeParams } from "../backend.js";
+import { AttentionSegment, AttentionShape, DecoderLayerCall, DecoderLayerWeights, GateActivation, HalfStorage, KvType, LayerKv, RopeParams } from "../backend.js";
 import { kvRowHalves } from "../kv-format.js";
 import { ScalarBackend } from "../scalar/scalar-backend.js";
 import { align16, KERNEL_INDEX, KernelInstance, KernelName, kernelsUseRelaxedSimd, RepackName } from "./kernels.js";
@@ -127,6 +127,63 @@ interface AttentionPlan {
   outAt: number;
   extraAt: number;
 }
+
+/** How attend_range takes a step's sequences (planAttention), before anything is written. */
+interface AttentionLayout {
+  instance: KernelInstance;
+  bank: number;
+  type: KvType;
+  plans: { start: number; length: number; kv: LayerKv; cells: number; rowCount: number; chunk: number; firstUnit: number; mode: number }[];
+  units: number;
+  work: number;
+  blockHeads: number;
+  paramWords: number;
+  rowWords: number;
+  /** Scratch bytes a thread. */
+  partBytes: number;
+  qBytes: number;
+}
+
+/** Where attend_range's inputs lie: its parameter block, the positions, the rows, q, the output and the threads' scratch. */
+interface AttentionPlaces {
+  params: number;
+  positions: number;
+  rows: number;
+  q: number;
+  out: number;
+  work: number;
+}
+
+/** What attentionStages rotates, stores and attends over: q, k and v, RoPE's tables, the rows' addresses, attend_range's parameters and units. */
+interface StepPlaces {
+  q: number;
+  k: number;
+  v: number;
+  cos: number;
+  sin: number;
+  table: number;
+  params: number;
+  units: number;
+}
+
+/** Where a decoder layer's stages read and write: the residual stream, the norm's output, a product's output, activations and intermediates. */
+interface LayerPlaces {
+  x: number;
+  norm: number;
+  product: number;
+  inActs: number;
+  q: number;
+  k: number;
+  v: number;
+  attended: number;
+  attendedActs: number;
+  gate: number;
+  up: number;
+  hiddenActs: number;
+}
+
+/** The most stages a decoder layer takes (decoderLayerStages: 25 with biases, head norms and post-norms). */
+const LAYER_STAGES = 28;
 
 /** One stage of a run_stages program: a range kernel's call over `units`, and whether every thread waits for the rest after it. */
 interface Stage {
@@ -514,19 +571,37 @@ export class WasmBackend extends ScalarBackend {
    * no relaxed SIMD, heads not in fours).
    */
   private planAttention(segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, extraBytes: number): AttentionPlan | undefined {
-    const { heads, kvHeads, headDim, scale } = shape;
-    const qWidth = heads * headDim;
+    const layout = this.attentionLayout(segments, positions, shape);
+    if (!layout) return undefined;
+    const { instance, paramWords, rowWords, partBytes, qBytes } = layout;
+    const tokens = positions.length;
+    const at = instance.scratch((paramWords + tokens + rowWords) * 4 + 2 * qBytes + this.threads * partBytes + extraBytes + 64);
+    const positionsAt = at + paramWords * 4;
+    const rowsAt = positionsAt + tokens * 4;
+    const qAt = align16(rowsAt + rowWords * 4);
+    const outAt = qAt + qBytes;
+    const workAt = outAt + qBytes;
+    const places = { params: at, positions: positionsAt, rows: rowsAt, q: qAt, out: outAt, work: workAt };
+    this.writeAttentionRows(layout, places, positions);
+    this.writeAttentionParams(layout, places, shape);
+    return { instance, bank: layout.bank, params: at, units: layout.units, work: layout.work, qAt, outAt, extraAt: workAt + this.threads * partBytes };
+  }
+
+  /** How attend_range takes these sequences (see planAttention), and the bytes its parameters and scratch need; nothing is written. */
+  private attentionLayout(segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape): AttentionLayout | undefined {
+    const { heads, kvHeads, headDim } = shape;
     const type = segments[0].kv.type ?? "f16";
     const bank = this.residentHalves.get(segments[0].kv.keys);
     const together = (kv: LayerKv): boolean => this.residentHalves.get(kv.keys) === bank && this.residentHalves.get(kv.values) === bank && (kv.type ?? "f16") === type;
     if (!kernelsUseRelaxedSimd() || bank === undefined || headDim % 4 !== 0 || !segments.every(({ kv }) => together(kv))) return undefined;
     // The kernel rounds q through F16 itself; for a Q8_0 cache q goes through Q8_0 blocks once it is in
     // the kernels' memory (attendSequences), as the twin's roundQueryForKeys does.
-    const instance = this.banks[bank];
     // A token whose query heads each have a KV head of their own is cut into one block of heads a thread
     // (as many as a block of query rows, at most): each block reads a stretch of every row of the cache
     // (see attendLoneHeads).
     const loneHeads = Math.min(ATTENTION_QUERY_BLOCK, Math.ceil(kvHeads / this.threads));
+    let units = 0;
+    let work = 0;
     const plans = segments.map(({ start, length, kv }) => {
       let last = 0;
       for (let t = start; t < start + length; t++) last = Math.max(last, positions[t]);
@@ -538,41 +613,57 @@ export class WasmBackend extends ScalarBackend {
       // blocks of loneHeads heads
       const lone = type === "f16" && length === 1 && headDim % 32 === 0 && heads === kvHeads;
       const mode = lone ? ATTENTION_LONE : length > 1 && headDim % 8 === 0 ? ATTENTION_BATCHED : ATTENTION_SINGLE;
-      const units = lone ? Math.ceil(kvHeads / loneHeads) : kvHeads * Math.ceil(length / chunk);
-      return { start, length, kv, cells: Math.ceil((last + 1) / 32) * 32, rowCount: kv.rows ? last + 1 : 0, chunk, units, mode };
+      const cells = Math.ceil((last + 1) / 32) * 32;
+      const plan = { start, length, kv, cells, rowCount: kv.rows ? last + 1 : 0, chunk, firstUnit: units, mode };
+      units += lone ? Math.ceil(kvHeads / loneHeads) : kvHeads * Math.ceil(length / chunk);
+      // per head, widening its K and V rows and the softmax cost about as much as 64 more cells of products
+      work += length * heads * (cells + 64) * headDim * 2;
+      return plan;
     });
-    const tokens = positions.length;
     const cells = Math.max(...plans.map((plan) => plan.cells));
-    const rowWords = plans.reduce((sum, plan) => sum + plan.rowCount, 0);
     // heads whose slot sums a thread keeps at once: a block of lone heads, or a pair
     const blockHeads = plans.some((plan) => plan.mode === ATTENTION_LONE) ? loneHeads : 0;
-    const paramWords = ATTENTION_HEADER_WORDS + segments.length * ATTENTION_SEGMENT_WORDS;
     // Per thread: K and V of one head widened to f32, the scores and q through F16 of a block of query
     // rows, 32 accumulator rows for each of two heads (or a block of lone heads), and 16 bytes a row of the
     // block's bookkeeping (kernels/attention.ts).
     const partBytes = (2 * cells * headDim + ATTENTION_QUERY_BLOCK * (cells + headDim + 4) + 32 * Math.max(2, blockHeads) * headDim) * 4;
-    const qBytes = tokens * qWidth * 4;
-    const at = instance.scratch((paramWords + tokens + rowWords) * 4 + 2 * qBytes + this.threads * partBytes + extraBytes + 64);
-    const positionsAt = at + paramWords * 4;
-    let rowsAt = positionsAt + tokens * 4;
-    const qAt = align16(rowsAt + rowWords * 4);
-    const outAt = qAt + qBytes;
-    const workAt = outAt + qBytes;
-    const params = new Int32Array(instance.memory.buffer, at, paramWords);
-    params.set([workAt, partBytes, heads, kvHeads, headDim, f32Bits(scale), type === "q8_0" ? 1 : 0, shape.window ?? 0, f32Bits(shape.softcap ?? 0), segments.length, blockHeads]);
-    new Int32Array(instance.memory.buffer, positionsAt, tokens).set(positions);
-    let units = 0;
-    let work = 0;
-    plans.forEach(({ start, length, kv, cells, rowCount, chunk, units: own, mode }, i) => {
-      if (kv.rows) new Int32Array(instance.memory.buffer, rowsAt, rowCount).set(kv.rows.subarray(0, rowCount));
-      const rowOffset = start * qWidth * 4;
-      params.set([qAt + rowOffset, kv.keys.byteOffset, kv.values.byteOffset, outAt + rowOffset, positionsAt + start * 4, length, mode, chunk, cells, kv.rows ? rowsAt : 0, units], ATTENTION_HEADER_WORDS + i * ATTENTION_SEGMENT_WORDS);
+    return {
+      instance: this.banks[bank],
+      bank,
+      type,
+      plans,
+      units,
+      work,
+      blockHeads,
+      paramWords: ATTENTION_HEADER_WORDS + segments.length * ATTENTION_SEGMENT_WORDS,
+      rowWords: plans.reduce((sum, plan) => sum + plan.rowCount, 0),
+      partBytes,
+      qBytes: positions.length * heads * headDim * 4,
+    };
+  }
+
+  /** The tokens' positions and each sequence's cache rows where attend_range reads them (places.positions, places.rows). */
+  private writeAttentionRows(layout: AttentionLayout, places: Pick<AttentionPlaces, "positions" | "rows">, positions: ArrayLike<number>): void {
+    const memory = layout.instance.memory.buffer;
+    new Int32Array(memory, places.positions, positions.length).set(positions);
+    let rowsAt = places.rows;
+    for (const { kv, rowCount } of layout.plans) {
+      if (kv.rows) new Int32Array(memory, rowsAt, rowCount).set(kv.rows.subarray(0, rowCount));
       rowsAt += rowCount * 4;
-      units += own;
-      // per head, widening its K and V rows and the softmax cost about as much as 64 more cells of products
-      work += length * heads * (cells + 64) * headDim * 2;
+    }
+  }
+
+  /** attend_range's parameter block at places.params: the shape, then each sequence's cache, rows and share of the units. */
+  private writeAttentionParams(layout: AttentionLayout, places: AttentionPlaces, shape: AttentionShape): void {
+    const { heads, kvHeads, headDim, scale } = shape;
+    const params = new Int32Array(layout.instance.memory.buffer, places.params, layout.paramWords);
+    params.set([places.work, layout.partBytes, heads, kvHeads, headDim, f32Bits(scale), layout.type === "q8_0" ? 1 : 0, shape.window ?? 0, f32Bits(shape.softcap ?? 0), layout.plans.length, layout.blockHeads]);
+    let rowsAt = places.rows;
+    layout.plans.forEach(({ start, length, kv, cells, rowCount, chunk, firstUnit, mode }, i) => {
+      const rowOffset = start * heads * headDim * 4;
+      params.set([places.q + rowOffset, kv.keys.byteOffset, kv.values.byteOffset, places.out + rowOffset, places.positions + start * 4, length, mode, chunk, cells, kv.rows ? rowsAt : 0, firstUnit], ATTENTION_HEADER_WORDS + i * ATTENTION_SEGMENT_WORDS);
+      rowsAt += rowCount * 4;
     });
-    return { instance, bank, params: at, units, work, qAt, outAt, extraAt: workAt + this.threads * partBytes };
   }
 
   /**
@@ -585,141 +676,170 @@ export class WasmBackend extends ScalarBackend {
     const kvWidth = shape.kvHeads * shape.headDim;
     if (tokens > STAGED_TOKENS || segments.some(({ kv }) => (kv.type ?? "f16") !== "f16")) return undefined;
     const rowsBytes = tokens * kvWidth * 4;
-    const plan = this.planAttention(segments, positions, shape, 2 * rowsBytes + attentionStepBytes(tokens, rope) + programBytes(4) + 32);
+    const angles = tokens * (rope.dims / 2);
+    const plan = this.planAttention(segments, positions, shape, 2 * rowsBytes + 2 * angles * 4 + 16 * tokens + programBytes(4) + 32);
     if (!plan) return undefined;
     const kAt = align16(plan.extraAt);
     const vAt = kAt + rowsBytes;
+    const cosAt = vAt + rowsBytes;
+    const sinAt = cosAt + angles * 4;
+    const tableAt = sinAt + angles * 4;
     const heap = new Float32Array(plan.instance.heap.buffer);
     heap.set(q, plan.qAt / 4);
     heap.set(k.subarray(0, tokens * kvWidth), kAt / 4);
     heap.set(v.subarray(0, tokens * kvWidth), vAt / 4);
-    const step = this.attentionStep(plan, kAt, vAt, vAt + rowsBytes, segments, positions, shape, rope);
-    this.runStages(plan.bank, align16(step.end), step.stages, tokens);
+    this.writeRopeTables(plan.instance, cosAt, sinAt, positions, rope);
+    const stages = this.attentionStages({ q: plan.qAt, k: kAt, v: vAt, cos: cosAt, sin: sinAt, table: tableAt, params: plan.params, units: plan.units }, segments, positions, shape, rope);
+    this.runStages(plan.bank, align16(tableAt + 16 * tokens), stages, tokens);
     return this.copyOut(heap, plan.outAt, q.length);
   }
 
-  /**
-   * The stages that rotate q (at plan.qAt) and k, store each token's K and V row in its sequence's cache
-   * and attend: RoPE's tables and the rows' addresses are written from `at` on, up to `end`.
-   */
-  private attentionStep(plan: AttentionPlan, kAt: number, vAt: number, at: number, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, rope: RopeParams, queryScale?: number): { stages: Stage[]; end: number } {
-    const tokens = positions.length;
-    const { heads, kvHeads, headDim } = shape;
-    const kvWidth = kvHeads * headDim;
-    const half = rope.dims / 2;
-    const angles = tokens * half;
-    const cosAt = align16(at);
-    const sinAt = cosAt + angles * 4;
-    const tableAt = sinAt + angles * 4;
-    const heap = new Float32Array(plan.instance.heap.buffer);
+  /** RoPE's cos and sin for these positions ([tokens, dims/2] each) at cosAt and sinAt. */
+  private writeRopeTables(instance: KernelInstance, cosAt: number, sinAt: number, positions: ArrayLike<number>, rope: RopeParams): void {
+    const angles = positions.length * (rope.dims / 2);
+    const heap = new Float32Array(instance.heap.buffer);
     const { cos, sin } = this.ropeAngles(positions, rope);
     heap.set(cos.subarray(0, angles), cosAt / 4);
     heap.set(sin.subarray(0, angles), sinAt / 4);
-    // each token's K and V row: where it is, and the cache row it goes to
-    const table = new Uint32Array(plan.instance.memory.buffer, tableAt, 4 * tokens);
+  }
+
+  /**
+   * The stages that rotate q and k, multiply q by the query scale where there is one, store each token's K
+   * and V row in its sequence's cache (their addresses written at places.table now, four words a token)
+   * and attend; RoPE's tables must be at places.cos and places.sin.
+   */
+  private attentionStages(places: StepPlaces, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, rope: RopeParams, queryScale?: number): Stage[] {
+    const tokens = positions.length;
+    const { heads, kvHeads, headDim } = shape;
+    const kvWidth = kvHeads * headDim;
+    const table = new Uint32Array(this.banks[this.residentHalves.get(segments[0].kv.keys) ?? 0].memory.buffer, places.table, 4 * tokens);
     const rowBytes = kvRowHalves(kvWidth, "f16") * 2;
     for (const { start, length, kv } of segments) {
       for (let t = start; t < start + length; t++) {
         const row = kv.rows ? kv.rows[positions[t]] : positions[t];
-        table[4 * t] = kAt + t * kvWidth * 4;
+        table[4 * t] = places.k + t * kvWidth * 4;
         table[4 * t + 1] = kv.keys.byteOffset + row * rowBytes;
-        table[4 * t + 2] = vAt + t * kvWidth * 4;
+        table[4 * t + 2] = places.v + t * kvWidth * 4;
         table[4 * t + 3] = kv.values.byteOffset + row * rowBytes;
       }
     }
-    const halfNeox = half | (rope.ordering === "neox" ? 1 << 16 : 0);
+    const halfNeox = rope.dims / 2 | (rope.ordering === "neox" ? 1 << 16 : 0);
     const stages: Stage[] = [
       // rope_range: `weights` the cos table, `out` the sin table, `tokens` the rows a token
-      { kernel: "rope_range", units: tokens * heads, weights: cosAt, activations: plan.qAt, n: headDim, out: sinAt, outStride: halfNeox, barrier: false, tokensWord: heads },
-      { kernel: "rope_range", units: tokens * kvHeads, weights: cosAt, activations: kAt, n: headDim, out: sinAt, outStride: halfNeox, barrier: true, tokensWord: kvHeads },
-      { kernel: "store_halves_range", units: 2 * tokens, weights: tableAt, activations: 0, n: kvWidth, out: 0, outStride: 0, barrier: true },
-      { kernel: "attend_range", units: plan.units, weights: plan.params, activations: 0, n: 0, out: 0, outStride: 0, barrier: false },
+      { kernel: "rope_range", units: tokens * heads, weights: places.cos, activations: places.q, n: headDim, out: places.sin, outStride: halfNeox, barrier: false, tokensWord: heads },
+      { kernel: "rope_range", units: tokens * kvHeads, weights: places.cos, activations: places.k, n: headDim, out: places.sin, outStride: halfNeox, barrier: true, tokensWord: kvHeads },
+      { kernel: "store_halves_range", units: 2 * tokens, weights: places.table, activations: 0, n: kvWidth, out: 0, outStride: 0, barrier: true },
+      { kernel: "attend_range", units: places.units, weights: places.params, activations: 0, n: 0, out: 0, outStride: 0, barrier: false },
     ];
     if (queryScale !== undefined) {
       // the rotated q times the scale, while the rows are stored
       const elements = tokens * heads * headDim;
-      stages.splice(2, 0, { kernel: "scale_range", units: Math.ceil(elements / ELEMENT_UNIT), weights: f32Bits(queryScale), activations: plan.qAt, n: elements, out: 0, outStride: 0, barrier: false });
+      stages.splice(2, 0, { kernel: "scale_range", units: Math.ceil(elements / ELEMENT_UNIT), weights: f32Bits(queryScale), activations: places.q, n: elements, out: 0, outStride: 0, barrier: false });
     }
-    return { stages, end: tableAt + 4 * tokens * 4 };
+    return stages;
   }
 
   /**
-   * The whole layer as one run_stages program for up to STAGED_TOKENS tokens over F16 caches, where its
-   * products have batched kernels and it all sits in one bank: one dispatch a layer instead of four and
-   * the host's norms, adds and copies between them. Each stage is the kernel of the composed operation,
-   * so the result and the cache rows are the composition's, bit for bit.
+   * Decoder layers one after another as one run_stages program, for up to STAGED_TOKENS tokens over F16
+   * caches, where every layer's products have batched kernels and it all sits in one bank: one dispatch a
+   * pass instead of four a layer and the host's norms, adds and copies between them. The host's part is
+   * done for every layer before any runs (run between layers, it ran with the caches cold from each
+   * layer's weights: 40 µs a layer where 5 do). Each stage is the kernel of the composed operation, so the
+   * result and the cache rows are the composition's, bit for bit.
    */
-  decoderLayer(layer: DecoderLayerWeights, x: Float32Array, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, rope: RopeParams): Float32Array | undefined {
+  decoderLayers(layers: readonly DecoderLayerCall[], x: Float32Array, positions: ArrayLike<number>): Float32Array | undefined {
     const tokens = positions.length;
-    const { heads, kvHeads, headDim } = shape;
-    if (tokens > STAGED_TOKENS || segments.some(({ kv }) => (kv.type ?? "f16") !== "f16")) return undefined;
-    let prepared = this.preparedLayers.get(layer);
-    if (prepared === undefined) this.preparedLayers.set(layer, (prepared = this.prepareLayer(layer) ?? null));
-    if (!prepared) return undefined;
-    const { qkv, output, gateUp, down, bank, attentionGain, ffnGain, bias, headNorm, postNorms, geluTableAt } = prepared;
-    const d = layer.q.cols;
-    const qWidth = heads * headDim;
-    const kvWidth = kvHeads * headDim;
-    const width = layer.gate.rows;
+    if (tokens > STAGED_TOKENS || layers.length === 0) return undefined;
+    const prepared: PreparedLayer[] = [];
+    for (const { weights, segments } of layers) {
+      if (segments.some(({ kv }) => (kv.type ?? "f16") !== "f16")) return undefined;
+      const layer = this.preparedLayer(weights);
+      if (!layer || layer.bank !== (prepared[0] ?? layer).bank) return undefined;
+      prepared.push(layer);
+    }
+    const bank = prepared[0].bank;
+    // every layer's sequences are the same tokens over the same rows (a paged table, or none)
+    const first = layers[0].segments;
+    const sameRows = ({ segments }: DecoderLayerCall): boolean =>
+      segments.length === first.length && segments.every(({ start, length, kv }, s) => start === first[s].start && length === first[s].length && kv.rows === first[s].kv.rows);
+    if (!layers.every(sameRows)) return undefined;
+    const layouts: AttentionLayout[] = [];
+    for (const { segments, shape } of layers) {
+      const layout = this.attentionLayout(segments, positions, shape);
+      if (!layout || layout.bank !== bank) return undefined;
+      layouts.push(layout);
+    }
+    const instance = this.banks[bank];
     const threads = this.threads;
+    const d = layers[0].weights.q.cols;
+    if (x.length !== tokens * d || layers.some(({ weights }) => weights.q.cols !== d || weights.down.rows !== d)) return undefined;
+    // the areas every layer uses in turn, as large as the largest layer needs
+    const most = (bytes: (layer: DecoderLayerCall, i: number) => number): number => Math.max(...layers.map(bytes));
+    let size = 0;
+    const take = (bytes: number): number => {
+      const at = size;
+      size = align16(size + bytes);
+      return at;
+    };
     const rowBytes = tokens * d * 4;
-    const kvBytes = tokens * kvWidth * 4;
-    const inActsBytes = Math.max(activationBytes(qkv.kernels, d, tokens, threads), activationBytes(gateUp.kernels, d, tokens, threads));
-    const attendedActsBytes = activationBytes(output.kernels, qWidth, tokens, threads);
-    const wideBytes = tokens * width * 4;
-    const hiddenActsBytes = activationBytes(down.kernels, width, tokens, threads);
-    const stageCount = 30;
-    const extraBytes = 3 * rowBytes + inActsBytes + 2 * kvBytes + attentionStepBytes(tokens, rope) + attendedActsBytes + 2 * wideBytes + hiddenActsBytes + programBytes(stageCount) + 16 * 12;
-    const plan = this.planAttention(segments, positions, shape, extraBytes);
-    if (!plan || plan.bank !== bank) return undefined;
-    const xAt = align16(plan.extraAt);
-    const normAt = xAt + rowBytes;
-    const productAt = normAt + rowBytes;
-    const inActsAt = productAt + rowBytes;
-    const kAt = align16(inActsAt + inActsBytes);
-    const vAt = kAt + kvBytes;
-    const step = this.attentionStep(plan, kAt, vAt, vAt + kvBytes, segments, positions, shape, rope, layer.queryScale);
-    const attendedActsAt = align16(step.end);
-    const gateAt = align16(attendedActsAt + attendedActsBytes);
-    const upAt = gateAt + wideBytes;
-    const hiddenActsAt = upAt + wideBytes;
-    const programAt = align16(hiddenActsAt + hiddenActsBytes);
-    const heap = new Float32Array(plan.instance.heap.buffer);
-    heap.set(x.subarray(0, tokens * d), xAt / 4);
-    // RMSNorm of `rows` rows of rowWidth (rms_norm_rows: `tokens` carries epsilon's bits)
-    const norm = ({ gainAt, epsBits }: ResidentNorm, from: number, into: number, rowWidth: number, rows: number, barrier: boolean): Stage => ({
-      kernel: "rms_norm_rows", units: rows, weights: gainAt, activations: from, n: rowWidth, out: into, outStride: 0, barrier, tokensWord: epsBits,
+    const area = {
+      positions: take(tokens * 4),
+      rows: take(layouts[0].rowWords * 4),
+      q: take(most((_, i) => layouts[i].qBytes)),
+      out: take(most((_, i) => layouts[i].qBytes)),
+      work: take(threads * most((_, i) => layouts[i].partBytes)),
+      x: take(rowBytes),
+      norm: take(rowBytes),
+      product: take(rowBytes),
+      inActs: take(most((_, i) => Math.max(activationBytes(prepared[i].qkv.kernels, d, tokens, threads), activationBytes(prepared[i].gateUp.kernels, d, tokens, threads)))),
+      k: take(most(({ weights }) => tokens * weights.k.rows * 4)),
+      v: take(most(({ weights }) => tokens * weights.v.rows * 4)),
+      attendedActs: take(most(({ weights }, i) => activationBytes(prepared[i].output.kernels, weights.output.cols, tokens, threads))),
+      gate: take(most(({ weights }) => tokens * weights.gate.rows * 4)),
+      up: take(most(({ weights }) => tokens * weights.gate.rows * 4)),
+      hiddenActs: take(most(({ weights }, i) => activationBytes(prepared[i].down.kernels, weights.down.cols, tokens, threads))),
+    };
+    // each layer's own: its attention parameters and its K and V rows' addresses; RoPE's tables a setting
+    const params = layouts.map((layout) => take(layout.paramWords * 4));
+    const tables = layers.map(() => take(16 * tokens));
+    const ropeTables = new Map<RopeParams, { cos: number; sin: number }>();
+    for (const { rope } of layers) {
+      if (!ropeTables.has(rope)) ropeTables.set(rope, { cos: take(tokens * (rope.dims / 2) * 4), sin: take(tokens * (rope.dims / 2) * 4) });
+    }
+    const program = take(programBytes(LAYER_STAGES * layers.length));
+    const base = align16(instance.scratch(size + 16));
+    const at = (offset: number): number => base + offset;
+    const places = { positions: at(area.positions), rows: at(area.rows), q: at(area.q), out: at(area.out), work: at(area.work) };
+    this.writeAttentionRows(layouts[0], places, positions);
+    for (const [rope, { cos, sin }] of ropeTables) this.writeRopeTables(instance, at(cos), at(sin), positions, rope);
+    const stages: Stage[] = [];
+    layers.forEach((call, i) => {
+      this.writeAttentionParams(layouts[i], { ...places, params: at(params[i]) }, call.shape);
+      const rope = ropeTables.get(call.rope) as { cos: number; sin: number };
+      const step = { q: places.q, k: at(area.k), v: at(area.v), cos: at(rope.cos), sin: at(rope.sin), table: at(tables[i]), params: at(params[i]), units: layouts[i].units };
+      const layerStages = decoderLayerStages(call, prepared[i], this.attentionStages(step, call.segments, positions, call.shape, call.rope, call.weights.queryScale), {
+        x: at(area.x), norm: at(area.norm), product: at(area.product), inActs: at(area.inActs), q: places.q, k: step.k, v: step.v, attended: places.out,
+        attendedActs: at(area.attendedActs), gate: at(area.gate), up: at(area.up), hiddenActs: at(area.hiddenActs),
+      }, tokens);
+      if (layerStages.length > LAYER_STAGES) throw new Error(`decoder layer: ${layerStages.length} stages`);
+      // the next layer reads this one's output
+      if (i < layers.length - 1) layerStages[layerStages.length - 1].barrier = true;
+      stages.push(...layerStages);
     });
-    // element-wise a += b over `rows` rows of n; `bStride` 0 adds one row to each
-    const add = (a: number, b: number, n: number, bStride: number, barrier: boolean): Stage => ({
-      kernel: "add_rows_range", units: tokens, weights: b, activations: a, n, out: 0, outStride: 0, barrier, tokensWord: bStride,
-    });
-    const stages: Stage[] = [
-      norm(attentionGain, xAt, normAt, d, tokens, true),
-      ...productStages(qkv, normAt, d, tokens, inActsAt, [plan.qAt, kAt, vAt]),
-    ];
-    if (bias) stages.push(add(plan.qAt, bias.q, qWidth, 0, false), add(kAt, bias.k, kvWidth, 0, false), add(vAt, bias.v, kvWidth, 0, true));
-    // each head's row normalised on its own, in place
-    if (headNorm) stages.push(norm(headNorm.q, plan.qAt, plan.qAt, headDim, tokens * heads, false), norm(headNorm.k, kAt, kAt, headDim, tokens * kvHeads, true));
-    // the products read what attention wrote
-    stages.push(...step.stages.map((stage, i) => (i === step.stages.length - 1 ? { ...stage, barrier: true } : stage)));
-    stages.push(...productStages(output, plan.outAt, qWidth, tokens, attendedActsAt, [productAt]));
-    if (postNorms) stages.push(norm(postNorms.attention, productAt, productAt, d, tokens, true));
-    stages.push(
-      add(xAt, productAt, d, d, true), // residual: h = x + attn(norm(x))
-      norm(ffnGain, xAt, normAt, d, tokens, true),
-      ...productStages(gateUp, normAt, d, tokens, inActsAt, [gateAt, upAt]),
-      gatedActivationStage(layer.activation, geluTableAt, gateAt, upAt, tokens * width),
-      ...productStages(down, gateAt, width, tokens, hiddenActsAt, [productAt]),
-    );
-    if (postNorms) stages.push(norm(postNorms.ffn, productAt, productAt, d, tokens, true));
-    stages.push(add(xAt, productAt, d, d, false)); // residual: x = h + ffn(norm(h))
-    if (stages.length > stageCount) throw new Error(`decoder layer: ${stages.length} stages`);
-    this.runStages(bank, programAt, stages, tokens);
-    return this.copyOut(heap, xAt, tokens * d);
+    const heap = new Float32Array(instance.heap.buffer);
+    heap.set(x, at(area.x) / 4);
+    this.runStages(bank, at(program), stages, tokens);
+    return this.copyOut(heap, at(area.x), tokens * d);
   }
 
-  /** What decoderLayer needs of each layer, found once: null where the layer cannot run as one program. */
+  /** The layer placed for decoderLayers, found once (null: it cannot run there). */
+  private preparedLayer(layer: DecoderLayerWeights): PreparedLayer | undefined {
+    let prepared = this.preparedLayers.get(layer);
+    if (prepared === undefined) this.preparedLayers.set(layer, (prepared = this.prepareLayer(layer) ?? null));
+    return prepared ?? undefined;
+  }
+
+  /** What decoderLayers needs of each layer, found once: null where the layer cannot run there. */
   private readonly preparedLayers = new WeakMap<DecoderLayerWeights, PreparedLayer | null>();
 
   /** The layer's products placed in one bank and its gains and biases copied in beside them; undefined where it cannot run as one program. */
@@ -989,15 +1109,49 @@ function productStages(products: StagedProducts, inputAt: number, cols: number, 
   return stages;
 }
 
+/**
+ * A decoder layer's stages (see decoderLayers), its attention's among them: the residual stream at
+ * places.x comes out as the layer's output.
+ */
+function decoderLayerStages({ weights, shape }: DecoderLayerCall, layer: PreparedLayer, attention: readonly Stage[], places: LayerPlaces, tokens: number): Stage[] {
+  const { heads, kvHeads, headDim } = shape;
+  const d = weights.q.cols;
+  const qWidth = heads * headDim;
+  const kvWidth = kvHeads * headDim;
+  const { x, norm: normed, product } = places;
+  // RMSNorm of `rows` rows of rowWidth (rms_norm_rows: `tokens` carries epsilon's bits)
+  const norm = ({ gainAt, epsBits }: ResidentNorm, from: number, into: number, rowWidth: number, rows: number, barrier: boolean): Stage => ({
+    kernel: "rms_norm_rows", units: rows, weights: gainAt, activations: from, n: rowWidth, out: into, outStride: 0, barrier, tokensWord: epsBits,
+  });
+  // element-wise a += b over the tokens' rows of n; `bStride` 0 adds one row to each
+  const add = (a: number, b: number, n: number, bStride: number, barrier: boolean): Stage => ({
+    kernel: "add_rows_range", units: tokens, weights: b, activations: a, n, out: 0, outStride: 0, barrier, tokensWord: bStride,
+  });
+  const { bias, headNorm, postNorms } = layer;
+  const stages: Stage[] = [norm(layer.attentionGain, x, normed, d, tokens, true), ...productStages(layer.qkv, normed, d, tokens, places.inActs, [places.q, places.k, places.v])];
+  if (bias) stages.push(add(places.q, bias.q, qWidth, 0, false), add(places.k, bias.k, kvWidth, 0, false), add(places.v, bias.v, kvWidth, 0, true));
+  // each head's row normalised on its own, in place
+  if (headNorm) stages.push(norm(headNorm.q, places.q, places.q, headDim, tokens * heads, false), norm(headNorm.k, places.k, places.k, headDim, tokens * kvHeads, true));
+  // the products read what attention wrote
+  stages.push(...attention.map((stage, i) => (i === attention.length - 1 ? { ...stage, barrier: true } : stage)));
+  stages.push(...productStages(layer.output, places.attended, qWidth, tokens, places.attendedActs, [product]));
+  if (postNorms) stages.push(norm(postNorms.attention, product, product, d, tokens, true));
+  stages.push(
+    add(x, product, d, d, true), // residual: h = x + attn(norm(x))
+    norm(layer.ffnGain, x, normed, d, tokens, true),
+    ...productStages(layer.gateUp, normed, d, tokens, places.inActs, [places.gate, places.up]),
+    gatedActivationStage(weights.activation, layer.geluTableAt, places.gate, places.up, tokens * weights.gate.rows),
+    ...productStages(layer.down, places.gate, weights.gate.rows, tokens, places.hiddenActs, [product]),
+  );
+  if (postNorms) stages.push(norm(postNorms.ffn, product, product, d, tokens, true));
+  stages.push(add(x, product, d, d, false)); // residual: x = h + ffn(norm(h))
+  return stages;
+}
+
 /** out = act(gate)·up in place of gate, `elements` floats, then a barrier (gelu_mul_range reads GELU's table at tableAt). */
 function gatedActivationStage(activation: GateActivation, tableAt: number, gateAt: number, upAt: number, elements: number): Stage {
   // the element-wise kernels: `tokens` carries up's address, `n` the length
   return { kernel: activation === "gelu" ? "gelu_mul_range" : "silu_mul_range", units: Math.ceil(elements / ELEMENT_UNIT), weights: tableAt, activations: gateAt, n: elements, out: gateAt, outStride: 0, barrier: true, tokensWord: upAt };
-}
-
-/** Bytes attentionStep writes: RoPE's cos and sin tables and four addresses a token, and room to align. */
-function attentionStepBytes(tokens: number, rope: RopeParams): number {
-  return 2 * tokens * (rope.dims / 2) * 4 + 4 * tokens * 4 + 16;
 }
 
 /** Whether the weights share one kernel and sit back to back in one bank, each repacked right after the one before. */
