@@ -36,7 +36,7 @@ export interface NormWeights {
 }
 
 /**
- * A pre-norm decoder layer (Llama, Qwen2/3, Mistral, Gemma 2/3), for Backend.decoderLayer:
+ * A pre-norm decoder layer (Llama, Qwen2/3, Mistral, Gemma 2/3), for Backend.decoderLayers:
  * h = x + output·attention(rope(norm(x)·Q + bias), …), then h + down(act(norm(h)·gate) · norm(h)·up),
  * with Gemma's norms of both outputs before their residual adds.
  */

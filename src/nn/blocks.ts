@@ -86,7 +86,7 @@ export class SelfAttention {
     this.queryScale = weights.queryScale;
   }
 
-  /** Its part of a Backend.decoderLayer: where Q, K and V are three matrices. */
+  /** Its part of a layer for Backend.decoderLayers: where Q, K and V are three matrices. */
   layerWeights(): Pick<DecoderLayerWeights, "q" | "k" | "v" | "bias" | "headNorm" | "queryScale" | "output"> | undefined {
     if (this.qkv.length !== 3) return undefined;
     const [q, k, v] = this.qkv;
@@ -172,7 +172,7 @@ export class GatedFeedForward implements FeedForward {
     this.down = new Linear(backend, weights.down);
   }
 
-  /** Its part of a Backend.decoderLayer: where gate and up are two matrices. */
+  /** Its part of a layer for Backend.decoderLayers: where gate and up are two matrices. */
   layerWeights(): Pick<DecoderLayerWeights, "gate" | "up" | "down" | "activation"> | undefined {
     if (this.gateUp.length !== 2) return undefined;
     const [gate, up] = this.gateUp;

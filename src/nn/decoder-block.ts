@@ -17,7 +17,7 @@ export interface DecoderBlockParts {
  * one after another.
  */
 export class DecoderBlock {
-  /** The layer as Backend.decoderLayer takes it, where it has that shape. */
+  /** The layer as Backend.decoderLayers takes it, where it has that shape. */
   private readonly whole?: DecoderLayerWeights;
 
   constructor(

@@ -211,9 +211,10 @@ const FEED_FORWARD_CHUNK = 128;
 
 /**
  * The scalar backend with its hot loops moved into WebAssembly SIMD on worker threads: matrix products
- * for every weight type that has a kernel, attention over the KV cache, RMSNorm, SwiGLU and the
- * activation quantizers. RoPE (its cos/sin table is computed once a pass, as glibc computes them),
- * residual adds, KV stores and embedding lookups stay on the scalar twin. Results are bit-identical to the scalar
+ * for every weight type that has a kernel, attention over the KV cache, RMSNorm, RoPE (on the twin's
+ * cos/sin table, computed once a pass as glibc computes them), KV stores, SwiGLU, GeGLU, residual adds
+ * and the activation quantizers; a decode step's decoder layers run as one program of these kernels
+ * (decoderLayers). Embedding lookups stay on the scalar twin. Results are bit-identical to the scalar
  * backend whatever the thread count.
  */
 export class WasmBackend extends ScalarBackend {
@@ -1072,7 +1073,7 @@ interface ResidentNorm {
   epsBits: number;
 }
 
-/** A decoder layer's products and float arrays, placed for decoderLayer's programs. */
+/** A decoder layer's products and float arrays, placed for decoderLayers' programs. */
 interface PreparedLayer {
   qkv: StagedProducts;
   output: StagedProducts;
