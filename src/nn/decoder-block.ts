@@ -52,24 +52,20 @@ export class DecoderBlock {
       return whole;
     }
     // Each intermediate goes back to the backend once read, for the next results.
-    const attentionIn = attentionNorm.forward(x);
-    let attended = attention.forward(attentionIn, tokens, positions, segments, rope);
-    backend.recycle?.(attentionIn);
-    if (postNorms) {
-      const raw = attended;
-      attended = postNorms.attention.forward(raw);
+    const normed = (raw: Float32Array, norm: RmsNorm | undefined): Float32Array => {
+      if (!norm) return raw;
+      const out = norm.forward(raw);
       backend.recycle?.(raw);
-    }
+      return out;
+    };
+    const attentionIn = attentionNorm.forward(x);
+    const attended = normed(attention.forward(attentionIn, tokens, positions, segments, rope), postNorms?.attention);
+    backend.recycle?.(attentionIn);
     backend.addInPlace(attended, x); // residual: h = x + attn(norm(x))
     backend.recycle?.(x);
     const ffnIn = ffnNorm.forward(attended);
-    let ffnOut = ffn.forward(ffnIn, tokens);
+    const ffnOut = normed(ffn.forward(ffnIn, tokens), postNorms?.ffn);
     backend.recycle?.(ffnIn);
-    if (postNorms) {
-      const raw = ffnOut;
-      ffnOut = postNorms.ffn.forward(raw);
-      backend.recycle?.(raw);
-    }
     backend.addInPlace(ffnOut, attended); // residual: x = h + ffn(norm(h))
     backend.recycle?.(attended);
     return ffnOut;
