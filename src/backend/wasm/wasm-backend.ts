@@ -305,15 +305,9 @@ export class WasmBackend extends ScalarBackend {
 
   /** Products of one input: quantized once where every weight takes the same batched kernel activations in one bank. */
   override matmuls(ws: readonly Weight[], x: Float32Array, tokens: number): Float32Array[] {
-    const kernels: BatchedKernel[] = [];
-    for (const w of ws) {
-      const kernel = BATCHED[w.type];
-      if (!kernel || w.rows % kernel.layout.rows !== 0 || kernel.activations !== (kernels[0] ?? kernel).activations) return super.matmuls(ws, x, tokens);
-      kernels.push(kernel);
-    }
-    const placements = ws.map((w, i) => this.repackedCopy(w, kernels[i].layout));
-    if (placements.some((p) => p.bank !== placements[0].bank)) return super.matmuls(ws, x, tokens);
-    return this.batchedProducts(ws, kernels, placements, x, tokens);
+    const staged = this.stagedProducts(ws);
+    if (!staged) return super.matmuls(ws, x, tokens);
+    return this.batchedProducts(ws, staged.kernels, staged.placements, x, tokens);
   }
 
   /** Every token in one call: activations quantized on all threads, weights repacked a group of rows at a time. */
@@ -398,15 +392,15 @@ export class WasmBackend extends ScalarBackend {
    * geglu, then matmul's, so the result is theirs bit for bit.
    */
   gatedFeedForward(gate: Weight, up: Weight, down: Weight, activation: GateActivation, x: Float32Array, tokens: number): Float32Array | undefined {
-    const weights = [gate, up, down];
-    const kernels = weights.map((w) => BATCHED[w.type]);
-    if (kernels.some((k, i) => !k || weights[i].rows % k.layout.rows !== 0)) return undefined;
-    const [gateKernel, upKernel, downKernel] = kernels as BatchedKernel[];
+    const gateUp = this.stagedProducts([gate, up]);
+    const downProduct = this.stagedProducts([down]);
     // the composed path's activation kernels: SiLU needs relaxed SIMD's FMA, GELU's table sits in bank 0
-    if (gateKernel.activations !== upKernel.activations || (activation === "silu" && (!kernelsUseRelaxedSimd() || gate.rows % 4 !== 0))) return undefined;
-    const placements = weights.map((w, i) => this.repackedCopy(w, (kernels[i] as BatchedKernel).layout));
-    const bank = placements[0].bank;
-    if (placements.some((p) => p.bank !== bank) || (activation === "gelu" && bank !== 0)) return undefined;
+    if (!gateUp || !downProduct || (activation === "silu" && (!kernelsUseRelaxedSimd() || gate.rows % 4 !== 0))) return undefined;
+    const bank = gateUp.bank;
+    if (downProduct.bank !== bank || (activation === "gelu" && bank !== 0)) return undefined;
+    const [gateKernel, upKernel] = gateUp.kernels;
+    const [downKernel] = downProduct.kernels;
+    const placements = [...gateUp.placements, ...downProduct.placements];
     const instance = this.banks[bank];
     const { cols } = gate;
     const width = gate.rows;
@@ -428,13 +422,12 @@ export class WasmBackend extends ScalarBackend {
       heap.set(x.subarray(0, tokens * cols), at / 4);
       const elements = tokens * width;
       const stages: Stage[] = [
-        { kernel: gateKernel.activations.quantize, units: (cols * tokens) / gateKernel.activations.blockSize, weights: 0, activations: at, n: cols, out: actsAt, outStride: 0, barrier: true },
-        { kernel: gateKernel.gemm, units: width / gateKernel.layout.rows, weights: placements[0].at, activations: actsAt, n: cols, out: gateAt, outStride: width, barrier: false },
-        { kernel: upKernel.gemm, units: width / upKernel.layout.rows, weights: placements[1].at, activations: actsAt, n: cols, out: upAt, outStride: width, barrier: true },
+        ...productStages(gateUp, at, cols, tokens, actsAt, [gateAt, upAt]),
         gatedActivationStage(activation, activation === "gelu" ? this.geluTable() : 0, gateAt, upAt, elements),
-        { kernel: downKernel.activations.quantize, units: (width * tokens) / downKernel.activations.blockSize, weights: 0, activations: gateAt, n: width, out: hiddenActsAt, outStride: 0, barrier: true },
-        { kernel: downKernel.gemm, units: down.rows / downKernel.layout.rows, weights: placements[2].at, activations: hiddenActsAt, n: width, out: outAt, outStride: down.rows, barrier: false },
+        ...productStages(downProduct, gateAt, width, tokens, hiddenActsAt, [outAt]),
       ];
+      // the program's end waits for every thread
+      stages[stages.length - 1].barrier = false;
       this.runStages(bank, align16(outAt + outBytes), stages, tokens);
       out.set(heap.subarray(outAt / 4, outAt / 4 + tokens * down.rows));
       return out;
@@ -690,7 +683,7 @@ export class WasmBackend extends ScalarBackend {
     heap.set(k.subarray(0, tokens * kvWidth), kAt / 4);
     heap.set(v.subarray(0, tokens * kvWidth), vAt / 4);
     this.writeRopeTables(plan.instance, cosAt, sinAt, positions, rope);
-    const stages = this.attentionStages({ q: plan.qAt, k: kAt, v: vAt, cos: cosAt, sin: sinAt, table: tableAt, params: plan.params, units: plan.units }, segments, positions, shape, rope);
+    const stages = this.attentionStages(plan.instance, { q: plan.qAt, k: kAt, v: vAt, cos: cosAt, sin: sinAt, table: tableAt, params: plan.params, units: plan.units }, segments, positions, shape, rope);
     this.runStages(plan.bank, align16(tableAt + 16 * tokens), stages, tokens);
     return this.copyOut(heap, plan.outAt, q.length);
   }
@@ -706,14 +699,14 @@ export class WasmBackend extends ScalarBackend {
 
   /**
    * The stages that rotate q and k, multiply q by the query scale where there is one, store each token's K
-   * and V row in its sequence's cache (their addresses written at places.table now, four words a token)
-   * and attend; RoPE's tables must be at places.cos and places.sin.
+   * and V row in its sequence's cache (their addresses written at places.table in `instance`, the caches'
+   * bank, now: four words a token) and attend; RoPE's tables must be at places.cos and places.sin.
    */
-  private attentionStages(places: StepPlaces, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, rope: RopeParams, queryScale?: number): Stage[] {
+  private attentionStages(instance: KernelInstance, places: StepPlaces, segments: readonly AttentionSegment[], positions: ArrayLike<number>, shape: AttentionShape, rope: RopeParams, queryScale?: number): Stage[] {
     const tokens = positions.length;
     const { heads, kvHeads, headDim } = shape;
     const kvWidth = kvHeads * headDim;
-    const table = new Uint32Array(this.banks[this.residentHalves.get(segments[0].kv.keys) ?? 0].memory.buffer, places.table, 4 * tokens);
+    const table = new Uint32Array(instance.memory.buffer, places.table, 4 * tokens);
     const rowBytes = kvRowHalves(kvWidth, "f16") * 2;
     for (const { start, length, kv } of segments) {
       for (let t = start; t < start + length; t++) {
@@ -818,7 +811,7 @@ export class WasmBackend extends ScalarBackend {
       this.writeAttentionParams(layouts[i], { ...places, params: at(params[i]) }, call.shape);
       const rope = ropeTables.get(call.rope) as { cos: number; sin: number };
       const step = { q: places.q, k: at(area.k), v: at(area.v), cos: at(rope.cos), sin: at(rope.sin), table: at(tables[i]), params: at(params[i]), units: layouts[i].units };
-      const layerStages = decoderLayerStages(call, prepared[i], this.attentionStages(step, call.segments, positions, call.shape, call.rope, call.weights.queryScale), {
+      const layerStages = decoderLayerStages(call, prepared[i], this.attentionStages(instance, step, call.segments, positions, call.shape, call.rope, call.weights.queryScale), {
         x: at(area.x), norm: at(area.norm), product: at(area.product), inActs: at(area.inActs), q: places.q, k: step.k, v: step.v, attended: places.out,
         attendedActs: at(area.attendedActs), gate: at(area.gate), up: at(area.up), hiddenActs: at(area.hiddenActs),
       }, tokens);
