@@ -1,5 +1,5 @@
-// Matrix × matrix kernels over weights repacked four rows at a time ("x4" layouts), for prompt batches
-// and single tokens alike. Vector lanes run across four rows, so a block's integer dot product is
+// Matrix × matrix kernels over weights repacked in groups of rows (the x16, x8 and x4 layouts), for prompt
+// batches and single tokens alike. Vector lanes run across four rows, so a block's integer dot product is
 // finished in integers and scaled once per (row, token, block):
 //   acc[r] = fma(f32(Σ q·y), f32(dw[r]·dy), acc[r])      for each block, in order.
 // That is the order of llama.cpp's repacked gemv/gemm kernels rather than vec_dot's eight-lane one; the
@@ -337,16 +337,18 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
 // ---- Q4_K against standard Q8_K activations (d f32 | qs[256] | bsums[16] i16, 292 bytes a block) ----
 
 /**
- * Q4_K repacked: per group of four rows and per super-block, d ×4 and −dmin ×4 (f16, as the file has them),
- * the 6-bit scales as bytes [sub-block][row], the mins as bytes [pair][row][2] (widened to i16 pairs when
- * used; kept narrow so the layout stays within 3% of the file's size), then the 128 bytes of each row's nibbles
- * interleaved four bytes at a time: chunk c's v128 i holds bytes 32c + 4i … 32c + 4i + 3 of every row,
- * whose low nibbles are sub-block 2c and high nibbles sub-block 2c + 1.
+ * Q4_K repacked, the file's own size: per group of eight rows and per super-block, d ×8 and −dmin ×8 (f16,
+ * as the file has them), the 6-bit scales as bytes [sub-block][row], the mins as bytes [pair][row][2]
+ * (widened to i16 pairs when used), then the nibbles, 128 bytes a sub-block: the sub-block's chunk k,
+ * v128 k, holds its elements 4k … 4k + 3 of rows 0–3 in the low nibbles (byte 4·row + element) and of
+ * rows 4–7 in the high nibbles. Both nibbles meet the same four activations, so one broadcast serves
+ * eight rows. (Four rows a group, with a byte's nibbles in sub-blocks 2c and 2c + 1 of one row as the
+ * file has them, needed a broadcast for each nibble: single tokens ran at 0.82–0.88× this.)
  */
-const Q4_KX4_BLOCK: usize = 592;
-const Q4_K_SCALES: usize = 16;
-const Q4_K_MINS: usize = 48;
-const Q4_K_NIBBLES: usize = 80;
+const Q4_KX8_BLOCK: usize = 1184;
+const Q4_K_SCALES: usize = 32;
+const Q4_K_MINS: usize = 96;
+const Q4_K_NIBBLES: usize = 160;
 const Q8_K_BYTES: usize = 292;
 
 /** get_scale_min_k4's scale (min = false) or min of sub-block j from the 12 bytes at p. */
@@ -358,31 +360,35 @@ const Q8_K_BYTES: usize = 292;
     : (<u32>load<u8>(p + j + 4) & 0xf) | ((<u32>load<u8>(p + j - 4) >> 6) << 4);
 }
 
-export function repack_q4_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
+/** Nibble i (0 … 255 in element order) of the standard Q4_K block whose nibbles start at qs. */
+// @ts-ignore: decorator
+@inline function q4kLevel(qs: usize, i: usize): u32 {
+  const byte = <u32>load<u8>(qs + 32 * (i >> 6) + (i & 31));
+  return (i & 32) != 0 ? byte >> 4 : byte & 0xf;
+}
+
+export function repack_q4_kx8(src: usize, dst: usize, rows: i32, n: i32): void {
   const blocks = <usize>(n / 256);
-  for (let g: usize = 0; g < <usize>(rows >> 2); g++) {
+  for (let g: usize = 0; g < <usize>(rows >> 3); g++) {
     for (let b: usize = 0; b < blocks; b++) {
-      const to = dst + (g * blocks + b) * Q4_KX4_BLOCK;
-      for (let r: usize = 0; r < 4; r++) {
-        const from = src + ((g * 4 + r) * blocks + b) * 144;
+      const to = dst + (g * blocks + b) * Q4_KX8_BLOCK;
+      memory.fill(to + Q4_K_NIBBLES, 0, Q4_KX8_BLOCK - Q4_K_NIBBLES);
+      for (let r: usize = 0; r < 8; r++) {
+        const from = src + ((g * 8 + r) * blocks + b) * 144;
         store<u16>(to + (r << 1), load<u16>(from));
-        store<u16>(to + 8 + (r << 1), load<u16>(from + 2) ^ 0x8000);
+        store<u16>(to + 16 + (r << 1), load<u16>(from + 2) ^ 0x8000);
         for (let j: usize = 0; j < 8; j++) {
-          store<u8>(to + Q4_K_SCALES + 4 * j + r, <u8>k4Field(from + 4, j, false));
-          store<u8>(to + Q4_K_MINS + 8 * (j >> 1) + 2 * r + (j & 1), <u8>k4Field(from + 4, j, true));
+          store<u8>(to + Q4_K_SCALES + 8 * j + r, <u8>k4Field(from + 4, j, false));
+          store<u8>(to + Q4_K_MINS + 16 * (j >> 1) + 2 * r + (j & 1), <u8>k4Field(from + 4, j, true));
         }
-        for (let c: usize = 0; c < 4; c++) {
-          for (let i: usize = 0; i < 8; i++) store<u32>(to + Q4_K_NIBBLES + 128 * c + 16 * i + 4 * r, load<u32>(from + 16 + 32 * c + 4 * i));
+        const shift = r < 4 ? 0 : 4;
+        for (let i: usize = 0; i < 256; i++) {
+          const at = to + Q4_K_NIBBLES + 128 * (i >> 5) + 16 * ((i & 31) >> 2) + 4 * (r & 3) + (i & 3);
+          store<u8>(at, load<u8>(at) | <u8>(q4kLevel(from + 16, i) << shift));
         }
       }
     }
   }
-}
-
-/** Four rows' u8 values at p as i32 lanes. */
-// @ts-ignore: decorator
-@inline function bytesToLanes(p: usize): v128 {
-  return i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(p)));
 }
 
 /** One pair of sub-blocks' mins for four rows, bytes [row][2] at p, as i16 lanes. */
@@ -392,115 +398,125 @@ export function repack_q4_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
 }
 
 /**
- * Adds chunk i of 16 nibble bytes p (sub-blocks 2c and 2c + 1) times one token's activations at yc. The
- * chunk loops step yc and the nibbles' pointer on, two chunks (i = 0, 1) a pass, rather than index them:
- * single thread, same outputs, 1.17–1.21× for single tokens and 1.09–1.14× for batches.
+ * dotAcc's sums s times each row's scale, one i32 per row; `scales` holds one sub-block's scales of eight
+ * rows as i16 lanes, rows 0–3 (low) or 4–7 used. Under relaxed SIMD one i16 pair dot does the row totals and
+ * the products together (each row's scale in both of its lanes; |s lane| ≤ 16·15·128 and scales ≤ 63, so
+ * the i32 sums are exact), in place of two widenings, a pair sum and an i32 multiply.
  */
 // @ts-ignore: decorator
-@inline function q4kLow(lo: v128, p: v128, yc: usize, i: usize, mask: v128): v128 {
-  return dotAcc(lo, v128.and(p, mask), v128.load32_splat(yc + 4 * i));
-}
-// @ts-ignore: decorator
-@inline function q4kHigh(hi: v128, p: v128, yc: usize, i: usize, mask: v128): v128 {
-  return dotAcc(hi, highNibbles(p, mask), v128.load32_splat(yc + 32 + 4 * i));
-}
-
-/** isum + Σ over sub-blocks 2c, 2c + 1 of scale·(row totals). */
-// @ts-ignore: decorator
-@inline function q4kScaled(isum: v128, lo: v128, hi: v128, x: usize, c: usize): v128 {
-  isum = i32x4.add(isum, i32x4.mul(rowTotals(lo), bytesToLanes(x + Q4_K_SCALES + 8 * c)));
-  return i32x4.add(isum, i32x4.mul(rowTotals(hi), bytesToLanes(x + Q4_K_SCALES + 4 + 8 * c)));
-}
-
-/** A super-block's end for one token: Σ min·(sub-block sum of y), then both terms scaled into acc. */
-// @ts-ignore: decorator
-@inline function q4kFinish(acc: v128, isum: v128, x: usize, y: usize): v128 {
-  // sub-block sums of the activations as i16 (|Σ| ≤ 32·127), then the mins' i16 pair dots
-  const sums = i16x8.narrow_i32x4_s(i32x4.extadd_pairwise_i16x8_s(v128.load(y + 260)), i32x4.extadd_pairwise_i16x8_s(v128.load(y + 276)));
-  let msum = i32x4.dot_i16x8_s(minPairs(x + Q4_K_MINS), v128.shuffle<i32>(sums, sums, 0, 0, 0, 0));
-  msum = i32x4.add(msum, i32x4.dot_i16x8_s(minPairs(x + Q4_K_MINS + 8), v128.shuffle<i32>(sums, sums, 1, 1, 1, 1)));
-  msum = i32x4.add(msum, i32x4.dot_i16x8_s(minPairs(x + Q4_K_MINS + 16), v128.shuffle<i32>(sums, sums, 2, 2, 2, 2)));
-  msum = i32x4.add(msum, i32x4.dot_i16x8_s(minPairs(x + Q4_K_MINS + 24), v128.shuffle<i32>(sums, sums, 3, 3, 3, 3)));
-  const dy = v128.load32_splat(y);
-  const withScales = fuseLanes(acc, isum, f32x4.mul(halves4(x), dy));
-  return fuseLanes(withScales, msum, f32x4.mul(halves4(x + 8), dy));
+@inline function scaledRowTotals(s: v128, scales: v128, low: bool): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const pairs = low ? v128.shuffle<i16>(scales, scales, 0, 0, 1, 1, 2, 2, 3, 3) : v128.shuffle<i16>(scales, scales, 4, 4, 5, 5, 6, 6, 7, 7);
+    return i32x4.dot_i16x8_s(s, pairs);
+  }
+  return i32x4.mul(s, low ? i32x4.extend_low_i16x8_u(scales) : i32x4.extend_high_i16x8_u(scales));
 }
 
 /**
- * out[t·outStride + r] for rows 4·first … 4·end − 1 and tokens 0 … tokens − 1: Q4_Kx4 weights · standard
- * Q8_K activations. Prompt batches go two tokens at a time, so each chunk of nibbles is loaded and split once for both.
+ * A super-block's end for one token and four rows (half 0 or 1 of the group): Σ min·(sub-block sum of y)
+ * from the activations' sub-block sums (i16, `sums`), then both terms scaled into acc.
  */
-export function gemm_q4_kx4(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32): void {
+// @ts-ignore: decorator
+@inline function q4kFinish(acc: v128, isum: v128, x: usize, half: usize, sums: v128, dy: v128): v128 {
+  const mins = x + Q4_K_MINS + 8 * half;
+  let msum = i32x4.dot_i16x8_s(minPairs(mins), v128.shuffle<i32>(sums, sums, 0, 0, 0, 0));
+  msum = i32x4.add(msum, i32x4.dot_i16x8_s(minPairs(mins + 16), v128.shuffle<i32>(sums, sums, 1, 1, 1, 1)));
+  msum = i32x4.add(msum, i32x4.dot_i16x8_s(minPairs(mins + 32), v128.shuffle<i32>(sums, sums, 2, 2, 2, 2)));
+  msum = i32x4.add(msum, i32x4.dot_i16x8_s(minPairs(mins + 48), v128.shuffle<i32>(sums, sums, 3, 3, 3, 3)));
+  const withScales = fuseLanes(acc, isum, f32x4.mul(halves4(x + 8 * half), dy));
+  return fuseLanes(withScales, msum, f32x4.mul(halves4(x + 16 + 8 * half), dy));
+}
+
+/** The eight sub-block sums of a Q8_K block's activations at y as i16 lanes (|Σ| ≤ 32·128). */
+// @ts-ignore: decorator
+@inline function q8kSubBlockSums(y: usize): v128 {
+  return i16x8.narrow_i32x4_s(i32x4.extadd_pairwise_i16x8_s(v128.load(y + 260)), i32x4.extadd_pairwise_i16x8_s(v128.load(y + 276)));
+}
+
+/**
+ * out[t·outStride + r] for rows 8·first … 8·end − 1 and tokens 0 … tokens − 1: Q4_Kx8 weights · standard
+ * Q8_K activations. Prompt batches go two tokens at a time, so each chunk of nibbles is loaded and split
+ * once for both.
+ */
+export function gemm_q4_kx8(weights: usize, first: i32, end: i32, acts: usize, n: i32, out: usize, tokens: i32, outStride: i32): void {
   const blocks = <usize>(n / 256);
   const mask = i8x16.splat(0x0f);
-  const groupBytes = blocks * Q4_KX4_BLOCK;
+  const groupBytes = blocks * Q4_KX8_BLOCK;
   const stride = <usize>outStride << 2;
   const tokenBytes = blocks * Q8_K_BYTES;
-  // (two row groups a pass for single tokens, as Q4_0 and Q6_K do, measured slower here: too few registers)
   for (let g = <usize>first; g < <usize>end; g++) {
     const w = weights + g * groupBytes;
-    const o = out + (g << 4);
+    const o = out + (g << 5);
     let t: usize = 0;
     for (; t + 2 <= <usize>tokens; t += 2) {
-      let acc0 = f32x4.splat(0);
-      let acc1 = f32x4.splat(0);
+      let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0), acc2 = f32x4.splat(0), acc3 = f32x4.splat(0);
       for (let b: usize = 0; b < blocks; b++) {
-        const x = w + b * Q4_KX4_BLOCK;
+        const x = w + b * Q4_KX8_BLOCK;
         const y0 = acts + t * tokenBytes + b * Q8_K_BYTES;
         const y1 = y0 + tokenBytes;
-        let isum0 = i32x4.splat(0);
-        let isum1 = i32x4.splat(0);
-        for (let c: usize = 0; c < 4; c++) {
-          const q = x + Q4_K_NIBBLES + 128 * c;
-          const yc0 = y0 + 4 + 64 * c;
-          const yc1 = y1 + 4 + 64 * c;
+        let isum0 = i32x4.splat(0), isum1 = i32x4.splat(0), isum2 = i32x4.splat(0), isum3 = i32x4.splat(0);
+        // sub-block by sub-block: nibbles q, each token's activations p0 and p1, the scales
+        for (let q = x + Q4_K_NIBBLES, p0 = y0 + 4, p1 = y1 + 4, scales = x + Q4_K_SCALES; scales < x + Q4_K_MINS; scales += 8) {
           let lo0 = v128.splat<i32>(0), hi0 = v128.splat<i32>(0);
           let lo1 = v128.splat<i32>(0), hi1 = v128.splat<i32>(0);
-          for (let pq = q, p0 = yc0, p1 = yc1; pq < q + 128; pq += 32, p0 += 8, p1 += 8) {
-            const p = v128.load(pq);
-            lo0 = q4kLow(lo0, p, p0, 0, mask);
-            lo1 = q4kLow(lo1, p, p1, 0, mask);
-            hi0 = q4kHigh(hi0, p, p0, 0, mask);
-            hi1 = q4kHigh(hi1, p, p1, 0, mask);
-            const r = v128.load(pq, 16);
-            lo0 = q4kLow(lo0, r, p0, 1, mask);
-            lo1 = q4kLow(lo1, r, p1, 1, mask);
-            hi0 = q4kHigh(hi0, r, p0, 1, mask);
-            hi1 = q4kHigh(hi1, r, p1, 1, mask);
+          for (const chunksEnd = q + 128; q < chunksEnd; q += 16, p0 += 4, p1 += 4) {
+            const nibbles = v128.load(q);
+            const low = v128.and(nibbles, mask);
+            const high = highNibbles(nibbles, mask);
+            const s0 = v128.load32_splat(p0);
+            lo0 = dotAcc(lo0, low, s0);
+            hi0 = dotAcc(hi0, high, s0);
+            const s1 = v128.load32_splat(p1);
+            lo1 = dotAcc(lo1, low, s1);
+            hi1 = dotAcc(hi1, high, s1);
           }
-          isum0 = q4kScaled(isum0, lo0, hi0, x, c);
-          isum1 = q4kScaled(isum1, lo1, hi1, x, c);
+          const scale = v128.load8x8_u(scales);
+          isum0 = i32x4.add(isum0, scaledRowTotals(lo0, scale, true));
+          isum1 = i32x4.add(isum1, scaledRowTotals(hi0, scale, false));
+          isum2 = i32x4.add(isum2, scaledRowTotals(lo1, scale, true));
+          isum3 = i32x4.add(isum3, scaledRowTotals(hi1, scale, false));
         }
-        acc0 = q4kFinish(acc0, isum0, x, y0);
-        acc1 = q4kFinish(acc1, isum1, x, y1);
+        const sums0 = q8kSubBlockSums(y0), dy0 = v128.load32_splat(y0);
+        const sums1 = q8kSubBlockSums(y1), dy1 = v128.load32_splat(y1);
+        acc0 = q4kFinish(acc0, isum0, x, 0, sums0, dy0);
+        acc1 = q4kFinish(acc1, isum1, x, 1, sums0, dy0);
+        acc2 = q4kFinish(acc2, isum2, x, 0, sums1, dy1);
+        acc3 = q4kFinish(acc3, isum3, x, 1, sums1, dy1);
       }
       v128.store(o + t * stride, acc0);
-      v128.store(o + (t + 1) * stride, acc1);
+      v128.store(o + t * stride, acc1, 16);
+      v128.store(o + (t + 1) * stride, acc2);
+      v128.store(o + (t + 1) * stride, acc3, 16);
     }
-    for (; t < <usize>tokens; t++) {
-      let acc = f32x4.splat(0);
+    if (t < <usize>tokens) {
+      let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
       for (let b: usize = 0; b < blocks; b++) {
-        const x = w + b * Q4_KX4_BLOCK;
+        const x = w + b * Q4_KX8_BLOCK;
         const y = acts + t * tokenBytes + b * Q8_K_BYTES;
-        let isum = i32x4.splat(0);
-        for (let c: usize = 0; c < 4; c++) {
-          const q = x + Q4_K_NIBBLES + 128 * c;
-          const yc = y + 4 + 64 * c;
-          let lo = v128.splat<i32>(0);
-          let hi = v128.splat<i32>(0);
-          for (let pq = q, py = yc; pq < q + 128; pq += 32, py += 8) {
-            const p = v128.load(pq);
-            lo = q4kLow(lo, p, py, 0, mask);
-            hi = q4kHigh(hi, p, py, 0, mask);
-            const r = v128.load(pq, 16);
-            lo = q4kLow(lo, r, py, 1, mask);
-            hi = q4kHigh(hi, r, py, 1, mask);
+        let isum0 = i32x4.splat(0), isum1 = i32x4.splat(0);
+        for (let q = x + Q4_K_NIBBLES, py = y + 4, scales = x + Q4_K_SCALES; scales < x + Q4_K_MINS; scales += 8) {
+          let lo = v128.splat<i32>(0), hi = v128.splat<i32>(0);
+          // two chunks a pass, stepping the pointers on rather than indexing them
+          for (const chunksEnd = q + 128; q < chunksEnd; q += 32, py += 8) {
+            const p = v128.load(q);
+            const s = v128.load32_splat(py);
+            lo = dotAcc(lo, v128.and(p, mask), s);
+            hi = dotAcc(hi, highNibbles(p, mask), s);
+            const r = v128.load(q, 16);
+            const u = v128.load32_splat(py, 4);
+            lo = dotAcc(lo, v128.and(r, mask), u);
+            hi = dotAcc(hi, highNibbles(r, mask), u);
           }
-          isum = q4kScaled(isum, lo, hi, x, c);
+          const scale = v128.load8x8_u(scales);
+          isum0 = i32x4.add(isum0, scaledRowTotals(lo, scale, true));
+          isum1 = i32x4.add(isum1, scaledRowTotals(hi, scale, false));
         }
-        acc = q4kFinish(acc, isum, x, y);
+        const sums = q8kSubBlockSums(y), dy = v128.load32_splat(y);
+        acc0 = q4kFinish(acc0, isum0, x, 0, sums, dy);
+        acc1 = q4kFinish(acc1, isum1, x, 1, sums, dy);
       }
-      v128.store(o + t * stride, acc);
+      v128.store(o + t * stride, acc0);
+      v128.store(o + t * stride, acc1, 16);
     }
   }
 }

@@ -11,7 +11,7 @@ import { add_rows_range, gelu_mul_range, scale_range, silu_mul_range } from "./a
 import { attend_range } from "./attention";
 import { store_halves_range } from "./kv";
 import { rope_range } from "./rope";
-import { gemm_q4_0x16, gemm_q4_kx4, gemm_q6_kx4, quantize_q8_0_record_blocks } from "./interleaved";
+import { gemm_q4_0x16, gemm_q4_kx8, gemm_q6_kx4, quantize_q8_0_record_blocks } from "./interleaved";
 import { quantize_q8_k_blocks } from "./matvec";
 import { rms_norm_rows } from "./norm";
 import { gemm_q8_0x16, quantize_q8_0_split_blocks } from "./q8_0";
@@ -24,7 +24,7 @@ const S_UNITS = 7, S_CHUNK = 8, S_COUNTER = 9, S_BARRIER = 10;
  * Kernel codes: their indices in KERNEL_NAMES (src/backend/wasm/kernels.ts), which the host writes. Only
  * the kernels of a decoder layer (norms, products, attention, scaling, residual adds) can run as a stage.
  */
-const GEMM_Q8_0X16 = 9, GEMM_Q4_0X16 = 10, GEMM_Q4_KX4 = 11, GEMM_Q6_KX4 = 12;
+const GEMM_Q8_0X16 = 9, GEMM_Q4_0X16 = 10, GEMM_Q4_KX8 = 11, GEMM_Q6_KX4 = 12;
 const ATTEND = 16, RMS_NORM = 17, QUANTIZE_Q8_K = 18, QUANTIZE_Q8_0_SPLIT = 19, QUANTIZE_Q8_0_RECORDS = 20;
 const GELU_MUL = 21, SILU_MUL = 23, ROPE = 25, STORE_HALVES = 26, ADD_ROWS = 27, SCALE = 28;
 
@@ -43,7 +43,7 @@ function callStage(stage: usize, first: i32, end: i32, part: i32): void {
   switch (word(stage, S_KERNEL)) {
     case GEMM_Q8_0X16: gemm_q8_0x16(weights, first, end, activations, n, out, tokens, outStride); break;
     case GEMM_Q4_0X16: gemm_q4_0x16(weights, first, end, activations, n, out, tokens, outStride, part); break;
-    case GEMM_Q4_KX4: gemm_q4_kx4(weights, first, end, activations, n, out, tokens, outStride); break;
+    case GEMM_Q4_KX8: gemm_q4_kx8(weights, first, end, activations, n, out, tokens, outStride); break;
     case GEMM_Q6_KX4: gemm_q6_kx4(weights, first, end, activations, n, out, tokens, outStride, part); break;
     case QUANTIZE_Q8_K: quantize_q8_k_blocks(weights, first, end, activations, n, out, tokens, outStride); break;
     case QUANTIZE_Q8_0_SPLIT: quantize_q8_0_split_blocks(weights, first, end, activations, n, out, tokens, outStride); break;

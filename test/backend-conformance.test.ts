@@ -656,14 +656,17 @@ describe("the WASM kernels against their scalar twins", () => {
     single.dispose();
   });
   for (const type of [GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q6_K]) {
-    it(`${ggmlTypeName(type)} interleaved matmul (rows in fours) is bit-identical to the blockwise twin, on its first call and after`, () => {
+    it(`${ggmlTypeName(type)} interleaved matmul (rows in groups) is bit-identical to the blockwise twin, on its first call and after`, () => {
       const format = quantFormat(type);
       const activation = quantFormat(format.dotType);
-      // single tokens over 28 rows take every pass width of the four-row layouts (4 or 2 row groups, then 1);
-      // the last batch is long enough that quantizing it also splits across threads; weights of 1e-5 have
-      // subnormal f16 scales. Q4_0 and Q8_0 group sixteen rows; Q4_0 batches of 48 tokens or more split the
-      // nibbles into each thread's scratch first (ending in passes of three, two and four tokens).
-      const shapes = format.blockSize === 256
+      // single tokens over 28 rows take every pass width of Q6_K's four-row layout (2 row groups, then 1);
+      // Q4_K groups eight rows, and odd batches end in a token alone; the last batch is long enough that
+      // quantizing it also splits across threads; weights of 1e-5 have subnormal f16 scales. Q4_0 and Q8_0
+      // group sixteen rows; Q4_0 batches of 48 tokens or more split the nibbles into each thread's scratch
+      // first (ending in passes of three, two and four tokens).
+      const shapes = type === GgmlType.Q4_K
+        ? [[256, 8, 1], [512, 24, 1], [256, 8, 5], [1024, 16, 2], [2048, 16, 9], [2048, 8, 40], [512, 16, 1, 1e-5], [256, 8, 3, 1e-5]]
+        : format.blockSize === 256
         ? [[256, 4, 1], [512, 28, 1], [256, 8, 5], [1024, 12, 2], [2048, 16, 9], [2048, 8, 40], [512, 16, 1, 1e-5]]
         : [[32, 16, 1], [512, 48, 1], [256, 32, 5], [1024, 16, 2], [2048, 16, 9], [2048, 32, 40], [512, 16, 1, 1e-5], [256, 16, 4, 1e-5], [512, 64, 48], [256, 32, 50], [512, 64, 49]];
       const check = (w: Weight, tokens: number, label: string): void => {

@@ -10,7 +10,7 @@ import v8 from "node:v8";
  */
 export const KERNEL_NAMES = [
   "matvec_q4_0", "matvec_q5_0", "matvec_q4_1", "matvec_q5_1", "matvec_q2_k", "matvec_q3_k", "matvec_q4_k", "matvec_q5_k", "matvec_q6_k",
-  "gemm_q8_0x16", "gemm_q4_0x16", "gemm_q4_kx4", "gemm_q6_kx4",
+  "gemm_q8_0x16", "gemm_q4_0x16", "gemm_q4_kx8", "gemm_q6_kx4",
   "matmul_f32", "matmul_f16", "matmul_bf16",
   "attend_range", "rms_norm_rows", "quantize_q8_k_blocks", "quantize_q8_0_split_blocks", "quantize_q8_0_record_blocks",
   "gelu_mul_range", "softcap_range", "silu_mul_range", "run_stages", "rope_range", "store_halves_range", "add_rows_range", "scale_range",
@@ -28,7 +28,7 @@ export const KERNEL_INDEX: Readonly<Record<KernelName, number>> = Object.fromEnt
 export type RangeKernel = (weights: number, first: number, end: number, activations: number, n: number, out: number, tokens: number, outStride: number, part: number) => void;
 
 /** The repack routines of kernels/interleaved.ts and q8_0.ts: standard rows (a multiple of the group) → interleaved groups. */
-export const REPACK_NAMES = ["repack_q8_0x16", "repack_q4_0x16", "repack_q4_kx4", "repack_q6_kx4"] as const;
+export const REPACK_NAMES = ["repack_q8_0x16", "repack_q4_0x16", "repack_q4_kx8", "repack_q6_kx4"] as const;
 export type RepackName = (typeof REPACK_NAMES)[number];
 export type Repack = (src: number, dst: number, rows: number, n: number) => void;
 

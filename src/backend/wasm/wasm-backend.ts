@@ -72,7 +72,7 @@ const Q8_K_ROWS: ActivationLayout = { quantize: "quantize_q8_k_blocks", blockSiz
 const BATCHED: Partial<Record<GgmlType, BatchedKernel>> = {
   [GgmlType.Q8_0]: { layout: { repack: "repack_q8_0x16", rows: 16, blockSize: 32, groupBytesPerBlock: 544 }, activations: Q8_0_SPLIT, gemm: "gemm_q8_0x16" },
   [GgmlType.Q4_0]: { layout: { repack: "repack_q4_0x16", rows: 16, blockSize: 32, groupBytesPerBlock: 288 }, activations: Q8_0_RECORDS, gemm: "gemm_q4_0x16", threadBytesPerBlock: 256 },
-  [GgmlType.Q4_K]: { layout: { repack: "repack_q4_kx4", rows: 4, blockSize: 256, groupBytesPerBlock: 592 }, activations: Q8_K_ROWS, gemm: "gemm_q4_kx4" },
+  [GgmlType.Q4_K]: { layout: { repack: "repack_q4_kx8", rows: 8, blockSize: 256, groupBytesPerBlock: 1184 }, activations: Q8_K_ROWS, gemm: "gemm_q4_kx8" },
   [GgmlType.Q6_K]: { layout: { repack: "repack_q6_kx4", rows: 4, blockSize: 256, groupBytesPerBlock: 840 }, activations: Q8_K_ROWS, gemm: "gemm_q6_kx4", threadBytesPerBlock: 1104 },
 };
 /** Where a weight lives: a bank (one of the kernels' memories) and a byte offset in it. */
