@@ -580,21 +580,50 @@ export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
   return v128.or(v128.or(low, middle), high);
 }
 
-/** The four chunks of a sub-block's levels (0 … 63) · the activations y0 … y3, one i32 per row. */
+/**
+ * The four chunks of a sub-block's levels (0 … 63) · the activations y0 … y3, times the sub-block's scale
+ * of each row, one i32 per row. `scales` holds them as i16 pairs, each row's scale in both of its lanes
+ * (q6kScalePairs): under relaxed SIMD each dotPair's i16 sums (two pair sums of 63·128 a lane at most)
+ * meet them in one pair dot, which also sums the row's lanes.
+ */
 // @ts-ignore: decorator
-@inline function q6kDots(c0: v128, c1: v128, c2: v128, c3: v128, y0: v128, y1: v128, y2: v128, y3: v128): v128 {
-  // levels up to 63: two i16 pair sums per lane at most before widening
-  return i32x4.add(rowTotals(dotPair(c0, y0, c1, y1)), rowTotals(dotPair(c2, y2, c3, y3)));
+@inline function q6kDots(c0: v128, c1: v128, c2: v128, c3: v128, y0: v128, y1: v128, y2: v128, y3: v128, scales: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.add(i32x4.dot_i16x8_s(dotPair(c0, y0, c1, y1), scales), i32x4.dot_i16x8_s(dotPair(c2, y2, c3, y3), scales));
+  return i32x4.mul(i32x4.add(dotPair(c0, y0, c1, y1), dotPair(c2, y2, c3, y3)), i32x4.shr_s(scales, 16));
+}
+
+/** Sub-block s's scales of four rows, bytes [sub-block][row] at `scales`, as i16 pairs: each row's in both lanes. */
+// @ts-ignore: decorator
+@inline function q6kScalePairs(scales: usize): v128 {
+  const wide = i16x8.extend_low_i8x16_s(v128.load32_zero(scales));
+  return v128.shuffle<i16>(wide, wide, 0, 0, 1, 1, 2, 2, 3, 3);
+}
+
+/**
+ * Where a super-block's integer sums start, one i32 per row: −32 · Σ over its sixteen sub-blocks of
+ * scale · (Σy of the sub-block), the levels' offset of 32 taken off once a super-block. Its scales are at
+ * `scales` ([sub-block][row]) and the activations' sub-block sums at `sums` (Q8_K's bsums); two
+ * sub-blocks a pair dot.
+ */
+// @ts-ignore: decorator
+@inline function q6kStart(scales: usize, sums: usize): v128 {
+  let total = i32x4.splat(0);
+  for (let s: usize = 0; s < 64; s += 8) {
+    const wide = v128.load8x8_s(scales + s);
+    const pairs = v128.shuffle<i16>(wide, wide, 0, 4, 1, 5, 2, 6, 3, 7);
+    total = i32x4.add(total, i32x4.dot_i16x8_s(pairs, v128.load32_splat(sums + (s >> 1))));
+  }
+  return i32x4.neg(i32x4.shl(total, 5));
 }
 
 /** q6kLevels for a packed super-block's sub-block whose 48 bytes of levels are at p. */
 // @ts-ignore: decorator
-@inline function q6kPackedLevels(p: usize, y0: v128, y1: v128, y2: v128, y3: v128): v128 {
+@inline function q6kPackedLevels(p: usize, y0: v128, y1: v128, y2: v128, y3: v128, scales: v128): v128 {
   const a = v128.load(p);
   const b = v128.load(p, 16);
   const c = v128.load(p, 32);
   const six = i8x16.splat(0x3f);
-  return q6kDots(v128.and(a, six), v128.and(b, six), v128.and(c, six), q6kChunk3(a, b, c), y0, y1, y2, y3);
+  return q6kDots(v128.and(a, six), v128.and(b, six), v128.and(c, six), q6kChunk3(a, b, c), y0, y1, y2, y3, scales);
 }
 
 /** A packed super-block at x → its unpacked form at to. */
@@ -618,46 +647,34 @@ export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
 
 /** An unpacked sub-block's 16 levels (0 … 63) per row, 64 bytes at q, · the activations y0 … y3. */
 // @ts-ignore: decorator
-@inline function q6kLevels(q: usize, y0: v128, y1: v128, y2: v128, y3: v128): v128 {
-  return q6kDots(v128.load(q), v128.load(q, 16), v128.load(q, 32), v128.load(q, 48), y0, y1, y2, y3);
-}
-
-/** isum + scale_s · (levels − 32·Σy), the sub-block's contribution for four rows. */
-// @ts-ignore: decorator
-@inline function q6kScaled(isum: v128, levels: v128, bias: v128, scales: usize): v128 {
-  const scale = i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(scales)));
-  return i32x4.add(isum, i32x4.mul(i32x4.sub(levels, bias), scale));
+@inline function q6kLevels(q: usize, y0: v128, y1: v128, y2: v128, y3: v128, scales: v128): v128 {
+  return q6kDots(v128.load(q), v128.load(q, 16), v128.load(q, 32), v128.load(q, 48), y0, y1, y2, y3, scales);
 }
 
 /** Σ scale·(q − 32)·y over one unpacked Q6_Kx4 super-block for four rows, fused into acc. */
 // @ts-ignore: decorator
 @inline function q6kSuperBlock(x: usize, y: usize, acc: v128): v128 {
-  let isum = i32x4.splat(0);
-  // sub-blocks by stepping pointers: levels, activations, their sums and the scales
-  let q = x + UNPACKED_LEVELS, ys = y + 4, sums = y + 260, scales = x + UNPACKED_SCALES;
-  for (; ys < y + 260; q += 64, ys += 16, sums += 2, scales += 4) {
-    const levels = q6kLevels(q, v128.load32_splat(ys), v128.load32_splat(ys, 4), v128.load32_splat(ys, 8), v128.load32_splat(ys, 12));
-    isum = q6kScaled(isum, levels, i32x4.splat(<i32>load<i16>(sums) << 5), scales);
+  let isum = q6kStart(x + UNPACKED_SCALES, y + 260);
+  // sub-blocks by stepping pointers: levels, activations and the scales
+  for (let q = x + UNPACKED_LEVELS, ys = y + 4, scales = x + UNPACKED_SCALES; ys < y + 260; q += 64, ys += 16, scales += 4) {
+    const levels = q6kLevels(q, v128.load32_splat(ys), v128.load32_splat(ys, 4), v128.load32_splat(ys, 8), v128.load32_splat(ys, 12), q6kScalePairs(scales));
+    isum = i32x4.add(isum, levels);
   }
   return fuseLanes(acc, isum, f32x4.mul(v128.load(x), v128.load32_splat(y)));
 }
 
-/**
- * isum + a sub-block's contribution, from a packed super-block's levels at p and scale at scales, with its
- * activations at ys and their sum at sums (Q8_K).
- */
+/** isum + a packed super-block's sub-block: its levels at p and scales at `scales`, its activations at ys. */
 // @ts-ignore: decorator
-@inline function q6kPackedStep(isum: v128, p: usize, scales: usize, ys: usize, sums: usize): v128 {
-  const levels = q6kPackedLevels(p, v128.load32_splat(ys), v128.load32_splat(ys, 4), v128.load32_splat(ys, 8), v128.load32_splat(ys, 12));
-  return q6kScaled(isum, levels, i32x4.splat(<i32>load<i16>(sums) << 5), scales);
+@inline function q6kPackedStep(isum: v128, p: usize, scales: usize, ys: usize): v128 {
+  const levels = q6kPackedLevels(p, v128.load32_splat(ys), v128.load32_splat(ys, 4), v128.load32_splat(ys, 8), v128.load32_splat(ys, 12), q6kScalePairs(scales));
+  return i32x4.add(isum, levels);
 }
 
 /** q6kSuperBlock over a packed super-block. */
 // @ts-ignore: decorator
 @inline function q6kPackedSuperBlock(x: usize, y: usize, acc: v128): v128 {
-  let isum = i32x4.splat(0);
-  let p = x + Q6_K_LEVELS, scales = x + Q6_K_SCALES, ys = y + 4, sums = y + 260;
-  for (; ys < y + 260; p += 48, scales += 4, ys += 16, sums += 2) isum = q6kPackedStep(isum, p, scales, ys, sums);
+  let isum = q6kStart(x + Q6_K_SCALES, y + 260);
+  for (let p = x + Q6_K_LEVELS, scales = x + Q6_K_SCALES, ys = y + 4; ys < y + 260; p += 48, scales += 4, ys += 16) isum = q6kPackedStep(isum, p, scales, ys);
   return fuseLanes(acc, isum, f32x4.mul(halves4(x), v128.load32_splat(y)));
 }
 
@@ -672,28 +689,8 @@ export function gemm_q6_kx4(weights: usize, first: i32, end: i32, acts: usize, n
   const stride = <usize>outStride << 2;
   let g = <usize>first;
   if (tokens == 1) {
-    // two row groups a pass, so each activation line serves eight rows
-    for (; g + 2 <= <usize>end; g += 2) {
-      let acc0 = f32x4.splat(0);
-      let acc1 = f32x4.splat(0);
-      for (let b: usize = 0; b < blocks; b++) {
-        const x0 = weights + g * groupBytes + b * Q6_KX4_BLOCK;
-        const x1 = x0 + groupBytes;
-        const y = acts + b * Q8_K_BYTES;
-        let isum0 = i32x4.splat(0);
-        let isum1 = i32x4.splat(0);
-        let p = x0 + Q6_K_LEVELS, scales = x0 + Q6_K_SCALES, ys = y + 4, sums = y + 260;
-        for (; ys < y + 260; p += 48, scales += 4, ys += 16, sums += 2) {
-          isum0 = q6kPackedStep(isum0, p, scales, ys, sums);
-          isum1 = q6kPackedStep(isum1, p + groupBytes, scales + groupBytes, ys, sums);
-        }
-        const dy = v128.load32_splat(y);
-        acc0 = fuseLanes(acc0, isum0, f32x4.mul(halves4(x0), dy));
-        acc1 = fuseLanes(acc1, isum1, f32x4.mul(halves4(x1), dy));
-      }
-      v128.store(out + (g << 4), acc0);
-      v128.store(out + (g << 4), acc1, 16);
-    }
+    // one row group a pass: with two, each activation broadcast served eight rows, but the two streams of
+    // weights ran at 0.76× one from memory (single thread, 32768 rows, same outputs)
     for (; g < <usize>end; g++) {
       let acc = f32x4.splat(0);
       const w = weights + g * groupBytes;

@@ -659,8 +659,7 @@ describe("the WASM kernels against their scalar twins", () => {
     it(`${ggmlTypeName(type)} interleaved matmul (rows in groups) is bit-identical to the blockwise twin, on its first call and after`, () => {
       const format = quantFormat(type);
       const activation = quantFormat(format.dotType);
-      // single tokens over 28 rows take every pass width of Q6_K's four-row layout (2 row groups, then 1);
-      // Q4_K groups eight rows, and odd batches end in a token alone; the last batch is long enough that
+      // Q6_K groups four rows and Q4_K eight, whose odd batches end in a token alone; the last batch is long enough that
       // quantizing it also splits across threads; weights of 1e-5 have subnormal f16 scales. Q4_0 and Q8_0
       // group sixteen rows; Q4_0 batches of 48 tokens or more split the nibbles into each thread's scratch
       // first (ending in passes of three, two and four tokens).
