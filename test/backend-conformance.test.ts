@@ -659,10 +659,11 @@ describe("the WASM kernels against their scalar twins", () => {
     it(`${ggmlTypeName(type)} interleaved matmul (rows in groups) is bit-identical to the blockwise twin, on its first call and after`, () => {
       const format = quantFormat(type);
       const activation = quantFormat(format.dotType);
-      // Q6_K groups four rows and Q4_K eight, whose odd batches end in a token alone; the last batch is long enough that
-      // quantizing it also splits across threads; weights of 1e-5 have subnormal f16 scales. Q4_0 and Q8_0
-      // group sixteen rows; Q4_0 batches of 48 tokens or more split the nibbles into each thread's scratch
-      // first (ending in passes of three, two and four tokens).
+      // Q6_K groups four rows and Q4_K eight, whose batches go three tokens a pass, ending in two or one
+      // (5, 9, 40 and 3 tokens here); the last batch is long enough that quantizing it also splits across
+      // threads; weights of 1e-5 have subnormal f16 scales. Q4_0 and Q8_0 group sixteen rows; Q4_0 batches
+      // of 48 tokens or more split the nibbles into each thread's scratch first (ending in passes of three,
+      // two and four tokens).
       const shapes = type === GgmlType.Q4_K
         ? [[256, 8, 1], [512, 24, 1], [256, 8, 5], [1024, 16, 2], [2048, 16, 9], [2048, 8, 40], [512, 16, 1, 1e-5], [256, 8, 3, 1e-5]]
         : format.blockSize === 256
