@@ -360,19 +360,11 @@ const Q8_K_BYTES: usize = 292;
     : (<u32>load<u8>(p + j + 4) & 0xf) | ((<u32>load<u8>(p + j - 4) >> 6) << 4);
 }
 
-/** Nibble i (0 … 255 in element order) of the standard Q4_K block whose nibbles start at qs. */
-// @ts-ignore: decorator
-@inline function q4kLevel(qs: usize, i: usize): u32 {
-  const byte = <u32>load<u8>(qs + 32 * (i >> 6) + (i & 31));
-  return (i & 32) != 0 ? byte >> 4 : byte & 0xf;
-}
-
 export function repack_q4_kx8(src: usize, dst: usize, rows: i32, n: i32): void {
   const blocks = <usize>(n / 256);
   for (let g: usize = 0; g < <usize>(rows >> 3); g++) {
     for (let b: usize = 0; b < blocks; b++) {
       const to = dst + (g * blocks + b) * Q4_KX8_BLOCK;
-      memory.fill(to + Q4_K_NIBBLES, 0, Q4_KX8_BLOCK - Q4_K_NIBBLES);
       for (let r: usize = 0; r < 8; r++) {
         const from = src + ((g * 8 + r) * blocks + b) * 144;
         store<u16>(to + (r << 1), load<u16>(from));
@@ -381,10 +373,20 @@ export function repack_q4_kx8(src: usize, dst: usize, rows: i32, n: i32): void {
           store<u8>(to + Q4_K_SCALES + 8 * j + r, <u8>k4Field(from + 4, j, false));
           store<u8>(to + Q4_K_MINS + 16 * (j >> 1) + 2 * r + (j & 1), <u8>k4Field(from + 4, j, true));
         }
-        const shift = r < 4 ? 0 : 4;
-        for (let i: usize = 0; i < 256; i++) {
-          const at = to + Q4_K_NIBBLES + 128 * (i >> 5) + 16 * ((i & 31) >> 2) + 4 * (r & 3) + (i & 3);
-          store<u8>(at, load<u8>(at) | <u8>(q4kLevel(from + 16, i) << shift));
+      }
+      // sub-block j's chunk k, rows r and r + 4: the file keeps elements 4k … 4k + 3 of sub-block j in bytes
+      // 32·(j >> 1) + 4k … of each row, in the low nibbles for even j and the high ones for odd j
+      for (let r: usize = 0; r < 4; r++) {
+        const low = src + ((g * 8 + r) * blocks + b) * 144 + 16;
+        const high = low + 4 * blocks * 144;
+        for (let j: usize = 0; j < 8; j++) {
+          const shift = <u32>(4 * (j & 1));
+          for (let k: usize = 0; k < 8; k++) {
+            const at = 32 * (j >> 1) + 4 * k;
+            const lowLevels = (load<u32>(low + at) >> shift) & 0x0f0f0f0f;
+            const highLevels = (load<u32>(high + at) >> shift) & 0x0f0f0f0f;
+            store<u32>(to + Q4_K_NIBBLES + 128 * j + 16 * k + 4 * r, lowLevels | (highLevels << 4));
+          }
         }
       }
     }
@@ -579,30 +581,35 @@ export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
   for (let g: usize = 0; g < <usize>(rows >> 2); g++) {
     for (let b: usize = 0; b < blocks; b++) {
       const to = dst + (g * blocks + b) * Q6_KX4_BLOCK;
-      memory.fill(to, 0, Q6_KX4_BLOCK);
       for (let r: usize = 0; r < 4; r++) {
         const from = src + ((g * 4 + r) * blocks + b) * 210;
         store<u16>(to + (r << 1), load<u16>(from + 208));
         for (let s: usize = 0; s < 16; s++) store<u8>(to + Q6_K_SCALES + 4 * s + r, load<u8>(from + 192 + s));
-        for (let e: usize = 0; e < 256; e++) {
-          const half = e >> 7;
-          const quarter = (e & 127) >> 5;
-          const l = e & 31;
-          const ql = <u32>load<u8>(from + 64 * half + l + ((quarter & 1) != 0 ? 32 : 0));
-          const low = quarter < 2 ? ql & 0xf : ql >> 4;
-          const high = (<u32>load<u8>(from + 128 + 32 * half + l) >> <u32>(2 * quarter)) & 3;
-          const level = low | (high << 4);
-          const chunk = (e & 15) >> 2;
-          const at = to + Q6_K_LEVELS + 48 * (e >> 4) + 4 * r + (e & 3);
-          if (chunk < 3) {
-            store<u8>(at + 16 * chunk, load<u8>(at + 16 * chunk) | <u8>level);
-          } else {
-            for (let part: usize = 0; part < 3; part++) store<u8>(at + 16 * part, load<u8>(at + 16 * part) | <u8>(((level >> <u32>(2 * part)) & 3) << 6));
-          }
+        for (let s: usize = 0; s < 16; s++) {
+          const c0 = q6kLevelWord(from, 16 * s), c1 = q6kLevelWord(from, 16 * s + 4), c2 = q6kLevelWord(from, 16 * s + 8);
+          const c3 = q6kLevelWord(from, 16 * s + 12);
+          const at = to + Q6_K_LEVELS + 48 * s + 4 * r;
+          store<u32>(at, c0 | ((c3 & 0x03030303) << 6));
+          store<u32>(at + 16, c1 | (((c3 >> 2) & 0x03030303) << 6));
+          store<u32>(at + 32, c2 | (((c3 >> 4) & 0x03030303) << 6));
         }
       }
     }
   }
+}
+
+/**
+ * The levels (0 … 63) of elements e … e + 3 (e a multiple of 4) of the standard Q6_K block at p, a byte
+ * each: the low four bits from ql, the top two from qh.
+ */
+// @ts-ignore: decorator
+@inline function q6kLevelWord(p: usize, e: usize): u32 {
+  const half = e >> 7;
+  const quarter = (e & 127) >> 5;
+  const l = e & 31;
+  const low = (load<u32>(p + 64 * half + l + 32 * (quarter & 1)) >> <u32>(quarter < 2 ? 0 : 4)) & 0x0f0f0f0f;
+  const high = (load<u32>(p + 128 + 32 * half + l) >> <u32>(2 * quarter)) & 0x03030303;
+  return low | (high << 4);
 }
 
 /** Chunk 3 of a packed sub-block, from the top bit pairs of the vectors a, b and c that hold chunks 0, 1 and 2. */
