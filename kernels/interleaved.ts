@@ -320,18 +320,17 @@ export function gemm_q4_0x16(weights: usize, first: i32, end: i32, acts: usize, 
       hi3 = q4Finish(hi3, h3, dHigh, y + 3 * RECORD);
     }
   }
-  v128.store(o, lo0);
-  v128.store(o, hi0, 16);
-  v128.store(o + stride, lo1);
-  v128.store(o + stride, hi1, 16);
-  if (count > 2) {
-    v128.store(o + 2 * stride, lo2);
-    v128.store(o + 2 * stride, hi2, 16);
-  }
-  if (count > 3) {
-    v128.store(o + 3 * stride, lo3);
-    v128.store(o + 3 * stride, hi3, 16);
-  }
+  storeEight(o, lo0, hi0);
+  storeEight(o + stride, lo1, hi1);
+  if (count > 2) storeEight(o + 2 * stride, lo2, hi2);
+  if (count > 3) storeEight(o + 3 * stride, lo3, hi3);
+}
+
+/** Eight rows' outputs for one token: rows 0–3 (low) and 4–7 (high) at o. */
+// @ts-ignore: decorator
+@inline function storeEight(o: usize, low: v128, high: v128): void {
+  v128.store(o, low);
+  v128.store(o, high, 16);
 }
 
 // ---- Q4_K against standard Q8_K activations (d f32 | qs[256] | bsums[16] i16, 292 bytes a block) ----
@@ -495,14 +494,9 @@ export function repack_q4_kx8(src: usize, dst: usize, rows: i32, n: i32): void {
       acc5 = q4kFinish(acc5, isum5, x, 1, sums, dy);
     }
   }
-  v128.store(o, acc0);
-  v128.store(o, acc1, 16);
-  v128.store(o + stride, acc2);
-  v128.store(o + stride, acc3, 16);
-  if (count > 2) {
-    v128.store(o + 2 * stride, acc4);
-    v128.store(o + 2 * stride, acc5, 16);
-  }
+  storeEight(o, acc0, acc1);
+  storeEight(o + stride, acc2, acc3);
+  if (count > 2) storeEight(o + 2 * stride, acc4, acc5);
 }
 
 /**
@@ -551,8 +545,7 @@ export function gemm_q4_kx8(weights: usize, first: i32, end: i32, acts: usize, n
         acc0 = q4kFinish(acc0, isum0, x, 0, sums, dy);
         acc1 = q4kFinish(acc1, isum1, x, 1, sums, dy);
       }
-      v128.store(o + t * stride, acc0);
-      v128.store(o + t * stride, acc1, 16);
+      storeEight(o + t * stride, acc0, acc1);
     }
   }
 }
