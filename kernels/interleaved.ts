@@ -642,11 +642,20 @@ export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
 // @ts-ignore: decorator
 @inline function q6kStart(scales: usize, sums: usize): v128 {
   let total = i32x4.splat(0);
-  for (let s: usize = 0; s < 64; s += 8) {
-    const wide = v128.load8x8_s(scales + s);
-    const pairs = v128.shuffle<i16>(wide, wide, 0, 4, 1, 5, 2, 6, 3, 7);
-    total = i32x4.add(total, i32x4.dot_i16x8_s(pairs, v128.load32_splat(sums + (s >> 1))));
-  }
+  for (let s: usize = 0; s < 64; s += 8) total = i32x4.add(total, i32x4.dot_i16x8_s(q6kOffsetPairs(scales + s), v128.load32_splat(sums + (s >> 1))));
+  return q6kStartOf(total);
+}
+
+/** Two sub-blocks' scales of four rows (bytes [sub-block][row] at p) as i16 pairs, each row's two side by side. */
+// @ts-ignore: decorator
+@inline function q6kOffsetPairs(p: usize): v128 {
+  const wide = v128.load8x8_s(p);
+  return v128.shuffle<i16>(wide, wide, 0, 4, 1, 5, 2, 6, 3, 7);
+}
+
+/** −32 times a super-block's Σ scale · (Σy of the sub-block): where its integer sums start. */
+// @ts-ignore: decorator
+@inline function q6kStartOf(total: v128): v128 {
   return i32x4.neg(i32x4.shl(total, 5));
 }
 
@@ -694,8 +703,15 @@ export function repack_q6_kx4(src: usize, dst: usize, rows: i32, n: i32): void {
     const x = prepared + b * Q6_KX4_UNPACKED;
     const y0 = y + b * Q8_K_BYTES;
     const y1 = y0 + tokenBytes;
-    let isum0 = q6kStart(x + UNPACKED_SCALES, y0 + 260);
-    let isum1 = count > 1 ? q6kStart(x + UNPACKED_SCALES, y1 + 260) : zero;
+    // both tokens' starts (q6kStart), each pair of sub-blocks' scales widened once for them
+    let isum0 = zero, isum1 = zero;
+    for (let s: usize = 0; s < 64; s += 8) {
+      const pairs = q6kOffsetPairs(x + UNPACKED_SCALES + s);
+      isum0 = i32x4.add(isum0, i32x4.dot_i16x8_s(pairs, v128.load32_splat(y0 + 260 + (s >> 1))));
+      if (count > 1) isum1 = i32x4.add(isum1, i32x4.dot_i16x8_s(pairs, v128.load32_splat(y1 + 260 + (s >> 1))));
+    }
+    isum0 = q6kStartOf(isum0);
+    isum1 = q6kStartOf(isum1);
     // sub-blocks by stepping pointers: levels, the scales, the first token's activations
     for (let q = x + UNPACKED_LEVELS, scales = x + UNPACKED_SCALES, ys = y0 + 4; ys < y0 + 260; q += 64, scales += 4, ys += 16) {
       const c0 = v128.load(q), c1 = v128.load(q, 16), c2 = v128.load(q, 32), c3 = v128.load(q, 48);
