@@ -42,10 +42,12 @@ const RECORD_BIAS: usize = 36;
 /**
  * Batches of at least this many tokens split each half of a row group once, into the calling thread's
  * scratch (Q4_0_SPLIT_BLOCK bytes a block, past the records), and every pass then loads its nibbles split.
- * A/B single thread, same outputs: 1.01–1.06× at 48 to 512 tokens (2048 and 5632 columns); with the split
- * at every size, 0.98–0.99× at 24 tokens, 0.93× at 8 and 0.76× at 3, where too few passes share it.
+ * A/B single thread pinned to one core, same outputs, against splitting from 48 tokens: 1.02–1.06× at 16
+ * to 24 tokens and 1.06–1.09× at 32 to 47 (2048 columns), 1.02× at 16 and 1.06–1.08× at 32 to 47 (5632
+ * columns). Splitting from 12 tokens was 0.99× at 12 on 5632 columns; at 8 and fewer, too few passes
+ * share the split and it loses (0.84–0.98× at 8).
  */
-const SPLIT_FROM_TOKENS = 48;
+const SPLIT_FROM_TOKENS = 16;
 /** A block's half split: chunk k's low nibbles at 32k, its high nibbles at 32k + 16. */
 const Q4_0_SPLIT_BLOCK: usize = 256;
 

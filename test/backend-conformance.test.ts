@@ -662,13 +662,13 @@ describe("the WASM kernels against their scalar twins", () => {
       // Q6_K groups four rows and Q4_K eight, whose batches go three tokens a pass, ending in two or one
       // (5, 9, 40 and 3 tokens here); the last batch is long enough that quantizing it also splits across
       // threads; weights of 1e-5 have subnormal f16 scales. Q4_0 and Q8_0 group sixteen rows; Q4_0 batches
-      // of 48 tokens or more split the nibbles into each thread's scratch first (ending in passes of three,
-      // two and four tokens).
+      // of 16 tokens or more (SPLIT_FROM_TOKENS) split the nibbles into each thread's scratch first (ending in
+      // passes of three, two and four tokens): 15, 16 and 17 tokens around that threshold, 40, and 48 to 50.
       const shapes = type === GgmlType.Q4_K
         ? [[256, 8, 1], [512, 24, 1], [256, 8, 5], [1024, 16, 2], [2048, 16, 9], [2048, 8, 40], [512, 16, 1, 1e-5], [256, 8, 3, 1e-5]]
         : format.blockSize === 256
         ? [[256, 4, 1], [512, 28, 1], [256, 8, 5], [1024, 12, 2], [2048, 16, 9], [2048, 8, 40], [512, 16, 1, 1e-5]]
-        : [[32, 16, 1], [512, 48, 1], [256, 32, 5], [1024, 16, 2], [2048, 16, 9], [2048, 32, 40], [512, 16, 1, 1e-5], [256, 16, 4, 1e-5], [512, 64, 48], [256, 32, 50], [512, 64, 49]];
+        : [[32, 16, 1], [512, 48, 1], [256, 32, 5], [1024, 16, 2], [2048, 16, 9], [2048, 32, 40], [512, 16, 1, 1e-5], [256, 16, 4, 1e-5], [512, 64, 48], [256, 32, 50], [512, 64, 49], [256, 16, 15], [512, 32, 16], [256, 16, 17]];
       const check = (w: Weight, tokens: number, label: string): void => {
         const [cols, rows] = [w.cols, w.rows];
         const x = randn(cols * tokens, 2);
