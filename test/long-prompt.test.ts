@@ -25,4 +25,22 @@ describe("a prompt longer than one forward pass", () => {
       file.close();
     }
   });
+
+  it("a batch over several passes gives each sequence the logits it gets alone, wherever the passes cut it", () => {
+    const { model, file } = loadModel(STORIES);
+    try {
+      const prompt = (length: number, seed: number): number[] => Array.from({ length }, (_, i) => 1 + ((i * 53 + seed * 101) % (model.vocabSize - 1)));
+      // 100 + 200 + 40 tokens: passes of 128 cut the second and the third; the third wants every token's logits
+      const prompts = [prompt(100, 1), prompt(200, 2), prompt(40, 3)];
+      const caches = prompts.map(() => model.createCache(256));
+      const batched = model.forwardBatch(prompts.map((tokens, i) => ({ tokens, cache: caches[i], allLogits: i === 2 }))).map((logits) => logits.slice());
+      assert.deepEqual(caches.map((cache) => cache.length), [100, 200, 40]);
+      prompts.forEach((tokens, i) => {
+        const alone = model.forward(tokens, model.createCache(256), { allLogits: i === 2 });
+        assert.deepEqual(batched[i], alone, `sequence ${i}`);
+      });
+    } finally {
+      file.close();
+    }
+  });
 });

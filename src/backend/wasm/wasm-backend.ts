@@ -108,6 +108,13 @@ const ELEMENT_UNIT = 1024;
  * and the host's work around each dispatch weighed as much as some of them.
  */
 const STAGED_TOKENS = 16;
+/**
+ * Up to this many tokens (a model's pass, PASS_TOKENS in src/models/llama.ts) decoder layers run as one
+ * run_stages program (decoderLayers). A prompt's pass then leaves the host only at its ends: the host's
+ * copies and dispatches between kernels had kept the worker idle for about a tenth of a 512-token pass
+ * (perf, per thread).
+ */
+const STAGED_LAYER_TOKENS = 128;
 /** i32 words of a run_stages stage (STAGE_WORDS in kernels/stages.ts). */
 const STAGE_WORDS = 12;
 
@@ -734,8 +741,8 @@ export class WasmBackend extends ScalarBackend {
   }
 
   /**
-   * Decoder layers one after another as one run_stages program, for up to STAGED_TOKENS tokens over F16
-   * caches, where every layer's products have batched kernels and it all sits in one bank: one dispatch a
+   * Decoder layers one after another as one run_stages program, for up to STAGED_LAYER_TOKENS tokens over
+   * F16 caches, where every layer's products have batched kernels and it all sits in one bank: one dispatch a
    * pass instead of four a layer and the host's norms, adds and copies between them. The host's part is
    * done for every layer before any runs (run between layers, it ran with the caches cold from each
    * layer's weights: 40 µs a layer where 5 do). Each stage is the kernel of the composed operation, so the
@@ -743,7 +750,7 @@ export class WasmBackend extends ScalarBackend {
    */
   decoderLayers(layers: readonly DecoderLayerCall[], x: Float32Array, positions: ArrayLike<number>): Float32Array | undefined {
     const tokens = positions.length;
-    if (tokens > STAGED_TOKENS || layers.length === 0) return undefined;
+    if (tokens > STAGED_LAYER_TOKENS || layers.length === 0) return undefined;
     const prepared: PreparedLayer[] = [];
     for (const { weights, segments } of layers) {
       if (segments.some(({ kv }) => (kv.type ?? "f16") !== "f16")) return undefined;
@@ -776,23 +783,35 @@ export class WasmBackend extends ScalarBackend {
       return at;
     };
     const rowBytes = tokens * d * 4;
-    const area = {
+    // a normed row is spent (quantized) before its place takes a product: one area for both
+    const normed = take(rowBytes);
+    const lasting = {
       positions: take(tokens * 4),
       rows: take(layouts[0].rowWords * 4),
+      x: take(rowBytes),
+      norm: normed,
+      product: normed,
+      inActs: take(most((_, i) => Math.max(activationBytes(prepared[i].qkv.kernels, d, tokens, threads), activationBytes(prepared[i].gateUp.kernels, d, tokens, threads)))),
+    };
+    // the attention's areas and the feed-forward part's are never in use at once: they share one stretch
+    const shared = size;
+    const attentionAreas = {
       q: take(most((_, i) => layouts[i].qBytes)),
       out: take(most((_, i) => layouts[i].qBytes)),
       work: take(threads * most((_, i) => layouts[i].partBytes)),
-      x: take(rowBytes),
-      norm: take(rowBytes),
-      product: take(rowBytes),
-      inActs: take(most((_, i) => Math.max(activationBytes(prepared[i].qkv.kernels, d, tokens, threads), activationBytes(prepared[i].gateUp.kernels, d, tokens, threads)))),
       k: take(most(({ weights }) => tokens * weights.k.rows * 4)),
       v: take(most(({ weights }) => tokens * weights.v.rows * 4)),
       attendedActs: take(most(({ weights }, i) => activationBytes(prepared[i].output.kernels, weights.output.cols, tokens, threads))),
+    };
+    const attentionEnd = size;
+    size = shared;
+    const feedForwardAreas = {
       gate: take(most(({ weights }) => tokens * weights.gate.rows * 4)),
       up: take(most(({ weights }) => tokens * weights.gate.rows * 4)),
       hiddenActs: take(most(({ weights }, i) => activationBytes(prepared[i].down.kernels, weights.down.cols, tokens, threads))),
     };
+    size = Math.max(size, attentionEnd);
+    const area = { ...lasting, ...attentionAreas, ...feedForwardAreas };
     // each layer's own: its attention parameters and its K and V rows' addresses; RoPE's tables a setting
     const params = layouts.map((layout) => take(layout.paramWords * 4));
     const tables = layers.map(() => take(16 * tokens));
