@@ -167,7 +167,9 @@ export function createDecoder({ backend, hparams, weights }: ModelContext, optio
     const parts: Float32Array[][] = sequences.map(() => []);
     for (const pass of passes) {
       const logits = forwardPass(pass.map(({ piece }) => piece));
-      pass.forEach(({ owner, piece }, i) => piece.logits && parts[owner].push(logits[i]));
+      pass.forEach(({ owner, piece }, i) => {
+        if (piece.logits) parts[owner].push(logits[i]);
+      });
     }
     return parts.map((list) => (list.length === 1 ? list[0] : joined(list)));
   }
